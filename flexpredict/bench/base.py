@@ -1,0 +1,103 @@
+"""The backend interface: what the LoadGen SUT needs from an inference engine, and the registry of backends.
+
+One small base class, one module per backend (like optuna.samplers): the SUT, the runner and the record builder know
+nothing about HTTP, subprocesses or engines, so a new engine is one new module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+
+class BenchError(RuntimeError):
+    """A benchmark failure with a one-line (or log-tail) message meant for the user, not a traceback."""
+
+
+@dataclass
+class Completion:
+    """One generated answer, with the client-side timings (time.perf_counter seconds)."""
+
+    text: str = ""
+    output_tokens: int = 0
+    prompt_tokens: int | None = None
+    start_s: float = 0.0
+    first_token_s: float | None = None
+    end_s: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class EngineInfo:
+    """What the engine tells about itself, in record terms (null when unknown)."""
+
+    engine: str | None = None
+    engine_version: str | None = None
+    framework_raw: str | None = None
+    precision: str | None = None
+    tensor_parallel: int | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    model: str | None = None
+    args: dict = field(default_factory=dict)
+    """Engine arguments as passed (for benchmark_results.json)."""
+
+
+FirstToken = Callable[[str], None]
+
+
+class Backend(ABC):
+    """An inference engine the SUT sends prompts to. `generate` is called from many threads at once."""
+
+    name: ClassVar[str]
+
+    def start(self, log_dir: Path) -> None:
+        """Bring the engine up (or check it is reachable); raise BenchError with a clear message if not."""
+
+    def stop(self) -> None:
+        """Release the engine (stop the server flexpredict started)."""
+
+    @abstractmethod
+    def generate(self, prompt: str, max_tokens: int, on_first_token: FirstToken | None = None) -> Completion:
+        """Generate one answer, calling `on_first_token(text)` as soon as the first token arrives."""
+
+    @abstractmethod
+    def info(self) -> EngineInfo:
+        """Engine name, version and knobs, for the record."""
+
+    def failure(self) -> str | None:
+        """Why the engine is gone (with its log tail), or None while it is alive or not ours to watch."""
+        return None
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+REGISTRY: dict[str, type[Backend]] = {}
+
+
+def register(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: make a backend available by its `name` (`--backend NAME`)."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def create_backend(name: str, **options) -> Backend:
+    if name not in REGISTRY:
+        raise BenchError(f"unknown backend '{name}' (known: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[name](**options)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of an engine log, for error messages."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no engine log)"
+    return "\n".join(text.strip().splitlines()[-lines:])

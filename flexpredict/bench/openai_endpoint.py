@@ -1,0 +1,135 @@
+"""Backend for any running OpenAI-compatible endpoint (`/v1/completions` with streaming).
+
+Token timings come from the server-sent events: the first event with a choice is the first token (as in vLLM's own
+`bench serve`), and the final usage event gives the exact prompt and completion token counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import requests
+
+from flexpredict.bench.base import Backend, BenchError, Completion, EngineInfo, FirstToken, register
+
+
+def api_root(endpoint: str) -> str:
+    """`http://host:port/v1` from either `http://host:port` or `http://host:port/v1`."""
+    base = endpoint.rstrip("/")
+    return base if base.endswith("/v1") else base + "/v1"
+
+
+@register
+class OpenAIEndpoint(Backend):
+    name = "openai"
+
+    def __init__(self, endpoint: str, model: str | None = None, api_key_env: str | None = None,
+                 ignore_eos: bool = False, request_timeout_s: float = 600.0):
+        self.base = api_root(endpoint)
+        self.model = model
+        self.api_key_env = api_key_env
+        self.ignore_eos = ignore_eos
+        self.request_timeout_s = request_timeout_s
+        self._local = threading.local()
+        self._served: dict = {}
+
+    def _headers(self) -> dict[str, str]:
+        if not self.api_key_env:
+            return {}
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise BenchError(f"environment variable {self.api_key_env} (API key) is not set")
+        return {"Authorization": f"Bearer {key}"}
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self._headers())
+        return session
+
+    def start(self, log_dir=None) -> None:
+        """Check the endpoint answers and serves the model (the first served model when none was named)."""
+        try:
+            resp = self._session().get(f"{self.base}/models", timeout=10)
+        except requests.RequestException as exc:
+            raise BenchError(f"endpoint {self.base} is unreachable: {_reason(exc)}") from None
+        if resp.status_code in (401, 403):
+            raise BenchError(f"endpoint {self.base} refused the API key (HTTP {resp.status_code})")
+        if resp.status_code != 200:
+            raise BenchError(f"endpoint {self.base}/models answered HTTP {resp.status_code}")
+        served = {m.get("id"): m for m in resp.json().get("data", [])}
+        if not served:
+            raise BenchError(f"endpoint {self.base} serves no model")
+        if self.model is None:
+            self.model = next(iter(served))
+        elif self.model not in served:
+            raise BenchError(f"endpoint {self.base} does not serve '{self.model}' (it serves: {', '.join(served)})")
+        self._served = served[self.model]
+
+    def generate(self, prompt: str, max_tokens: int, on_first_token: FirstToken | None = None) -> Completion:
+        body = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
+                "stream": True, "stream_options": {"include_usage": True}}
+        if self.ignore_eos:
+            body["ignore_eos"] = True  # vLLM extension: fixed output lengths for throughput runs
+        out = Completion(start_s=time.perf_counter())
+        pieces: list[str] = []
+        chunks = 0
+        try:
+            with self._session().post(f"{self.base}/completions", json=body, stream=True,
+                                      timeout=(10, self.request_timeout_s)) as resp:
+                if resp.status_code != 200:
+                    out.error = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                    out.end_s = time.perf_counter()
+                    return out
+                for line in resp.iter_lines():
+                    if not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        break
+                    event = json.loads(data)
+                    if event.get("usage"):
+                        out.prompt_tokens = event["usage"].get("prompt_tokens")
+                        out.output_tokens = event["usage"].get("completion_tokens") or 0
+                    choices = event.get("choices") or []
+                    if not choices:
+                        continue
+                    piece = choices[0].get("text") or ""
+                    if out.first_token_s is None:
+                        out.first_token_s = time.perf_counter()
+                        if on_first_token is not None:
+                            on_first_token(piece)
+                    pieces.append(piece)
+                    chunks += 1
+        except (requests.RequestException, ValueError) as exc:
+            out.error = _reason(exc)
+        out.end_s = time.perf_counter()
+        out.text = "".join(pieces)
+        out.output_tokens = out.output_tokens or chunks
+        return out
+
+    def info(self) -> EngineInfo:
+        owner = self._served.get("owned_by")
+        version = None
+        if owner == "vllm":
+            try:
+                version = self._session().get(self.base[:-3] + "/version", timeout=5).json().get("version")
+            except (requests.RequestException, ValueError):
+                version = None
+        framework = f"vLLM {version}" if owner == "vllm" and version else None
+        return EngineInfo(engine=owner if owner == "vllm" else None, engine_version=version,
+                          framework_raw=framework, model=self.model,
+                          args={"endpoint": self.base, "api_key_env": self.api_key_env})
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause of a requests error, in one line."""
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host"):
+        if marker in text:
+            return marker.lower()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,93 @@
+"""The LoadGen system under test: LoadGen issues queries, a thread pool sends them to the backend.
+
+Every query is streamed, so LoadGen gets `FirstTokenComplete` at the first token (TTFT) and the output token count in
+`QuerySamplesComplete` (TPOT, tokens/s), in every scenario but Offline, where only throughput counts. The answer text
+goes back as the response data, so LoadGen's accuracy log holds the generations exactly as MLPerf's does.
+"""
+
+from __future__ import annotations
+
+import array
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import mlperf_loadgen as lg
+
+from flexpredict.bench.base import Backend, Completion
+
+
+@dataclass
+class QueryTiming:
+    """One query's path through the harness (time.perf_counter seconds), for overhead and token statistics."""
+
+    index: int
+    issued_s: float
+    start_s: float
+    first_token_s: float | None
+    end_s: float
+    completed_s: float
+    prompt_tokens: int | None
+    output_tokens: int
+    error: str | None
+
+
+class LlmSUT:
+    """A LoadGen SUT and QSL over one backend; use as a context manager (LoadGen handles are freed on exit)."""
+
+    def __init__(self, backend: Backend, prompts: Sequence[str], max_tokens: int, report_first_token: bool,
+                 workers: int = 256, on_done: Callable[[], None] | None = None):
+        self.backend = backend
+        self.prompts = prompts
+        self.max_tokens = max_tokens
+        self.report_first_token = report_first_token
+        self.on_done = on_done
+        self.timings: list[QueryTiming] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sut")
+        self.sut = lg.ConstructSUT(self._issue, self._flush)
+        self.qsl = lg.ConstructQSL(len(prompts), len(prompts), _noop, _noop)
+
+    def __enter__(self) -> LlmSUT:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True)
+        lg.DestroyQSL(self.qsl)
+        lg.DestroySUT(self.sut)
+
+    def _issue(self, samples: list) -> None:
+        now = time.perf_counter()
+        for sample in samples:
+            self._pool.submit(self._serve, sample.id, sample.index, now)
+
+    def _flush(self) -> None:
+        """Nothing is held back: every query goes to the engine as soon as LoadGen issues it."""
+
+    def _serve(self, query_id: int, index: int, issued_s: float) -> None:
+        on_first = None
+        if self.report_first_token:
+            def on_first(text: str) -> None:
+                buf = array.array("B", text.encode("utf-8"))
+                address, length = buf.buffer_info()
+                lg.FirstTokenComplete([lg.QuerySampleResponse(query_id, address, length)])
+
+        try:
+            done = self.backend.generate(self.prompts[index], self.max_tokens, on_first)
+        except Exception as exc:  # noqa: BLE001 - an unanswered query would hang LoadGen forever
+            done = Completion(start_s=issued_s, end_s=time.perf_counter(), error=f"{type(exc).__name__}: {exc}")
+        buf = array.array("B", done.text.encode("utf-8"))
+        address, length = buf.buffer_info()
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(query_id, address, length, done.output_tokens)])
+        timing = QueryTiming(index, issued_s, done.start_s, done.first_token_s, done.end_s, time.perf_counter(),
+                             done.prompt_tokens, done.output_tokens, done.error)
+        with self._lock:
+            self.timings.append(timing)
+        if self.on_done is not None:
+            self.on_done()
+
+
+def _noop(_indices: list[int]) -> None:
+    """Prompts are already in memory: nothing to load or unload."""

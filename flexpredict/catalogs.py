@@ -1,0 +1,123 @@
+"""The catalogs in `features/`: accelerators, models, prices (and the SLO presets in `bench/`).
+
+YAML files, one row per part/model/price, each with its source and date. Loaded once per process; `resource_dir`
+finds them in a source checkout and in an installed wheel alike.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """`features`, `models` or `bench`: inside the wheel, or at the root of a source checkout."""
+    for candidate in (_PACKAGE / "_resources" / name, _PACKAGE.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"flexpredict resource folder '{name}' not found next to the package")
+
+
+class CatalogError(ValueError):
+    """A catalog file that cannot be used; the message names the file and the row."""
+
+
+def load_yaml(path: Path, key: str) -> list | dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict) or key not in data:
+        raise CatalogError(f"{path}: expected a top-level '{key}:' entry")
+    return data[key]
+
+
+@dataclass(frozen=True)
+class AcceleratorCatalog:
+    rows: tuple[dict, ...]
+    by_id: dict
+    patterns: tuple[tuple[re.Pattern, str], ...]
+
+    def match(self, name: str | None) -> dict | None:
+        """The catalog row whose alias matches a submitted name (first in file order), or None."""
+        if not name:
+            return None
+        text = " ".join(str(name).lower().replace("®", "").replace("™", "").split())
+        for pattern, ident in self.patterns:
+            if pattern.search(text):
+                return self.by_id[ident]
+        return None
+
+
+@lru_cache(maxsize=None)
+def accelerators(path: Path | None = None) -> AcceleratorCatalog:
+    path = path or resource_dir("features") / "accelerators.yaml"
+    rows = tuple(load_yaml(path, "accelerators"))
+    patterns = []
+    for row in rows:
+        for alias in [re.escape(row["id"])] + list(row.get("aliases") or []):
+            try:
+                patterns.append((re.compile(alias, re.IGNORECASE), row["id"]))
+            except re.error as exc:
+                raise CatalogError(f"{path}: accelerator '{row['id']}': bad alias regex {alias!r} ({exc})") from exc
+    return AcceleratorCatalog(rows, {row["id"]: row for row in rows}, tuple(patterns))
+
+
+_MODEL_NOISE = re.compile(r"[-_](instruct|chat|hf|base|it|fp8|fp4|int8|int4|w4a16|w8a8|dyn|dynamic|pre|nim|awq|gptq)"
+                          r"(?=$|[-_])", re.IGNORECASE)
+
+
+def model_key(name: str) -> str:
+    """A spelling-insensitive key: 'Llama-3.3-70B-Instruct-FP8-dynamic' and 'llama3.3-70b' both give 'llama3370b'."""
+    text = str(name).strip().lower()
+    text = text.rsplit("/", 1)[-1]  # hub-style org/name
+    previous = None
+    while previous != text:
+        previous, text = text, _MODEL_NOISE.sub("", text)
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+@dataclass(frozen=True)
+class ModelCatalog:
+    rows: tuple[dict, ...]
+    by_id: dict
+    by_benchmark: dict
+    by_key: dict
+
+    def resolve(self, name: str | None) -> dict | None:
+        """Row for a canonical id, an MLPerf benchmark name, or a loose spelling of either."""
+        if not name:
+            return None
+        text = str(name).strip().lower()
+        return self.by_id.get(text) or self.by_benchmark.get(text) or self.by_key.get(model_key(text))
+
+
+@lru_cache(maxsize=None)
+def models(path: Path | None = None) -> ModelCatalog:
+    path = path or resource_dir("features") / "models.yaml"
+    rows = tuple(load_yaml(path, "models"))
+    by_benchmark, by_key = {}, {}
+    for row in rows:
+        for bench in row.get("mlperf_benchmarks") or []:
+            by_benchmark[str(bench).lower()] = row
+        for alias in [row["id"]] + list(row.get("aliases") or []):
+            by_key.setdefault(model_key(alias), row)
+    return ModelCatalog(rows, {row["id"]: row for row in rows}, by_benchmark, by_key)
+
+
+def prices(path: Path | None = None) -> list[dict]:
+    """Price rows; a user file (`--prices FILE`) has the same format and replaces matching rows."""
+    return list(load_yaml(path or resource_dir("features") / "prices.yaml", "prices"))
+
+
+@lru_cache(maxsize=None)
+def slo_presets() -> dict:
+    return dict(load_yaml(resource_dir("bench") / "slo_presets.yaml", "presets"))

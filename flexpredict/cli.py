@@ -1,0 +1,19 @@
+"""The `flexpredict` command line: one Typer app, one module per command group in `commands/`."""
+
+from __future__ import annotations
+
+import typer
+
+from .commands import data
+
+app = typer.Typer(help="Predict and recommend AI inference deployments from MLPerf results and your own benchmarks.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

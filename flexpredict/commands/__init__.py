@@ -1,0 +1,1 @@
+"""CLI command groups. Each module defines a Typer app or commands and imports heavy libraries lazily."""

@@ -1,0 +1,104 @@
+"""Load, save and summarise record tables; the shipped Open MLPerf dataset is the default everywhere."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .ingest.openmlperf import OPENMLPERF_COLUMNS
+from .schema import SchemaError, conform
+
+SHIPPED = Path(__file__).resolve().parent / "data" / "mlperf_records.parquet"
+_READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": pd.read_json, ".jsonl": None}
+
+
+def load(path: Path | str | None = None, *, extra: bool = False) -> pd.DataFrame:
+    """Records from a parquet/CSV/JSON(L) file (default: the shipped dataset), conformed to the schema.
+
+    Raises SchemaError with a one-line message naming the file or column on bad input.
+    """
+    path = Path(path) if path else SHIPPED
+    if not path.exists():
+        raise SchemaError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in _READERS:
+        raise SchemaError(f"{path}: expected a .parquet, .csv, .json or .jsonl file")
+    try:
+        if suffix == ".jsonl":
+            frame = pd.read_json(path, lines=True)
+        elif suffix == ".json":
+            frame = pd.read_json(path, orient="records")
+        else:
+            frame = _READERS[suffix](path)
+    except Exception as exc:  # parsers raise many exception types for damaged files
+        first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+        raise SchemaError(f"{path}: cannot read {suffix[1:]} ({first})") from exc
+    try:
+        return conform(frame, extra=extra)
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from exc
+
+
+def save(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Write atomically (temp file + rename): an interrupted write never destroys what was stored."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(handle)
+    try:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        elif suffix == ".json":
+            frame.to_json(tmp, orient="records", indent=1)
+        elif suffix == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def append(records: pd.DataFrame, path: Path | str) -> pd.DataFrame:
+    """Append records to a dataset file (created if missing), keeping every existing row."""
+    path = Path(path)
+    existing = load(path) if path.exists() else conform(pd.DataFrame())
+    combined = pd.concat([existing, conform(records)], ignore_index=True)
+    combined = combined.drop_duplicates("record_id", keep="last").reset_index(drop=True)
+    save(combined, path)
+    return combined
+
+
+def to_openmlperf(frame: pd.DataFrame) -> pd.DataFrame:
+    """Our records under OpenMLPerf column names (`metrics.result`, `system.accelerator.name`, ...)."""
+    out = pd.DataFrame({theirs: frame[ours] for ours, theirs in OPENMLPERF_COLUMNS.items() if ours in frame})
+    out["benchmark.name"] = "mlperf-inference"
+    out["benchmark.version"] = frame["round"].str.lstrip("v")
+    out["model.name"] = frame["model"]
+    out["model.weight_data_types"] = frame["precision"]
+    return out
+
+
+def coverage(frame: pd.DataFrame) -> dict:
+    """Numbers `data info` shows: rows per round, share with power and TTFT/TPOT, accelerator mapping."""
+    by_round = frame.groupby("round", dropna=False)
+    power = frame["power_w"].notna() | frame["energy_j_per_sample"].notna()
+    token_latency = frame["ttft_p99_ms"].notna() | frame["tpot_p99_ms"].notna()
+    datacenter = frame["system_type"].fillna("").str.contains("datacenter")
+    mapped = frame["accelerator"].notna()
+    unknown = frame.loc[~mapped, "accelerator_raw"].fillna("(none)").value_counts()
+    return {
+        "rows": len(frame),
+        "rounds": {str(r): int(n) for r, n in by_round.size().items()},
+        "with_power": {str(r): int(n) for r, n in power.groupby(frame["round"]).sum().items()},
+        "with_ttft_tpot": {str(r): int(n) for r, n in token_latency.groupby(frame["round"]).sum().items()},
+        "accelerator_mapped_share": float(mapped.mean()) if len(frame) else 0.0,
+        "accelerator_mapped_share_datacenter": float(mapped[datacenter].mean()) if datacenter.any() else 0.0,
+        "unknown_accelerators": {str(k): int(v) for k, v in unknown.items()},
+    }

@@ -1,0 +1,102 @@
+"""Ingest: every MLPerf Inference result format (and flexpredict's own runs) into one record table.
+
+    frame, report = build_dataset([Path("inference_results_v5.1")])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from . import bench_results, cm_result, cmx_summary, openmlperf, results_tree  # noqa: F401  (register readers)
+from .base import READERS, BuildReport, Reader
+from .records import finalize
+
+DEFAULT_ROUNDS = ("v3.1", "v4.0", "v4.1", "v5.0")
+_FILE_READERS = {
+    "cm-result.json": "cm-result",
+    "cmx-result-summary.json": "cmx-summary",
+    "benchmark_results.json": "flexpredict-bench",
+    "mlperf_log_summary.txt": "results-tree",
+    "mlperf_log_detail.txt": "results-tree",
+}
+
+
+class NoInputError(RuntimeError):
+    """Nothing readable was found in the given sources."""
+
+
+def shared_data_dir() -> Path | None:
+    """`../shared/data/mlperf` beside the checkout (or $FLEXPREDICT_MLPERF_DATA), if present."""
+    env = os.environ.get("FLEXPREDICT_MLPERF_DATA")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve()
+    candidates += [parent / "shared" / "data" / "mlperf" for parent in list(here.parents)[2:5]]
+    candidates.append(Path.cwd().parent / "shared" / "data" / "mlperf")
+    for candidate in candidates:
+        if (candidate / "raw").is_dir():
+            return candidate
+    return None
+
+
+def default_sources() -> list[tuple[Path, Path]]:
+    """(root, path) of each round in the shared MLPerf folder; paths in records are relative to that folder."""
+    shared = shared_data_dir()
+    if shared is None:
+        raise NoInputError("no --source given and ../shared/data/mlperf not found (set FLEXPREDICT_MLPERF_DATA)")
+    return [(shared, shared / "raw" / rnd) for rnd in DEFAULT_ROUNDS if (shared / "raw" / rnd).is_dir()]
+
+
+def readers_for(root: Path, path: Path, report: BuildReport) -> list[Reader]:
+    """Readers for a source: every format under a folder, or the one a file's name says."""
+    if path.is_dir():
+        return [cls(path, report, root) for cls in READERS.values()]
+    kind = _FILE_READERS.get(path.name)
+    if kind is None and path.suffix in {".parquet", ".json"}:
+        kind = "openmlperf"
+    if kind is None:
+        report.skip(path, "unknown file kind (expected a results tree, cm-result.json, cmx-result-summary.json, "
+                          "OpenMLPerf data.parquet/json or benchmark_results.json)")
+        return []
+    return [READERS[kind](path, report, root)]
+
+
+def build_dataset(sources: Iterable[Path | tuple[Path, Path]] | None = None, *,
+                  on_progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, BuildReport]:
+    """Read every source (default: the shared MLPerf rounds) into schema records, with a report of what was read.
+
+    `on_progress(done, total, label)` is called once per file. Raises NoInputError when nothing could be read.
+    """
+    report = BuildReport()
+    pairs = default_sources() if sources is None else [
+        s if isinstance(s, tuple) else (Path(s) if Path(s).is_dir() else Path(s).parent, Path(s)) for s in sources]
+    work: list[tuple[Reader, Path]] = []
+    for root, path in pairs:
+        if not path.exists():
+            report.skip(path, "does not exist")
+            continue
+        for reader in readers_for(root, path, report):
+            work.extend((reader, unit) for unit in reader.find())
+    raw: list[dict] = []
+    finishers = {id(reader): reader for reader, _ in work}
+    for done, (reader, unit) in enumerate(work, start=1):
+        records = reader.read(unit)
+        if records:
+            report.files_read[reader.kind] += 1
+        raw.extend(records)
+        if on_progress:
+            on_progress(done, len(work), reader.kind)
+    for reader in finishers.values():
+        finish = getattr(reader, "finish", None)
+        if finish:
+            raw.extend(finish())
+    if not raw:
+        raise NoInputError("no records could be read from the given sources"
+                           + (f" ({len(report.skipped)} files skipped)" if report.skipped else ""))
+    return finalize(raw), report
+
+
+__all__ = ["BuildReport", "NoInputError", "build_dataset", "default_sources", "shared_data_dir"]

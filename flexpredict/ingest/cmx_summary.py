@@ -1,0 +1,38 @@
+"""The v5.0 CMX import (`cmx-result-summary.json`): one row per result, the systems JSON merged as `system.*`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Reader, register
+from .summary_rows import SummaryFields, records_from_rows
+
+CMX_FIELDS = SummaryFields(
+    submitter="Organization", division="Division", system_type="SystemType", system_name="SystemName",
+    platform="Platform", benchmark="MlperfModel", used_model="Model", scenario="Scenario", accuracy="Accuracy",
+    nodes="number_of_nodes", host_cpu="host_processor_model_name", host_cpus="host_processors_per_node",
+    host_cores="host_processor_core_count", accelerator="accelerator_model_name",
+    accelerators="accelerators_per_node", location="Location", framework="framework",
+    operating_system="operating_system", errors="errors", round="version", weights="weight_data_types",
+    availability="Availability", result="Result", units="Units",
+    accelerator_memory="system.accelerator_memory_capacity", host_memory="system.host_memory_capacity",
+)
+
+
+@register
+class CmxSummaryReader(Reader):
+    kind = "cmx-summary"
+
+    def find(self) -> list[Path]:
+        return sorted(self.path.rglob("cmx-result-summary.json")) if self.path.is_dir() else [self.path]
+
+    def read(self, path: Path) -> list[dict]:
+        rows = self.load_json(path)
+        if rows is None:
+            return []
+        if not isinstance(rows, list):
+            self.report.skip(self.relative(path), "expected a JSON list of results")
+            return []
+        self.report.rows_read[self.kind] += len(rows)
+        return records_from_rows(rows, CMX_FIELDS, source=self.relative(path), source_kind=self.kind,
+                                 report_drop=lambda reason: self.report.dropped.update([reason]))

@@ -1,0 +1,220 @@
+"""A results tree laid out like `mlcommons/inference_results_vX.Y`.
+
+`<division>/<submitter>/results/<Platform>/<benchmark>/<scenario>/performance/run_1/mlperf_log_summary.txt` (and
+`mlperf_log_detail.txt`), joined with `<division>/<submitter>/systems/<Platform>.json` and
+`<division>/<submitter>/measurements/<Platform>/<benchmark>/<scenario>/*.json`. When the tree root has a
+`summary_results.json` (the round's published table), its power, accuracy and availability are joined by Location,
+and its results without a log in the tree still become records. Works on a fresh clone of any round.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .. import normalize as norm
+from .base import Reader, register
+from .loadgen_log import LoadGenResult, LogFormatError, parse_detail, parse_summary, result_from_detail
+from .summary_rows import SummaryFields, apply_power, apply_result, key_of, power_of, to_record
+
+SUMMARY_RESULTS_FIELDS = SummaryFields(
+    submitter="Submitter", division="Category", system_type="Suite", system_name="System", platform="Platform",
+    benchmark="Model", used_model="UsedModel", scenario="Scenario", accuracy="Accuracy", nodes="Nodes",
+    host_cpu="Processor", host_cpus="host_processors_per_node", host_cores="host_processor_core_count",
+    accelerator="Accelerator", accelerators="a#", location="Location", framework="Software",
+    operating_system="operating_system", errors="errors", round="version", weights="weight_data_types",
+    availability="Availability", result="Performance_Result", units="Performance_Units",
+    power_result="Power_Result", power_units="Power_Units",
+)
+_LOG_NAMES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
+_ROUND_IN_PATH = re.compile(r"(?:^|[_\-/])v?(\d+\.\d+)(?:$|[_\-/])")
+
+
+@register
+class ResultsTreeReader(Reader):
+    kind = "results-tree"
+
+    def __init__(self, path, report, root=None):
+        super().__init__(path, report, root)
+        self._systems: dict[Path, dict | None] = {}
+        self._summaries: dict[Path, dict[tuple[str, str], dict]] = {}
+        self._seen: set[tuple[Path, tuple[str, str]]] = set()
+
+    def find(self) -> list[Path]:
+        if not self.path.is_dir():
+            return [self.path] if self.path.name in _LOG_NAMES else []
+        runs: dict[Path, Path] = {}
+        for name in _LOG_NAMES:  # prefer the summary; a run with only a detail log still counts
+            for path in self.path.rglob(f"results/*/*/*/performance/run_1/{name}"):
+                runs.setdefault(path.parent, path)
+        return sorted(runs.values())
+
+    def read(self, path: Path) -> list[dict]:
+        parts = path.parts
+        try:
+            at = len(parts) - 1 - parts[::-1].index("results")
+        except ValueError:
+            self.report.skip(self.relative(path), "not under <division>/<submitter>/results/")
+            return []
+        if at < 2 or len(parts) - at != 7:
+            self.report.skip(self.relative(path), "expected results/<Platform>/<benchmark>/<scenario>/performance/"
+                                                  "run_1/")
+            return []
+        tree = Path(*parts[:at - 2])
+        division, submitter = parts[at - 2], parts[at - 1]
+        platform, bench_dir, scenario_dir = parts[at + 1], parts[at + 2], parts[at + 3]
+        result = self._parse_logs(path)
+        if result is None:
+            return []
+        location = "/".join((division, submitter, "results", platform, bench_dir, scenario_dir))
+        summary_key = (location.lower(), norm.scenario(scenario_dir) or scenario_dir)
+        self._seen.add((tree, summary_key))
+        published = self._summary_index(tree).get(summary_key)
+
+        system = self._system(tree / division / submitter / "systems" / f"{platform}.json") or {}
+        record = self._from_system(system, division=division, submitter=submitter, platform=platform)
+        record.update({
+            "round": self._round(tree, published),
+            "benchmark": norm.benchmark(bench_dir),
+            "scenario": norm.scenario(result.scenario) or norm.scenario(scenario_dir),
+            "valid": result.valid,
+            "source": self.relative(path),
+            "source_kind": self.kind,
+            "weight_data_types": self._weights(tree / division / submitter / "measurements" / platform / bench_dir,
+                                               scenario_dir),
+            "target_qps": result.settings.get("target_qps"),
+            "location": location,
+        })
+        record.update(result.values)
+        if published is not None:
+            self._join_published(record, published)
+        else:
+            record["accuracy_raw"] = self._accuracy(path.parents[2] / "accuracy" / "accuracy.txt")
+        return [record]
+
+    def finish(self) -> list[dict]:
+        """Published results whose log is not in the tree (e.g. a partial clone) still become records."""
+        records = []
+        for tree, index in self._summaries.items():
+            source = self.relative(tree / "summary_results.json")
+            for key, row in index.items():
+                if (tree, key) not in self._seen:
+                    records.append(to_record(row, SUMMARY_RESULTS_FIELDS, source=source,
+                                             source_kind="summary-results", power=power_of(row,
+                                                                                           SUMMARY_RESULTS_FIELDS)))
+        return records
+
+    # -- parts ---------------------------------------------------------------------------------------------------
+
+    def _parse_logs(self, path: Path) -> LoadGenResult | None:
+        summary, detail = path.parent / _LOG_NAMES[0], path.parent / _LOG_NAMES[1]
+        try:
+            if summary.exists():
+                result = parse_summary(summary.read_text(encoding="utf-8", errors="replace"))
+                if detail.exists():  # the detail log counts errors the summary may not show
+                    entries = parse_detail(detail.read_text(encoding="utf-8", errors="replace"))
+                    result.errors = max(result.errors, int(entries.get("error_count", 0) or 0))
+                return result
+            return result_from_detail(parse_detail(detail.read_text(encoding="utf-8", errors="replace")))
+        except LogFormatError as exc:
+            self.report.skip(self.relative(path), str(exc))
+        except OSError as exc:
+            self.report.skip(self.relative(path), f"unreadable: {exc}")
+        return None
+
+    def _system(self, path: Path) -> dict | None:
+        if path not in self._systems:
+            data = self.load_json(path) if path.exists() else None
+            if path.exists() and data is not None and not isinstance(data, dict):
+                self.report.skip(self.relative(path), "expected a JSON object describing the system")
+                data = None
+            if not path.exists():
+                self.report.skip(self.relative(path), "systems JSON missing: hardware fields left empty")
+            elif data is not None:
+                self.report.files_read["systems-json"] += 1
+            self._systems[path] = data
+        return self._systems[path]
+
+    def _summary_index(self, tree: Path) -> dict[tuple[str, str], dict]:
+        if tree not in self._summaries:
+            index: dict[tuple[str, str], dict] = {}
+            path = tree / "summary_results.json"
+            rows = self.load_json(path) if path.exists() else None
+            if isinstance(rows, list):
+                self.report.files_read["summary-results"] += 1
+                self.report.rows_read["summary-results"] += len(rows)
+                for row in rows:
+                    if isinstance(row, dict):
+                        index.setdefault(key_of(row, SUMMARY_RESULTS_FIELDS), row)
+            elif rows is not None:
+                self.report.skip(self.relative(path), "expected a JSON list of results")
+            self._summaries[tree] = index
+        return self._summaries[tree]
+
+    @staticmethod
+    def _from_system(system: dict, *, division: str, submitter: str, platform: str) -> dict:
+        return {
+            "division": division,
+            "submitter": submitter,
+            "system_id": platform,
+            "system_name": norm.clean_text(system.get("system_name")),
+            "system_type": norm.clean_text(system.get("system_type")),
+            "availability": norm.clean_text(system.get("status")),
+            "accelerator_raw": norm.clean_text(system.get("accelerator_model_name")),
+            "accelerators_per_node": norm.to_int(system.get("accelerators_per_node")),
+            "nodes": norm.to_int(system.get("number_of_nodes")),
+            "accelerator_memory_gb": norm.memory_gb(system.get("accelerator_memory_capacity")),
+            "host_cpu": norm.clean_text(system.get("host_processor_model_name")),
+            "host_cpus_per_node": norm.to_int(system.get("host_processors_per_node")),
+            "host_cpu_cores": norm.to_int(system.get("host_processor_core_count")),
+            "host_memory_gb": norm.memory_gb(system.get("host_memory_capacity")),
+            "framework_raw": norm.clean_text(system.get("framework")),
+            "operating_system": norm.clean_text(system.get("operating_system")),
+        }
+
+    def _weights(self, folder: Path, scenario_dir: str) -> str | None:
+        """weight_data_types from the measurements JSON of this result (any scenario spelling)."""
+        wanted = norm.scenario(scenario_dir)
+        if not folder.is_dir():
+            return None
+        for sub in sorted(folder.iterdir()):
+            if norm.scenario(sub.name) != wanted or not sub.is_dir():
+                continue
+            for path in sorted(sub.glob("*.json")):
+                data = self.load_json(path)
+                if isinstance(data, dict) and data.get("weight_data_types"):
+                    return str(data["weight_data_types"])
+        return None
+
+    @staticmethod
+    def _accuracy(path: Path) -> str | None:
+        try:
+            return path.read_text(encoding="utf-8", errors="replace")[-2000:] if path.exists() else None
+        except OSError:
+            return None
+
+    @staticmethod
+    def _round(tree: Path, published: dict | None) -> str | None:
+        if published and published.get("version"):
+            text = str(published["version"])
+            return text if text.startswith("v") else f"v{text}"
+        for part in reversed(tree.resolve().parts):
+            match = _ROUND_IN_PATH.search(part)
+            if match:
+                return f"v{match.group(1)}"
+        return None
+
+    @staticmethod
+    def _join_published(record: dict, row: dict) -> None:
+        """The published table is the reference for the headline number, accuracy, availability and power."""
+        fields = SUMMARY_RESULTS_FIELDS
+        record["accuracy_raw"] = norm.clean_text(row.get(fields.accuracy))
+        record["availability"] = norm.clean_text(row.get(fields.availability)) or record.get("availability")
+        record["used_model"] = norm.clean_text(row.get(fields.used_model))
+        record["weight_data_types"] = record.get("weight_data_types") or norm.clean_text(row.get(fields.weights))
+        if (norm.to_int(row.get(fields.errors)) or 0) > 0:
+            record["valid"] = False
+        value, unit = norm.to_float(row.get(fields.result)), norm.clean_text(row.get(fields.units))
+        record["throughput"], record["throughput_unit"] = value, unit
+        apply_result(record, value, unit)
+        apply_power(record, *power_of(row, fields))

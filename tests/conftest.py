@@ -1,0 +1,21 @@
+"""Shared fixtures: the real MLPerf results beside the checkout, and the dataset built from them once."""
+
+from __future__ import annotations
+
+import pytest
+
+from flexpredict.ingest import build_dataset, shared_data_dir
+
+
+@pytest.fixture(scope="session")
+def shared_mlperf():
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("../shared/data/mlperf is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def built(shared_mlperf):
+    """(records, report) of a default build over every shared round."""
+    return build_dataset()
