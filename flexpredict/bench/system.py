@@ -96,11 +96,22 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _nvml_gpus() -> tuple[list[dict], str | None]:
+def _nvml():
+    """pynvml, initialised; None without nvidia-ml-py or an NVIDIA driver (a CPU-only host)."""
     try:
         import pynvml
+    except ImportError:
+        return None
+    try:
         pynvml.nvmlInit()
-    except Exception:  # no nvidia-ml-py, or no NVIDIA driver: a CPU-only host
+    except pynvml.NVMLError:
+        return None
+    return pynvml
+
+
+def _nvml_gpus() -> tuple[list[dict], str | None]:
+    pynvml = _nvml()
+    if pynvml is None:
         return [], None
     try:
         gpus = []
@@ -121,6 +132,7 @@ class PowerSampler:
     def __init__(self, interval_s: float = 0.5, powercap: Path = POWERCAP):
         self.interval_s = interval_s
         self.rapl = _rapl_domains(powercap)
+        self._pynvml = None
         self._gpu_handles: list = []
         self._gpu_watts: list[float] = []
         self._rapl_uj = {path: 0 for path in self.rapl}
@@ -130,12 +142,10 @@ class PowerSampler:
         self._t0 = self._t1 = 0.0
 
     def __enter__(self) -> PowerSampler:
-        try:
-            import pynvml
-            pynvml.nvmlInit()
-            self._gpu_handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        except Exception:  # no NVML here: GPU power stays unknown
-            self._gpu_handles = []
+        self._pynvml = _nvml()
+        if self._pynvml is not None:
+            count = self._pynvml.nvmlDeviceGetCount()
+            self._gpu_handles = [self._pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
         self._last = {path: _read_int(path / "energy_uj") for path in self.rapl}
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="power-sampler", daemon=True)
@@ -147,9 +157,8 @@ class PowerSampler:
         self._thread.join()
         self._sample()
         self._t1 = time.monotonic()
-        if self._gpu_handles:
-            import pynvml
-            pynvml.nvmlShutdown()
+        if self._pynvml is not None:
+            self._pynvml.nvmlShutdown()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -157,11 +166,11 @@ class PowerSampler:
 
     def _sample(self) -> None:
         if self._gpu_handles:
-            import pynvml
             try:
-                self._gpu_watts.append(sum(pynvml.nvmlDeviceGetPowerUsage(h) for h in self._gpu_handles) / 1000)
-            except pynvml.NVMLError:
-                pass
+                watts = sum(self._pynvml.nvmlDeviceGetPowerUsage(h) for h in self._gpu_handles) / 1000
+                self._gpu_watts.append(watts)
+            except self._pynvml.NVMLError:
+                pass  # a missed sample: the average comes from the others
         for path, max_uj in self.rapl.items():
             now = _read_int(path / "energy_uj")
             if now is None or self._last[path] is None:

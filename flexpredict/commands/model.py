@@ -1,0 +1,203 @@
+"""`flexpredict train | evaluate | predict`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .common import console, fail, progress_bar
+
+SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
+
+
+def _load_records(path: Path | None):
+    from .. import dataset
+    from ..schema import SchemaError
+
+    try:
+        return dataset.load(path)
+    except SchemaError as exc:
+        fail(str(exc))
+
+
+def train(
+    dataset_file: Path = typer.Option(None, "--dataset", help="Records to learn from (default: the shipped "
+                                      "dataset)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Model folder (default: the shipped models/default)."),
+    predictor: str = typer.Option("xgboost", help="xgboost, lookup-median, roofline or public-recipe."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train one predictor per target (throughput, TTFT/TPOT, latency, power, energy) with 90 % intervals."""
+    from ..predictors import PREDICTORS
+    from ..predictors.bundle import ModelBundle, default_model_dir
+
+    if predictor not in PREDICTORS:
+        fail(f"unknown predictor '{predictor}' (expected one of {', '.join(PREDICTORS)})")
+    records = _load_records(dataset_file)
+    started = time.perf_counter()
+    with progress_bar("training", enabled=not quiet) as update:
+        bundle = ModelBundle.train(records, predictor=predictor, on_progress=update)
+    target = bundle.save(out or default_model_dir())
+    table = Table(title=f"trained {predictor} in {time.perf_counter() - started:.1f} s -> {target}",
+                  title_justify="left")
+    for column in ("target", "rows", "out-of-fold MdAPE", "90% interval (seen pair)", "(unseen pair)"):
+        table.add_column(column, justify="right" if column != "target" else "left")
+    for name, model in bundle.predictors.items():
+        mdape = f"{model.oof_mdape_:.1%}" if model.oof_mdape_ is not None else "-"
+        table.add_row(name, str(bundle.manifest["targets"][name]["rows"]), mdape,
+                      f"x/÷ {_factor(model.quantile_seen_)}", f"x/÷ {_factor(model.quantile_unseen_)}")
+    console.print(table)
+
+
+def _factor(log_half_width: float) -> str:
+    import math
+
+    return f"{math.exp(log_half_width):.2f}" if math.isfinite(log_half_width) else "inf"
+
+
+def evaluate(
+    dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
+    target: list[str] = typer.Option(None, "--target", "-t", help="Targets to evaluate (repeatable; default all)."),
+    split: list[str] = typer.Option(None, "--split", "-s", help="forward-v4.1, forward-v5.0, grouped-kfold, "
+                                    "leave-one-accelerator-out, leave-one-model-out (repeatable; default all)."),
+    predictor: list[str] = typer.Option(None, "--predictor", "-p", help="Predictors to compare (default: xgboost "
+                                        "and every baseline)."),
+    out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Folder for parity plots and tables."),
+    model_card: Path = typer.Option(None, help="Also write this model card (Markdown), e.g. models/README.md."),
+    json_out: Path = typer.Option(None, "--json", help="Write the metrics table as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Accuracy of every predictor on leak-free splits: MdAPE, MAPE, within 10/25 %, bias, interval coverage."""
+    from ..evaluation import DEFAULT_PREDICTORS, SPLITS, evaluate as run, parity_plot
+    from ..predictors import PREDICTORS, TARGETS
+    from ..report import model_card_markdown, metrics_table
+
+    targets = list(target or TARGETS)
+    for name in targets:
+        if name not in TARGETS:
+            fail(f"unknown target '{name}' (expected one of {', '.join(TARGETS)})")
+    for name in split or []:
+        if name not in SPLITS:
+            fail(f"unknown split '{name}' (expected one of {', '.join(SPLITS)})")
+    for name in predictor or []:
+        if name not in PREDICTORS:
+            fail(f"unknown predictor '{name}' (expected one of {', '.join(PREDICTORS)})")
+    records = _load_records(dataset_file)
+    with progress_bar("evaluating", enabled=not quiet) as update:
+        results, rows = run(records, targets=targets, splits=list(split) if split else None,
+                            predictors=tuple(predictor) if predictor else DEFAULT_PREDICTORS, on_progress=update)
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "metrics.csv", index=False)
+    plots = []
+    for (name, split_name), _ in rows.groupby(["target", "split"]) if len(rows) else []:
+        path = out / f"parity_{name}_{split_name}.png"
+        parity_plot(rows, name, split_name, path)
+        plots.append(path)
+    for name in targets:
+        part = results[results["target"] == name]
+        if len(part):
+            console.print(metrics_table(part, title=f"{name}"))
+    console.print(f"wrote {out / 'metrics.csv'} and {len(plots)} parity plots in {out}", highlight=False)
+    if json_out:
+        json_out.write_text(json.dumps(results.to_dict("records"), indent=1))
+    if model_card:
+        model_card.write_text(model_card_markdown(results))
+        console.print(f"wrote model card {model_card}", highlight=False)
+
+
+def predict(
+    input_file: Path = typer.Option(None, "--input", "-i", help="Records (parquet/CSV/JSON) in the dataset schema; "
+                                    "raw MLPerf-style fields are enough, metric columns may be missing."),
+    out: Path = typer.Option(None, "--out", "-o", help="Where to write the input plus pred_* columns."),
+    accelerator: str = typer.Option(None, help="One configuration: accelerator id or name, e.g. h100-sxm-80gb."),
+    count: int = typer.Option(1, help="Accelerators per node."),
+    nodes: int = typer.Option(1, help="Nodes."),
+    model: str = typer.Option(None, help="Model id or MLPerf benchmark name, e.g. llama2-70b."),
+    scenario: str = typer.Option("Offline", help=SCENARIO_HELP),
+    precision: str = typer.Option(None, help="fp4, fp8, int8, int4, bf16, fp16 or fp32."),
+    engine: str = typer.Option(None, help="tensorrt-llm, vllm, sglang, ... (default: unknown)."),
+    model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: shipped)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the single-configuration result as JSON."),
+) -> None:
+    """Predict throughput, latency, power and energy (with 90 % intervals) for records or one configuration."""
+    from .. import dataset
+    from ..configs import ConfigError, config_records
+    from ..normalize import scenario as canonical_scenario
+    from ..predictors.bundle import ModelBundle
+    from ..schema import SchemaError
+
+    try:
+        bundle = ModelBundle.load(model_dir)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    if input_file is not None:
+        if out is None:
+            fail("--input needs --out FILE")
+        try:
+            records = dataset.load(input_file, extra=True)
+            _require_columns(input_file)
+        except SchemaError as exc:
+            fail(str(exc))
+        started = time.perf_counter()
+        result = records.join(bundle.predict(records))
+        dataset.save(result, out)
+        console.print(f"predicted {len(records)} records in {time.perf_counter() - started:.2f} s -> {out}",
+                      highlight=False)
+        return
+    if accelerator is None or model is None:
+        fail("give --input FILE --out FILE, or one configuration with --accelerator and --model")
+    canonical = canonical_scenario(scenario)
+    if canonical is None:
+        fail(f"--scenario: expected Offline, Server, Interactive, SingleStream or MultiStream, got '{scenario}'")
+    try:
+        records = config_records([{"accelerator": accelerator, "count": count, "nodes": nodes, "model": model,
+                                   "scenario": canonical, "precision": precision, "engine": engine}])
+    except ConfigError as exc:
+        fail(str(exc))
+    prediction = bundle.predict(records).iloc[0]
+    rows = []
+    for name in bundle.predictors:
+        value = prediction[f"pred_{name}"]
+        if value == value:
+            rows.append({"target": name, "prediction": value, "low": prediction[f"pred_{name}_lo"],
+                         "high": prediction[f"pred_{name}_hi"], "ood": bool(prediction[f"ood_{name}"])})
+    if as_json:
+        console.print_json(json.dumps({"configuration": records.iloc[0][["accelerator", "accelerators_total",
+                                                                          "model", "scenario", "precision",
+                                                                          "engine"]].astype(str).to_dict(),
+                                       "predictions": rows}))
+        return
+    rec = records.iloc[0]
+    table = Table(title=f"{rec['accelerators_total']}x {rec['accelerator']} · {rec['model']} · {rec['scenario']}"
+                        f" · {precision or 'any precision'} · {engine or 'any engine'}", title_justify="left")
+    for column in ("target", "prediction", "90% interval", "note"):
+        table.add_column(column, justify="left" if column in ("target", "note") else "right")
+    for row in rows:
+        table.add_row(row["target"], f"{row['prediction']:,.4g}", f"{row['low']:,.4g} – {row['high']:,.4g}",
+                      "out of distribution" if row["ood"] else "")
+    console.print(table)
+
+
+def _require_columns(path: Path) -> None:
+    """A predict input must say what runs where: scenario, model (or benchmark), accelerator (or its name)."""
+    import pandas as pd
+
+    from ..schema import SchemaError
+
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        columns = set(pq.read_schema(path).names)
+    elif suffix == ".csv":
+        columns = set(pd.read_csv(path, nrows=0).columns)
+    else:
+        columns = set(pd.read_json(path, lines=suffix == ".jsonl").columns)
+    for needed in (("scenario",), ("model", "benchmark"), ("accelerator", "accelerator_raw")):
+        if not columns & set(needed):
+            raise SchemaError(f"{path}: missing column '{needed[0]}'" + (f" (or '{needed[1]}')" if len(needed) > 1
+                                                                            else ""))

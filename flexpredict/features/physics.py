@@ -1,0 +1,144 @@
+"""Physics of a configuration: catalog rows joined onto records, derived totals and a roofline estimate.
+
+The roofline is an upper bound on throughput per accelerator:
+- LLMs: output tokens/s limited by compute (2 x active parameters FLOPs per token, prefill included at the
+  benchmark's input/output ratio) and by memory bandwidth (each decode step streams the weights once for the whole
+  batch plus each sequence's KV cache; the batch is what fits in memory next to the weights).
+- other models: samples/s limited by compute (forward FLOPs per sample).
+It ignores efficiency losses on purpose: measured / roofline is what the predictor learns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import catalogs
+from .. import normalize as norm
+
+BYTES_PER_PARAM = {"fp4": 0.5, "int4": 0.5, "fp6": 0.75, "fp8": 1.0, "int8": 1.0, "bf16": 2.0, "fp16": 2.0,
+                   "fp32": 4.0}
+# peak-FLOPs column to use for each weight precision, in order of preference
+FLOPS_KEYS = {
+    "fp4": ("fp4", "fp8", "int8", "fp16"), "int4": ("int4", "int8", "fp8", "fp16"), "fp6": ("fp8", "fp16"),
+    "fp8": ("fp8", "int8", "fp16", "bf16"), "int8": ("int8", "fp8", "fp16"), "bf16": ("bf16", "fp16"),
+    "fp16": ("fp16", "bf16"), "fp32": ("tf32", "fp32"), None: ("fp16", "bf16", "int8", "fp32"),
+}
+DEFAULT_PRECISION_BYTES = 2.0
+_KV_BYTES = 2.0  # KV caches stay 16-bit in most MLPerf LLM submissions
+_MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
+# (input tokens, output tokens) per sample of the MLPerf LLM datasets, used by the roofline only
+LLM_SEQUENCE = {"llama2-70b": (1024, 294), "gptj": (900, 69), "mixtral-8x7b": (600, 145),
+                "llama3.1-405b": (9400, 650)}
+DEFAULT_SEQUENCE = (1024, 256)
+
+ACCELERATOR_FEATURES = ("acc_kind", "acc_family", "acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs",
+                        "acc_tflops", "acc_tdp_w", "acc_interconnect_gbs")
+MODEL_FEATURES = ("model_kind", "model_params_total_b", "model_params_active_b", "model_layers", "model_hidden",
+                  "model_kv_heads", "model_head_dim", "model_moe", "model_gflops_per_sample")
+
+
+def resolve_accelerator(name: str | None) -> dict | None:
+    """A catalog row for an id ('nvidia-h100-sxm-80gb'), a short id ('h100-sxm-80gb') or a submitted name."""
+    if not name:
+        return None
+    catalog = catalogs.accelerators()
+    text = str(name).strip().lower()
+    if text in catalog.by_id:
+        return catalog.by_id[text]
+    for row in catalog.rows:
+        if row["id"].endswith("-" + text) or row["id"].split("-", 1)[-1] == text:
+            return row
+    return catalog.match(text)
+
+
+def physics(records: pd.DataFrame) -> pd.DataFrame:
+    """Per-record physical features (one row per record, same index)."""
+    acc_catalog, model_catalog = catalogs.accelerators(), catalogs.models()
+    rows = []
+    for rec in records[["accelerator", "accelerator_raw", "model", "benchmark", "precision", "accelerators_total",
+                        "accelerator_memory_gb"]].itertuples(index=False):
+        acc = acc_catalog.by_id.get(rec.accelerator) if isinstance(rec.accelerator, str) else None
+        if acc is None and isinstance(rec.accelerator_raw, str):
+            acc = acc_catalog.match(rec.accelerator_raw)
+        model = model_catalog.resolve(rec.model) if isinstance(rec.model, str) else None
+        if model is None and isinstance(rec.benchmark, str):
+            model = model_catalog.resolve(rec.benchmark)
+        rows.append(_one(acc, model, rec))
+    return pd.DataFrame(rows, index=records.index)
+
+
+def _one(acc: dict | None, model: dict | None, rec) -> dict:
+    precision = rec.precision if isinstance(rec.precision, str) else None
+    total = float(rec.accelerators_total) if _is_number(rec.accelerators_total) and rec.accelerators_total > 0 \
+        else np.nan
+    out = {key: np.nan for key in ACCELERATOR_FEATURES + MODEL_FEATURES}
+    out["acc_kind"] = out["acc_family"] = out["model_kind"] = None
+    if acc:
+        tflops = acc.get("tflops") or {}
+        peak = next((tflops[k] for k in FLOPS_KEYS.get(precision, FLOPS_KEYS[None]) if tflops.get(k)), None)
+        out.update({
+            "acc_kind": acc.get("kind"), "acc_family": acc.get("family"),
+            "acc_release_year": _num(acc.get("release_year")), "acc_memory_gb": _num(acc.get("memory_gb")),
+            "acc_bandwidth_tbs": _num(acc.get("memory_bandwidth_tbs")), "acc_tflops": _num(peak),
+            "acc_tdp_w": _num(acc.get("tdp_w")), "acc_interconnect_gbs": _num(acc.get("interconnect_gbs")),
+        })
+    if np.isnan(out["acc_memory_gb"]) and _is_number(rec.accelerator_memory_gb):
+        out["acc_memory_gb"] = float(rec.accelerator_memory_gb)
+    if model:
+        experts = _num(model.get("moe_experts"))
+        out.update({
+            "model_kind": model.get("kind"),
+            "model_params_total_b": _num(model.get("params_total_b")),
+            "model_params_active_b": _num(model.get("params_active_b") or model.get("params_total_b")),
+            "model_layers": _num(model.get("layers")), "model_hidden": _num(model.get("hidden_size")),
+            "model_kv_heads": _num(model.get("kv_heads")), "model_head_dim": _num(model.get("head_dim")),
+            "model_moe": float(experts > 1) if not np.isnan(experts) else 0.0,
+            "model_gflops_per_sample": _num(model.get("gflops_per_sample")),
+        })
+    bytes_pp = BYTES_PER_PARAM.get(precision, DEFAULT_PRECISION_BYTES)
+    out["bytes_per_param"] = bytes_pp
+    out["total_memory_gb"] = out["acc_memory_gb"] * total
+    out["total_bandwidth_tbs"] = out["acc_bandwidth_tbs"] * total
+    out["total_tflops"] = out["acc_tflops"] * total
+    out["weights_gb"] = out["model_params_total_b"] * bytes_pp
+    out["memory_headroom"] = out["total_memory_gb"] / out["weights_gb"]
+    out["fits_in_memory"] = float(out["weights_gb"] <= _MEMORY_FOR_WEIGHTS_AND_KV * out["total_memory_gb"]) \
+        if not np.isnan(out["memory_headroom"]) else np.nan
+    out["kv_bytes_per_token"] = 2 * out["model_layers"] * out["model_kv_heads"] * out["model_head_dim"] * _KV_BYTES
+    out["flops_per_byte"] = out["acc_tflops"] / out["acc_bandwidth_tbs"]
+    out["roofline_per_accelerator"] = roofline(out, model, rec.benchmark, total)
+    return out
+
+
+def roofline(feat: dict, model: dict | None, benchmark, total: float) -> float:
+    """Upper-bound throughput per accelerator (tokens/s for LLMs, samples/s otherwise); NaN when unknown."""
+    flops = feat["acc_tflops"] * 1e12
+    if np.isnan(flops) or model is None:
+        return np.nan
+    if norm.is_llm_benchmark(benchmark if isinstance(benchmark, str) else None) or model.get("kind") == "llm":
+        active = feat["model_params_active_b"] * 1e9
+        if np.isnan(active):
+            return np.nan
+        n_in, n_out = LLM_SEQUENCE.get(model["id"], DEFAULT_SEQUENCE)
+        compute_bound = flops / (2 * active * (n_in + n_out) / n_out)
+        bandwidth = feat["acc_bandwidth_tbs"] * 1e12
+        memory = feat["acc_memory_gb"] * 1e9
+        if np.isnan(bandwidth) or np.isnan(memory) or np.isnan(feat["kv_bytes_per_token"]):
+            return compute_bound
+        weights = feat["model_params_total_b"] * 1e9 * feat["bytes_per_param"] / (total if total > 0 else 1)
+        kv_per_sequence = feat["kv_bytes_per_token"] * (n_in + n_out / 2) / (total if total > 0 else 1)
+        batch = max((_MEMORY_FOR_WEIGHTS_AND_KV * memory - weights) / kv_per_sequence, 1.0)
+        step = (weights + batch * kv_per_sequence) / bandwidth
+        return float(min(compute_bound, batch / step))
+    gflops = feat["model_gflops_per_sample"]
+    return float(flops / (gflops * 1e9)) if gflops and not np.isnan(gflops) else np.nan
+
+
+def _num(value) -> float:
+    return float(value) if _is_number(value) else np.nan
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and value == value and value is not pd.NA

@@ -1,0 +1,104 @@
+"""`RecordFeaturizer`: records in, model matrix out, as a scikit-learn transformer.
+
+Numeric physics features (from the catalogs) let the predictor say something about hardware it never saw;
+categorical identity features (accelerator, model, engine, precision, scenario) let it be precise where it has.
+Categoricals are pandas `category` columns with the levels seen in `fit`, for XGBoost's native categorical support
+(one feature per concept, so SHAP explains "engine" rather than a dozen one-hot columns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .. import normalize as norm
+from ..ingest.records import finalize_partial
+from .physics import physics
+
+CATEGORICAL = ("accelerator", "accelerator_vendor", "acc_kind", "acc_family", "model", "model_kind", "scenario",
+               "precision", "engine", "system_type")
+NUMERIC_FROM_RECORD = ("accelerators_total", "accelerators_per_node", "nodes", "host_cpu_cores", "host_memory_gb",
+                       "target_qps", "tensor_parallel", "max_num_seqs", "max_num_batched_tokens",
+                       "input_tokens_mean", "output_tokens_mean")
+NUMERIC_PHYSICS = ("acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs", "acc_tflops", "acc_tdp_w",
+                   "acc_interconnect_gbs", "model_params_total_b", "model_params_active_b", "model_layers",
+                   "model_hidden", "model_kv_heads", "model_head_dim", "model_moe", "model_gflops_per_sample",
+                   "bytes_per_param", "total_memory_gb", "total_bandwidth_tbs", "total_tflops", "weights_gb",
+                   "memory_headroom", "fits_in_memory", "kv_bytes_per_token", "flops_per_byte")
+DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline")
+
+
+class RecordFeaturizer(BaseEstimator, TransformerMixin):
+    """Turn schema records (as `data build` or `bench` writes them) into the feature matrix.
+
+    Parameters
+    ----------
+    use_identity : keep categorical identity columns (accelerator id, model id, ...). Without them the model can
+        only use physics, which is what a leave-one-accelerator-out evaluation probes.
+    """
+
+    def __init__(self, use_identity: bool = True):
+        self.use_identity = use_identity
+
+    def fit(self, records: pd.DataFrame, y=None):
+        return self.fit_frame(self.complete(records))
+
+    def transform(self, records: pd.DataFrame) -> pd.DataFrame:
+        return self.matrix(self.complete(records))
+
+    def fit_frame(self, frame: pd.DataFrame):
+        """`fit` on records already passed through `complete` (predictors reuse that work)."""
+        # a column with no value in training still needs one level for XGBoost's categorical support
+        self.categories_ = {c: sorted(frame[c].dropna().astype(str).unique()) or ["?"] for c in self._categorical()}
+        self.feature_names_out_ = np.array(list(self._categorical()) + list(NUMERIC_FROM_RECORD)
+                                           + list(NUMERIC_PHYSICS) + list(DERIVED), dtype=object)
+        return self
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`transform` on records already passed through `complete`."""
+        out = pd.DataFrame(index=frame.index)
+        for column in self._categorical():
+            out[column] = pd.Categorical(frame[column].astype("object").where(frame[column].notna(), None),
+                                         categories=self.categories_[column])
+        for column in NUMERIC_FROM_RECORD + NUMERIC_PHYSICS + DERIVED:
+            out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        return out[list(self.feature_names_out_)]
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_out_
+
+    def _categorical(self) -> tuple[str, ...]:
+        return CATEGORICAL if self.use_identity else ("accelerator_vendor", "acc_kind", "model_kind", "scenario",
+                                                      "precision", "engine", "system_type")
+
+    @staticmethod
+    def complete(records: pd.DataFrame) -> pd.DataFrame:
+        """Records completed (catalog ids, engine, ...) and joined with their physics features."""
+        frame = finalize_partial(records)
+        phys = physics(frame)
+        frame = pd.concat([frame, phys], axis=1)
+        frame["is_llm"] = frame["benchmark"].map(lambda b: float(norm.is_llm_benchmark(b) if isinstance(b, str)
+                                                                 else False))
+        frame["cpu_only"] = frame["cpu_only"].astype("float64")
+        frame["engine_major"] = frame["engine_version"].map(_major)
+        frame["round_index"] = frame["round"].map(_round_index)
+        frame["log_roofline"] = np.log(pd.to_numeric(frame["roofline_per_accelerator"], errors="coerce"))
+        return frame
+
+
+def _major(version) -> float:
+    try:
+        return float(str(version).split(".")[0]) if isinstance(version, str) else np.nan
+    except ValueError:
+        return np.nan
+
+
+def _round_index(value) -> float:
+    """Half-years since MLPerf began: rounds come as X.0 and X.1 each year ('v4.1' -> 9, 'v5.0' -> 10);
+    own benchmark runs and unknown rounds -> NaN."""
+    try:
+        major, minor = str(value).lstrip("v").split(".")[:2]
+        return float(int(major) * 2 + min(int(minor), 1))
+    except ValueError:
+        return np.nan

@@ -1,0 +1,14 @@
+"""Predictors behind one interface (fit / predict / predict_interval / save / load), one module each.
+
+    from flexpredict.predictors import PREDICTORS, XGBoostPredictor, TARGETS
+"""
+
+from .base import PREDICTORS, Predictor, pair_keys
+from .lookup import LookupMedianPredictor
+from .public_recipe import PublicRecipePredictor
+from .roofline import RooflinePredictor
+from .targets import TARGETS, Target
+from .xgboost_model import XGBoostPredictor
+
+__all__ = ["PREDICTORS", "LookupMedianPredictor", "Predictor", "PublicRecipePredictor", "RooflinePredictor",
+           "TARGETS", "Target", "XGBoostPredictor", "pair_keys"]

@@ -1,0 +1,199 @@
+"""The predictor contract every model fills in, the registry, and the calibrated intervals they all share.
+
+Predictors learn positive metrics in log space. Every predictor gets a 90 % interval the same way: cross-conformal
+residuals (grouped folds, so -99/-99.9 twins never sit on both sides), kept separately for rows whose
+(model, accelerator) pair the fold had seen and rows it had not (Mondrian conformal): a configuration nobody
+measured gets the wider interval it deserves. Saved as JSON (+ the model's own format), never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.model_selection import GroupKFold
+
+PREDICTORS: dict[str, type[Predictor]] = {}
+STATE_FILE = "predictor.json"
+
+
+def register(cls):
+    PREDICTORS[cls.name] = cls
+    return cls
+
+
+def pair_keys(records: pd.DataFrame) -> pd.Series:
+    """(model, accelerator) identity: what "seen in training" means for intervals and OOD flags."""
+    accelerator = records["accelerator"].astype("object").where(records["accelerator"].notna(),
+                                                                records["accelerator_raw"].astype("object"))
+    return records["model"].astype("object").astype(str) + "|" + accelerator.astype(str)
+
+
+class Predictor(BaseEstimator, RegressorMixin):
+    """fit / predict / predict_interval / save / load, on schema records and positive target values."""
+
+    name: ClassVar[str]
+
+    def __init__(self, calibration_folds: int = 5, transfer_folds: int = 2, random_state: int = 0):
+        self.calibration_folds = calibration_folds
+        self.transfer_folds = transfer_folds
+        self.random_state = random_state
+
+    # -- what each predictor fills in --------------------------------------------------------------------------
+
+    @abstractmethod
+    def _fit_log(self, records: pd.DataFrame, log_y: np.ndarray) -> None:
+        """Learn log(target) from records."""
+
+    @abstractmethod
+    def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
+        """log(target) per record; NaN where the predictor cannot say."""
+
+    def _state(self, folder: Path) -> dict:
+        """JSON-able learned state (write any model files into `folder`)."""
+        return {}
+
+    def _restore(self, state: dict, folder: Path) -> None:
+        """Inverse of `_state`."""
+
+    # -- the shared contract -----------------------------------------------------------------------------------
+
+    def fit(self, records: pd.DataFrame, y) -> Predictor:
+        y = np.asarray(y, dtype="float64")
+        keep = np.isfinite(y) & (y > 0)
+        records, y = records.loc[keep].reset_index(drop=True), y[keep]
+        if len(records) == 0:
+            raise ValueError("no training rows with a positive target value")
+        self._calibrate(records, y)
+        self._fit_log(records, np.log(y))
+        self.seen_pairs_ = sorted(set(pair_keys(records)))
+        self.seen_models_ = sorted(set(records["model"].dropna().astype(str)))
+        self.seen_accelerators_ = sorted(set(records["accelerator"].dropna().astype(str)))
+        total = pd.to_numeric(records["accelerators_total"], errors="coerce")
+        self.max_accelerators_ = float(total.max()) if total.notna().any() else 0.0
+        return self
+
+    def predict(self, records: pd.DataFrame) -> np.ndarray:
+        return np.exp(self._predict_log(records))
+
+    def predict_interval(self, records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prediction, low, high): the calibrated 90 % interval (the level set at fit)."""
+        log_pred = self._predict_log(records)
+        seen = pair_keys(records).isin(set(self.seen_pairs_)).to_numpy()
+        fallback = np.where(seen, self.quantile_seen_, self.quantile_unseen_)
+        half = np.array([self.quantile_strata_.get(key, default)
+                         for key, default in zip(_strata(records, seen), fallback)], dtype="float64")
+        return np.exp(log_pred), np.exp(log_pred - half), np.exp(log_pred + half)
+
+    def out_of_distribution(self, records: pd.DataFrame) -> np.ndarray:
+        """True where the accelerator or the model was never seen, the accelerator is not in the catalog, or the
+        system is far larger than any in training."""
+        accelerator = records["accelerator"]
+        total = pd.to_numeric(records["accelerators_total"], errors="coerce").fillna(1)
+        return ((~records["model"].astype(str).isin(set(self.seen_models_)))
+                | accelerator.isna() | (~accelerator.astype(str).isin(set(self.seen_accelerators_)))
+                | (total > 2 * max(self.max_accelerators_, 1))).to_numpy()
+
+    def _calibrate(self, records: pd.DataFrame, y: np.ndarray, level: float = 0.9) -> None:
+        """Cross-conformal quantiles of |log residual|, for seen and unseen (model, accelerator) pairs.
+
+        Folds grouped by run group give the residuals of measured-like configurations; folds grouped by model and by
+        accelerator (`transfer_folds` each) add residuals of configurations whose model or accelerator was never
+        measured, which run-group folds rarely produce.
+        """
+        pairs = pair_keys(records).to_numpy()
+        residuals, seen_flags, strata, signed = [], [], [], []
+        schemes = [(records["run_group"].astype(str).to_numpy(), self.calibration_folds, True)]
+        if self.calibration_folds >= 2:
+            schemes += [(records[column].astype("object").fillna("?").astype(str).to_numpy(), self.transfer_folds,
+                         False)
+                        for column in ("model", "accelerator")]
+        for groups, count, for_accuracy in schemes:
+            folds = min(count, len(set(groups)))
+            if folds < 2:
+                continue
+            for train, test in GroupKFold(n_splits=folds).split(records, y, groups):
+                model = clone(self)
+                model._fit_log(records.iloc[train].reset_index(drop=True), np.log(y[train]))
+                residual = np.log(y[test]) - model._predict_log(records.iloc[test].reset_index(drop=True))
+                if for_accuracy:
+                    signed.append(residual)
+                residuals.append(np.abs(residual))
+                seen_flags.append(np.isin(pairs[test], pairs[train]))
+                strata.append(_strata(records.iloc[test], seen_flags[-1]))
+        residuals = np.concatenate(residuals) if residuals else np.array([])
+        seen = np.concatenate(seen_flags) if seen_flags else np.array([], dtype=bool)
+        ok = np.isfinite(residuals)
+        self.quantile_all_ = _conformal_quantile(residuals[ok], level)
+        self.quantile_seen_ = _conformal_quantile(residuals[ok & seen], level, fallback=self.quantile_all_)
+        unseen = _conformal_quantile(residuals[ok & ~seen], level, fallback=np.nan)
+        # too few unseen rows to calibrate on: no narrower than the pooled or seen width, whichever is larger
+        self.quantile_unseen_ = unseen if np.isfinite(unseen) else max(self.quantile_all_, self.quantile_seen_)
+        self.calibration_rows_ = {"seen": int((ok & seen).sum()), "unseen": int((ok & ~seen).sum())}
+        # narrower where the data is cleaner: tuned closed-division datacenter runs vary less than edge sweeps
+        keys = np.concatenate(strata) if strata else np.array([], dtype=object)
+        self.quantile_strata_ = {}
+        for key in set(keys):
+            value = _conformal_quantile(residuals[ok & (keys == key)], level, fallback=np.nan, minimum=50)
+            if np.isfinite(value):
+                self.quantile_strata_[str(key)] = value
+        # out-of-fold accuracy: the model card's reproducible number (|pred/y - 1| = |exp(-residual) - 1|)
+        errors = np.abs(np.expm1(-np.concatenate(signed))) if signed else np.array([])
+        self.oof_mdape_ = float(np.median(errors[np.isfinite(errors)])) if np.isfinite(errors).any() else None
+
+    # -- persistence -------------------------------------------------------------------------------------------
+
+    def save(self, folder: Path | str) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        learned = {key: getattr(self, key) for key in ("seen_pairs_", "seen_models_", "seen_accelerators_",
+                                                        "max_accelerators_", "quantile_all_", "quantile_seen_",
+                                                        "quantile_unseen_", "calibration_rows_", "oof_mdape_",
+                                                        "quantile_strata_")}
+        document = {"predictor": self.name, "params": self.get_params(), "learned": _jsonable(learned),
+                    "state": self._state(folder)}
+        (folder / STATE_FILE).write_text(json.dumps(document, indent=1))
+        return folder
+
+    @staticmethod
+    def load(folder: Path | str) -> Predictor:
+        folder = Path(folder)
+        document = json.loads((folder / STATE_FILE).read_text())
+        cls = PREDICTORS.get(document["predictor"])
+        if cls is None:
+            raise ValueError(f"{folder / STATE_FILE}: unknown predictor '{document['predictor']}'")
+        predictor = cls(**document["params"])
+        for key, value in document["learned"].items():
+            setattr(predictor, key, value)
+        predictor._restore(document["state"], folder)
+        return predictor
+
+
+def _strata(records: pd.DataFrame, seen: np.ndarray) -> np.ndarray:
+    """Mondrian strata for interval widths: seen pair or not, closed division or not."""
+    closed = (records["division"].astype("object") == "closed").to_numpy()
+    return np.array([f"{'seen' if s else 'unseen'}|{'closed' if c else 'other'}" for s, c in zip(seen, closed)],
+                    dtype=object)
+
+
+def _conformal_quantile(residuals: np.ndarray, level: float, fallback: float = np.inf, minimum: int = 10) -> float:
+    n = len(residuals)
+    if n < minimum:
+        return fallback
+    rank = min(int(np.ceil((n + 1) * level)), n)
+    return float(np.sort(residuals)[rank - 1])
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value

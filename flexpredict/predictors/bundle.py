@@ -1,0 +1,137 @@
+"""A trained predictor per target, saved together with its metadata: what `train` writes and everything loads.
+
+Layout: `<dir>/manifest.json` (targets, training-data hash, library versions, metrics) and one folder per target
+holding the predictor's JSON state and XGBoost's UBJ booster. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import catalogs
+from .base import Predictor
+from .targets import TARGETS, make_predictor
+
+MANIFEST = "manifest.json"
+REQUIRED_INPUT = ("model", "scenario")
+
+
+def default_model_dir() -> Path:
+    return catalogs.resource_dir("models") / "default"
+
+
+def data_hash(records: pd.DataFrame) -> str:
+    """Content hash of the training records (ids and target values), for the model card and reproducibility."""
+    digest = hashlib.sha256()
+    digest.update(pd.util.hash_pandas_object(records[["record_id"] + [t.column for t in TARGETS.values()]],
+                                             index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class ModelBundle:
+    predictors: dict[str, Predictor]
+    manifest: dict = field(default_factory=dict)
+
+    # -- training ----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def train(cls, records: pd.DataFrame, *, predictor: str = "xgboost", targets: list[str] | None = None,
+              params: dict | None = None, on_progress: Callable[[int, int, str], None] | None = None) -> ModelBundle:
+        """Fit one predictor per target on the records that measured it."""
+        chosen = targets or list(TARGETS)
+        fitted: dict[str, Predictor] = {}
+        rows: dict[str, int] = {}
+        started = time.perf_counter()
+        for done, name in enumerate(chosen):
+            if on_progress:
+                on_progress(done, len(chosen), name)
+            target = TARGETS[name]
+            subset, y = training_rows(records, name)
+            if len(subset) < 20:
+                continue
+            fitted[name] = make_predictor(predictor, target, params).fit(subset, y)
+            rows[name] = len(subset)
+        if on_progress:
+            on_progress(len(chosen), len(chosen), "done")
+        manifest = {
+            "predictor": predictor, "targets": {n: {"rows": rows[n], "unit": TARGETS[n].unit} for n in fitted},
+            "training_data_hash": data_hash(records), "training_records": len(records),
+            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "train_seconds": round(time.perf_counter() - started, 1),
+            "versions": _versions(), "metrics": {},
+        }
+        return cls(fitted, manifest)
+
+    # -- prediction --------------------------------------------------------------------------------------------
+
+    def predict(self, records: pd.DataFrame) -> pd.DataFrame:
+        """pred_<target>, pred_<target>_lo/_hi (90 % interval) and ood_<target> per record; `ood` if any."""
+        out = pd.DataFrame(index=records.index)
+        any_ood = np.zeros(len(records), dtype=bool)
+        for name, predictor in self.predictors.items():
+            target = TARGETS[name]
+            mask = target.mask(records).to_numpy()
+            pred = np.full(len(records), np.nan)
+            lo, hi = pred.copy(), pred.copy()
+            ood = np.zeros(len(records), dtype=bool)
+            if mask.any():
+                subset = records.loc[mask]
+                p, low, high = predictor.predict_interval(subset)
+                scale = target.scale(subset)
+                pred[mask], lo[mask], hi[mask] = p * scale, low * scale, high * scale
+                ood[mask] = predictor.out_of_distribution(subset)
+            out[f"pred_{name}"], out[f"pred_{name}_lo"], out[f"pred_{name}_hi"] = pred, lo, hi
+            out[f"ood_{name}"] = pd.array(np.where(mask, ood, False), dtype="boolean")
+            any_ood |= mask & ood
+        out["ood"] = any_ood
+        return out
+
+    # -- persistence -------------------------------------------------------------------------------------------
+
+    def save(self, folder: Path | str) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, predictor in self.predictors.items():
+            predictor.save(folder / name)
+        (folder / MANIFEST).write_text(json.dumps(self.manifest, indent=1, sort_keys=True))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str | None = None) -> ModelBundle:
+        folder = Path(folder) if folder else default_model_dir()
+        path = folder / MANIFEST
+        if not path.exists():
+            raise FileNotFoundError(f"{folder}: no trained model here (run `flexpredict train --out {folder}`)")
+        manifest = json.loads(path.read_text())
+        return cls({name: Predictor.load(folder / name) for name in manifest["targets"]}, manifest)
+
+
+def training_rows(records: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows that measured a target, one per (run group, value): accuracy twins are not counted twice."""
+    target = TARGETS[name]
+    values = target.values(records) / target.scale(records)
+    keep = target.mask(records) & values.notna() & np.isfinite(values)
+    subset = records.loc[keep].assign(_y=values[keep])
+    subset = subset.drop_duplicates(["run_group", "_y"]).reset_index(drop=True)
+    return subset.drop(columns="_y"), subset["_y"].to_numpy()
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for package in ("flexpredict", "xgboost", "xgboost-cpu", "scikit-learn", "pandas", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

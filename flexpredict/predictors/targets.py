@@ -1,0 +1,73 @@
+"""What the predictors predict: one `Target` per metric, with the rows it is learned from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # the output is pred_<name>
+    column: str  # the record column holding the measured value
+    unit: str
+    scenarios: tuple[str, ...] | None = None  # learned only from these scenarios (None: all)
+    llm: bool | None = None  # True: LLM rows only; False: non-LLM only; None: both
+    per_accelerator: bool = False  # learn value / accelerators_total, predict times it back
+    roofline_exponent: float = 0.0  # value ~ roofline^exponent: +1 for throughput, -1 for latency and energy
+
+    def values(self, records: pd.DataFrame) -> pd.Series:
+        """Measured values of this target (NaN where the record has none)."""
+        values = pd.to_numeric(records[self.column], errors="coerce").astype("float64")
+        return values.where(values > 0)
+
+    def mask(self, records: pd.DataFrame) -> pd.Series:
+        """Rows this target is defined for (whether measured or not)."""
+        mask = pd.Series(True, index=records.index)
+        if self.scenarios is not None:
+            mask &= records["scenario"].isin(self.scenarios)
+        if self.llm is not None:
+            from ..normalize import is_llm_benchmark
+
+            llm = records["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False)
+            mask &= llm if self.llm else ~llm
+        return mask
+
+    def scale(self, records: pd.DataFrame) -> np.ndarray:
+        """Factor between what the model learns and the reported value (accelerators for per-accelerator)."""
+        if not self.per_accelerator:
+            return np.ones(len(records))
+        total = pd.to_numeric(records["accelerators_total"], errors="coerce").astype("float64").to_numpy()
+        return np.where(total > 0, total, np.nan)
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("throughput_per_accelerator", "throughput_per_accelerator", "tokens/s (LLM) or samples/s per accelerator",
+           scenarios=("Offline", "Server", "Interactive"), roofline_exponent=1.0),
+    Target("ttft_p99_ms", "ttft_p99_ms", "ms", scenarios=("Server", "Interactive"), llm=True,
+           roofline_exponent=-1.0),
+    Target("tpot_p99_ms", "tpot_p99_ms", "ms", scenarios=("Server", "Interactive"), llm=True,
+           roofline_exponent=-1.0),
+    Target("latency_p99_ms", "latency_p99_ms", "ms", scenarios=("SingleStream", "MultiStream", "Server"), llm=False,
+           roofline_exponent=-1.0),
+    Target("latency_p90_ms", "latency_p90_ms", "ms", scenarios=("SingleStream",), llm=False,
+           roofline_exponent=-1.0),
+    Target("power_w", "power_w", "W (whole system)", per_accelerator=True),
+    Target("energy_j_per_token", "energy_j_per_token", "J/token", llm=True, roofline_exponent=-1.0),
+    Target("energy_j_per_sample", "energy_j_per_sample", "J/sample", llm=False, roofline_exponent=-1.0),
+)}
+
+
+def make_predictor(name: str, target: Target, params: dict | None = None):
+    """A predictor for a target: predictors that use the roofline learn in its direction for that target."""
+    import inspect
+
+    from .base import PREDICTORS
+
+    cls = PREDICTORS[name]
+    kwargs = dict(params or {})
+    if "roofline_exponent" in inspect.signature(cls.__init__).parameters:
+        kwargs.setdefault("roofline_exponent", target.roofline_exponent)
+    return cls(**kwargs)

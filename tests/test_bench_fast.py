@@ -1,0 +1,307 @@
+"""The benchmark's parts that need no inference engine: prompt sets, SLO presets, power sampling, system capture,
+record building from a real LoadGen run, dataset appends, and the one-line errors users see."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from flexpredict.bench.base import Backend, BenchError, Completion, EngineInfo
+from flexpredict.bench.cli import app
+from flexpredict.bench.engine_env import EngineSetupError, is_ready, setup_engine
+from flexpredict.bench.prompts import PromptSetError, bench_dir, load_prompts
+from flexpredict.bench.runner import RunConfig, append_records, read_loadgen_logs, run_benchmark
+from flexpredict.bench.slo import load_preset, resolve_slo
+from flexpredict.bench.system import PowerSampler, capture_system
+from flexpredict.schema import COLUMN_NAMES, SchemaError
+
+cli = CliRunner()
+
+
+class ClockworkEngine(Backend):
+    """A deterministic stand-in engine for harness tests: every answer is `tokens` tokens, the first after
+    `ttft_s`, the next ones `tpot_s` apart, so what LoadGen reports can be checked against known truth."""
+
+    name = "clockwork"
+
+    def __init__(self, tokens=8, ttft_s=0.02, tpot_s=0.005):
+        self.tokens, self.ttft_s, self.tpot_s = tokens, ttft_s, tpot_s
+
+    async def generate(self, prompt, max_tokens, on_first_token=None):
+        out = Completion(start_s=time.perf_counter(), prompt_tokens=len(prompt.split()))
+        await asyncio.sleep(self.ttft_s)
+        out.first_token_s = time.perf_counter()
+        if on_first_token:
+            on_first_token("tok ")
+        await asyncio.sleep(self.tpot_s * (self.tokens - 1))
+        out.text, out.output_tokens, out.end_s = "tok " * self.tokens, self.tokens, time.perf_counter()
+        return out
+
+    def info(self):
+        return EngineInfo(engine="clockwork", engine_version="1", framework_raw="clockwork 1", model="clockwork")
+
+
+# -- prompt sets ------------------------------------------------------------------------------------------------------
+
+def test_bundled_prompt_set_is_varied_and_has_references():
+    prompts = load_prompts("default")
+    assert 50 <= len(prompts) <= 200
+    assert prompts.references is not None and len(prompts.references) == len(prompts)
+    assert len(set(prompts.prompts)) == len(prompts)
+    lengths = [len(p.split()) for p in prompts.prompts]
+    assert max(lengths) > 4 * min(lengths)  # short questions and paragraph-long summaries
+
+
+def test_local_jsonl_and_parquet_prompt_files(tmp_path):
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text('{"prompt": "a b"}\n\n{"prompt": "c"}\n')
+    assert load_prompts(str(jsonl)).prompts == ("a b", "c")
+    assert load_prompts(str(jsonl)).references is None
+    parquet = tmp_path / "p.parquet"
+    pd.DataFrame({"question": ["q1", "q2"], "answer": ["a1", "a2"]}).to_parquet(parquet)
+    loaded = load_prompts(str(parquet))
+    assert loaded.prompts == ("q1", "q2") and loaded.references == ("a1", "a2")
+
+
+def test_prompt_file_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"body": "x"}\n')
+    with pytest.raises(PromptSetError, match="no prompt column"):
+        load_prompts(str(bad))
+    with pytest.raises(PromptSetError, match="not found"):
+        load_prompts(str(tmp_path / "missing.jsonl"))
+    with pytest.raises(PromptSetError, match="no bundled prompt set 'nope'.*default"):
+        load_prompts("nope")
+
+
+# -- SLO presets ------------------------------------------------------------------------------------------------------
+
+def test_slo_presets_in_the_shared_format(tmp_path):
+    presets = tmp_path / "slo.yaml"
+    presets.write_text(yaml.safe_dump({"presets": {
+        "llama2-70b": {"server": {"ttft_ms": 2000, "tpot_ms": 200}, "interactive": {"ttft_ms": 450, "tpot_ms": 40},
+                       "source": "MLPerf rules", "as_of": "v5.0"},
+        "gptj": {"server": {"latency_ms": 20000}, "source": "MLPerf rules"},
+    }}))
+    server = load_preset("llama2-70b", presets)
+    assert (server.ttft_ms, server.tpot_ms) == (2000, 200) and "MLPerf rules" in server.source
+    assert load_preset("llama2-70b:interactive", presets).tpot_ms == 40
+    assert load_preset("gptj", presets).latency_ms == 20000
+    mixed = resolve_slo("llama2-70b", ttft_ms=900, presets_file=presets)
+    assert (mixed.ttft_ms, mixed.tpot_ms) == (900, 200)
+    with pytest.raises(BenchError, match="no SLO preset 'mixtral'.*gptj, llama2-70b"):
+        load_preset("mixtral", presets)
+    with pytest.raises(BenchError, match="no 'interactive' bounds"):
+        load_preset("gptj:interactive", presets)
+    assert resolve_slo(None, 100, None).source == "user"
+
+
+def test_shipped_slo_presets_load():
+    path = bench_dir() / "slo_presets.yaml"
+    if not path.exists():
+        pytest.skip("bench/slo_presets.yaml not written yet")
+    presets = yaml.safe_load(path.read_text())["presets"]
+    assert presets
+    for name, entry in presets.items():
+        for kind in ("server", "interactive"):
+            if isinstance(entry.get(kind), dict):
+                slo = load_preset(f"{name}:{kind}")
+                assert slo.ttft_ms or slo.latency_ms, name
+
+
+# -- system capture and power -----------------------------------------------------------------------------------------
+
+def test_system_capture_describes_this_host():
+    info = capture_system()
+    assert info.host_cpu and info.host_sockets >= 1 and info.host_cores_per_socket >= 1
+    assert info.host_memory_gb > 1
+    assert "python" in info.versions
+    assert info.cpu_only == (not info.gpus)
+
+
+def test_power_sampler_on_this_machine_reports_only_what_it_can_read():
+    with PowerSampler(interval_s=0.05) as power:
+        time.sleep(0.2)
+    summary = power.summary()
+    readable = [w for w in (summary["gpu_w"], summary["cpu_package_w"]) if w is not None]
+    assert summary["power_w"] == (sum(readable) if readable else None)
+    assert summary["duration_s"] >= 0.2
+
+
+def test_rapl_energy_counter_becomes_watts_across_a_wrap(tmp_path):
+    """A powercap tree laid out as the kernel does: 10 W drawn, and the counter wraps during the run."""
+    zone = tmp_path / "intel-rapl:0"
+    sub = tmp_path / "intel-rapl:0:0"  # a sub-zone (core) that must not be counted twice
+    for z in (zone, sub):
+        z.mkdir()
+        (z / "max_energy_range_uj").write_text("1000000\n")
+        (z / "energy_uj").write_text("900000\n")
+    stop = threading.Event()
+
+    def draw_10_watts():
+        t0, energy = time.monotonic(), 900_000
+        while not stop.wait(0.01):
+            energy = (900_000 + int((time.monotonic() - t0) * 10e6)) % 1_000_000
+            (zone / "energy_uj").write_text(f"{energy}\n")
+
+    writer = threading.Thread(target=draw_10_watts)
+    writer.start()
+    with PowerSampler(interval_s=0.02, powercap=tmp_path) as power:
+        time.sleep(0.3)  # 3 J: the counter passes 1 J (its range) three times, sampled often enough
+    stop.set()
+    writer.join()
+    summary = power.summary()
+    assert summary["rapl_domains"] == ["intel-rapl:0"]
+    assert summary["cpu_package_w"] == pytest.approx(10, rel=0.25)
+
+
+# -- LoadGen SUT and the record ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clockwork_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clockwork") / "server-run"
+    prompts = load_prompts("default")
+    cfg = RunConfig(scenario="Server", target_qps=40, samples=30, min_duration_s=1.5, max_tokens=8,
+                    mode="both")
+    results = run_benchmark(ClockworkEngine(), prompts, cfg, out, capture_system(), ClockworkEngine().info())
+    return out, results
+
+
+def test_server_record_matches_loadgen_and_known_timings(clockwork_run):
+    out, results = clockwork_run
+    record = results["record"]
+    assert set(record) == set(COLUMN_NAMES)
+    summary = dict(line.split(":", 1) for line in (out / "mlperf_log_summary.txt").read_text().splitlines()
+                   if ":" in line and not line.startswith(" "))
+    summary = {k.strip(): v.strip() for k, v in summary.items()}
+    assert record["tokens_per_s"] == pytest.approx(float(summary["Completed tokens per second"]))
+    assert record["samples_per_s"] == pytest.approx(float(summary["Completed samples per second"]))
+    assert record["tokens_per_s"] == pytest.approx(8 * record["samples_per_s"], rel=0.02)
+    # the engine answers first after 20 ms, then a token every 5 ms: LoadGen must see that (plus small overhead)
+    assert 20 <= record["ttft_p50_ms"] < 40
+    assert 5 <= record["tpot_p50_ms"] < 8
+    assert record["output_tokens_mean"] == 8 and record["tokens_per_sample"] == 8
+    assert record["valid"] == (summary["Result is"] == "VALID")
+    assert record["source"] == "server-run/benchmark_results.json"
+    assert record["source_kind"] == "flexpredict-bench" and record["scenario"] == "Server"
+    assert record["accuracy_raw"].startswith("ROUGE1: ")
+    saved = json.loads((out / "benchmark_results.json").read_text())
+    assert saved["record"] == record
+    assert saved["accuracy"]["generations"] == 30 and saved["accuracy"]["rougeL"] is not None
+    assert 0 <= saved["performance"]["harness_overhead_ms"] < 20
+
+
+def test_record_invalid_when_log_reports_errors_even_if_loadgen_says_valid(clockwork_run):
+    out, _ = clockwork_run
+    summary = (out / "mlperf_log_summary.txt").read_text()
+    forged = out.parent / "forged"
+    forged.mkdir()
+    (forged / "mlperf_log_summary.txt").write_text(
+        summary.replace("Result is : INVALID", "Result is : VALID")
+        .replace("No errors encountered during test.", "3 ERRORS encountered. See detailed log."))
+    result, _ = read_loadgen_logs(forged)
+    assert result.result_valid and result.errors == 3 and not result.valid
+
+
+def test_append_never_loses_rows_and_skips_duplicates(clockwork_run, tmp_path):
+    _, results = clockwork_run
+    dataset = tmp_path / "sub" / "mine.parquet"
+    assert append_records([results["record"]], dataset) == 1
+    old = pd.read_parquet(dataset)
+    old["my_note"] = ["keep me"]
+    old.to_parquet(dataset)
+    second = dict(results["record"], record_id="other", run_group="other")
+    assert append_records([results["record"], second], dataset) == 1
+    frame = pd.read_parquet(dataset)
+    assert list(frame["record_id"]) == [results["record"]["record_id"], "other"]
+    assert frame["my_note"].iloc[0] == "keep me"
+    with pytest.raises(SchemaError):
+        append_records([dict(second, record_id="bad", tokens_per_s="fast")], dataset)
+    assert len(pd.read_parquet(dataset)) == 2
+    assert [p.name for p in dataset.parent.iterdir()] == ["mine.parquet"]
+
+
+# -- errors users see -------------------------------------------------------------------------------------------------
+
+def test_unreachable_endpoint_is_one_line():
+    result = cli.invoke(app, ["run", "--endpoint", "http://127.0.0.1:9", "--samples", "2"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: endpoint http://127.0.0.1:9/v1 is unreachable: connection refused"]
+
+
+def test_engine_that_fails_to_start_shows_its_log_tail(tmp_path):
+    """This python has no vLLM: the server dies at once, and the user sees why, from the engine's own log."""
+    result = cli.invoke(app, ["run", "--model", str(tmp_path), "--engine-python", sys.executable,
+                              "--out", str(tmp_path / "run")], terminal_width=200)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output.split("log ")[0]
+    assert "vLLM server" in result.output and "exited with code 1 before it was ready" in result.output
+    assert "No module named" in result.output and "setup-engine vllm-cpu" in result.output
+    assert (tmp_path / "run" / "engine.log").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scenario", "Server", "--endpoint", "http://127.0.0.1:9"], "Server scenario needs --target-qps"),
+    (["--scenario", "Batch"], "unknown scenario 'Batch'"),
+    (["--dataset", "nope.jsonl"], "prompt file not found"),
+    (["--backend", "openai"], "needs --endpoint"),
+    ([], "--model is required"),
+    (["--backend", "tgi", "--model", "m"], "unknown backend 'tgi'"),
+])
+def test_bad_input_is_a_clean_error(args, message):
+    result = cli.invoke(app, ["run", *args], terminal_width=200)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_engine_env_checks(tmp_path):
+    assert not is_ready(Path(sys.executable))  # no vLLM in the main environment
+    with pytest.raises(EngineSetupError, match="unknown engine 'tgi'"):
+        setup_engine("tgi", tmp_path)
+
+
+def test_api_key_comes_from_the_environment_and_is_never_written(tmp_path, monkeypatch):
+    """A local endpoint that answers /v1/models only with the right bearer token."""
+    import http.server
+
+    from flexpredict.bench.openai_endpoint import OpenAIEndpoint
+
+    class Models(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # the http.server hook name
+            ok = self.headers.get("Authorization") == "Bearer s3cret-key"
+            body = json.dumps({"data": [{"id": "m", "owned_by": "me"}]}).encode() if ok else b"{}"
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(BenchError, match="environment variable MY_KEY .* is not set"):
+            OpenAIEndpoint(url, api_key_env="MY_KEY").start()
+        monkeypatch.setenv("MY_KEY", "wrong")
+        with pytest.raises(BenchError, match="refused the API key \\(HTTP 401\\)"):
+            OpenAIEndpoint(url, api_key_env="MY_KEY").start()
+        monkeypatch.setenv("MY_KEY", "s3cret-key")
+        backend = OpenAIEndpoint(url, api_key_env="MY_KEY")
+        backend.start()
+        info = backend.info()
+        assert backend.model == "m" and info.local_host and info.engine is None
+        assert "s3cret" not in json.dumps(info.args) and info.args["api_key_env"] == "MY_KEY"
+    finally:
+        server.shutdown()
