@@ -65,6 +65,7 @@ def ours(server: VllmServer, prompts, scenario: str, rate: float | None, n: int,
         "loadgen_mean_latency_ms": perf["loadgen"]["mean_latency_ms"], "request_ms_mean": client["request_ms_mean"],
         "overhead_ms": perf["harness_overhead_ms"], "dispatch_ms": client["dispatch_ms_mean"],
         "complete_ms": client["complete_ms_mean"], "client_ttft_p50_ms": client["ttft_ms_p50"],
+        "achieved_qps": record["samples_per_s"], "start_span_ms": client["start_span_ms"],
     }
 
 
@@ -77,7 +78,7 @@ def theirs(engine_python: Path, server: VllmServer, model: str, dataset: Path, r
            "--custom-output-len", str(max_tokens), "--skip-chat-template", "--disable-shuffle", "--ignore-eos",
            "--num-prompts", str(n), "--request-rate", "inf" if rate is None else str(rate), "--seed", "0",
            "--percentile-metrics", "ttft,tpot,e2el", "--metric-percentiles", "50,99", "--disable-tqdm",
-           "--save-result", "--result-filename", str(result_file)]
+           "--save-result", "--save-detailed", "--result-filename", str(result_file)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
     (out / "vllm_bench.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -87,7 +88,9 @@ def theirs(engine_python: Path, server: VllmServer, model: str, dataset: Path, r
     return {"tokens_per_s": data["output_throughput"], "ttft_p50_ms": data["p50_ttft_ms"],
             "ttft_p99_ms": data["p99_ttft_ms"], "tpot_p50_ms": data["p50_tpot_ms"], "tpot_p99_ms": data["p99_tpot_ms"],
             "queries": data["completed"], "output_tokens_mean": data["total_output_tokens"] / data["completed"],
-            "errors": data.get("failed", 0), "mean_e2el_ms": data["mean_e2el_ms"]}
+            "errors": data.get("failed", 0), "mean_e2el_ms": data["mean_e2el_ms"],
+            "achieved_qps": data["request_throughput"],
+            "start_span_ms": 1e3 * (max(data["start_times"]) - min(data["start_times"]))}
 
 
 def main() -> None:
@@ -128,12 +131,15 @@ def main() -> None:
             for rep in range(args.repeats):
                 tag = f"{scenario}-{rate or 'inf'}-{rep}"
                 console.print(f"[bold]{tag}[/bold]: flexpredict, then vllm bench serve")
-                runs.append({"point": f"{scenario} {rate or 'all at once'}", "tool": "flexpredict",
-                             **ours(server, prompt_set, scenario, rate, args.num_prompts, args.max_tokens,
-                                    args.out / f"ours-{tag}")})
-                runs.append({"point": f"{scenario} {rate or 'all at once'}", "tool": "vllm bench serve",
-                             **theirs(engine_python, server, model, dataset, rate, args.num_prompts,
-                                      args.max_tokens, args.out / f"vllm-{tag}")})
+                point = f"{scenario} {rate or 'all at once'}"
+                for tool, result in (
+                    ("flexpredict", ours(server, prompt_set, scenario, rate, args.num_prompts, args.max_tokens,
+                                         args.out / f"ours-{tag}")),
+                    ("vllm bench serve", theirs(engine_python, server, model, dataset, rate, args.num_prompts,
+                                                args.max_tokens, args.out / f"vllm-{tag}")),
+                ):
+                    runs.append({"point": point, "tool": tool, **result,
+                                 "tokens_per_s_per_qps": result["tokens_per_s"] / result["achieved_qps"]})
     rows = summarize(runs)
     show(rows, args)
     if args.json:
@@ -166,7 +172,11 @@ def pinned(cpus: set[int]):
         os.sched_setaffinity(0, before)
 
 
-METRICS = ("tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
+# achieved_qps: each tool's Poisson arrivals (its own seed) realise a slightly different rate for the same target,
+# and a Server run's tokens/s follows it; tokens_per_s_per_qps takes that out. start_span_ms: how long the client
+# took to send all requests (Offline: all at once)
+METRICS = ("tokens_per_s", "achieved_qps", "tokens_per_s_per_qps", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms",
+           "tpot_p99_ms", "start_span_ms")
 
 
 def summarize(runs: list[dict]) -> list[dict]:

@@ -91,9 +91,9 @@ def run(
     runner = _runtime()
     try:
         prompt_set = load_prompts(dataset)
-        cfg = runner.RunConfig(scenario=scenario, target_qps=target_qps, samples=samples, min_duration_s=min_duration,
-                        max_tokens=max_tokens, mode=mode, concurrency=concurrency,
-                        slo=resolve_slo(slo_preset, ttft_slo, tpot_slo))
+        cfg = runner.RunConfig(scenario=scenario, target_qps=target_qps, samples=samples,
+                               min_duration_s=min_duration, max_tokens=max_tokens, mode=mode,
+                               concurrency=concurrency, slo=resolve_slo(slo_preset, ttft_slo, tpot_slo))
         if sweep is None:
             cfg.check()
         kind = backend or ("openai" if endpoint else "vllm")
@@ -135,7 +135,10 @@ def run(
     if append_to is not None:
         if not records:
             _fail("no performance record to append (accuracy-only run)")
-        added = runner.append_records(records, append_to)
+        try:
+            added = runner.append_records(records, append_to)
+        except (OSError, ValueError, *_USER_ERRORS) as exc:  # ValueError: not a parquet file
+            _fail(f"cannot append to {append_to}: {exc}")
         console.print(f"appended {added} record(s) to {append_to}", highlight=False)
 
 

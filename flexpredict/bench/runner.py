@@ -225,6 +225,7 @@ def timing_stats(timings: list[QueryTiming]) -> dict:
         "dispatch_ms_mean": _mean([(t.start_s - t.issued_s) * 1e3 for t in ok]),
         "complete_ms_mean": _mean([(t.completed_s - t.end_s) * 1e3 for t in ok]),
         "ttft_ms_p50": _median(ttft), "tpot_ms_p50": _median(tpot),
+        "start_span_ms": round((max(t.start_s for t in ok) - min(t.start_s for t in ok)) * 1e3, 3) if ok else None,
     }
 
 

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(soft_wrap=True)
+# piped output (CI logs, `| less`) gets room for the tables instead of Rich's 80-column default
+console = Console(soft_wrap=True, width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 

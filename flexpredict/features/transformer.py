@@ -26,6 +26,7 @@ NUMERIC_PHYSICS = ("acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs", "ac
                    "model_hidden", "model_kv_heads", "model_head_dim", "model_moe", "model_gflops_per_sample",
                    "bytes_per_param", "total_memory_gb", "total_bandwidth_tbs", "total_tflops", "weights_gb",
                    "memory_headroom", "fits_in_memory", "kv_bytes_per_token", "flops_per_byte")
+_COMPLETE_MARK = "flexpredict_complete"
 DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline")
 
 
@@ -74,7 +75,10 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
 
     @staticmethod
     def complete(records: pd.DataFrame) -> pd.DataFrame:
-        """Records completed (catalog ids, engine, ...) and joined with their physics features."""
+        """Records completed (catalog ids, engine, ...) and joined with their physics features; a frame that is
+        already complete (or a row subset of one) is returned as it is."""
+        if records.attrs.get(_COMPLETE_MARK):
+            return records
         frame = finalize_partial(records)
         phys = physics(frame)
         frame = pd.concat([frame, phys], axis=1)
@@ -84,6 +88,7 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
         frame["engine_major"] = frame["engine_version"].map(_major)
         frame["round_index"] = frame["round"].map(_round_index)
         frame["log_roofline"] = np.log(pd.to_numeric(frame["roofline_per_accelerator"], errors="coerce"))
+        frame.attrs[_COMPLETE_MARK] = True
         return frame
 
 

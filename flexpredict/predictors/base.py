@@ -16,7 +16,6 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.model_selection import GroupKFold
 
 PREDICTORS: dict[str, type[Predictor]] = {}
 STATE_FILE = "predictor.json"
@@ -106,6 +105,8 @@ class Predictor(BaseEstimator, RegressorMixin):
         accelerator (`transfer_folds` each) add residuals of configurations whose model or accelerator was never
         measured, which run-group folds rarely produce.
         """
+        from sklearn.model_selection import GroupKFold  # heavy import, needed only when fitting
+
         pairs = pair_keys(records).to_numpy()
         residuals, seen_flags, strata, signed = [], [], [], []
         schemes = [(records["run_group"].astype(str).to_numpy(), self.calibration_folds, True)]

@@ -77,7 +77,12 @@ class ModelBundle:
 
     def predict(self, records: pd.DataFrame) -> pd.DataFrame:
         """pred_<target>, pred_<target>_lo/_hi (90 % interval) and ood_<target> per record; `ood` if any."""
+        from ..features import RecordFeaturizer
+
         out = pd.DataFrame(index=records.index)
+        completed = RecordFeaturizer.complete(records)  # once for every target
+        completed.index = records.index
+        records = completed
         any_ood = np.zeros(len(records), dtype=bool)
         for name, predictor in self.predictors.items():
             target = TARGETS[name]
@@ -108,13 +113,15 @@ class ModelBundle:
         return folder
 
     @classmethod
-    def load(cls, folder: Path | str | None = None) -> ModelBundle:
+    def load(cls, folder: Path | str | None = None, targets: tuple[str, ...] | None = None) -> ModelBundle:
+        """Load a saved bundle (default: the shipped model); `targets` loads only those that exist among them."""
         folder = Path(folder) if folder else default_model_dir()
         path = folder / MANIFEST
         if not path.exists():
             raise FileNotFoundError(f"{folder}: no trained model here (run `flexpredict train --out {folder}`)")
         manifest = json.loads(path.read_text())
-        return cls({name: Predictor.load(folder / name) for name in manifest["targets"]}, manifest)
+        names = [n for n in manifest["targets"] if targets is None or n in targets]
+        return cls({name: Predictor.load(folder / name) for name in names}, manifest)
 
 
 def training_rows(records: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray]:

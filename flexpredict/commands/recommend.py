@@ -1,0 +1,178 @@
+"""`flexpredict recommend`: ranked deployments that meet an SLO within a budget."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .common import console, fail
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+OUTPUT_COLUMNS = ("rank", "accelerator", "vendor", "count", "nodes", "accelerators_total", "engine", "precision",
+                  "scenario", "throughput", "throughput_lo", "throughput_hi", "pred_throughput_per_accelerator",
+                  "measured_throughput_per_accelerator", "measured_runs", "pred_ttft_p99_ms", "pred_ttft_p99_ms_lo",
+                  "pred_ttft_p99_ms_hi", "pred_tpot_p99_ms", "pred_tpot_p99_ms_lo", "pred_tpot_p99_ms_hi",
+                  "pred_latency_p99_ms", "pred_latency_p99_ms_lo", "pred_latency_p99_ms_hi", "p_slo", "replicas",
+                  "total_throughput", "usd_per_hour", "usd_per_month", "period_cost", "usd_per_million",
+                  "power_w", "power_from_tdp", "energy_j_per_unit", "ood", "price_source")
+
+
+def recommend(
+    budget: float = typer.Option(None, help="Budget in USD per --budget-period (default period: month)."),
+    latency_slo: str = typer.Option(None, help="p99 latency bound: for LLMs the time per output token (TPOT), "
+                                    "otherwise the query latency. 200ms, 0.2s or 200 (ms)."),
+    model: str = typer.Option(None, help="Model id or MLPerf benchmark name (default: llama2-70b)."),
+    budget_period: str = typer.Option("month", help="hour, month (730 h) or year."),
+    pricing: str = typer.Option("cloud", help="cloud (on-demand $/accelerator-hour) or own (purchase price "
+                                "amortised over --amortize-years plus electricity)."),
+    amortize_years: float = typer.Option(3.0, help="Years to amortise a purchase over (--pricing own)."),
+    electricity: float = typer.Option(0.15, help="Electricity price in USD/kWh (--pricing own)."),
+    prices: Path = typer.Option(None, help="YAML price file overriding the catalog (same format as "
+                                "features/prices.yaml)."),
+    ttft_slo: str = typer.Option(None, help="p99 time-to-first-token bound (LLMs), e.g. 2s."),
+    tpot_slo: str = typer.Option(None, help="p99 time-per-output-token bound (LLMs), e.g. 200ms."),
+    slo_preset: str = typer.Option(None, help="server or interactive: MLPerf's bounds for the model."),
+    scenario: str = typer.Option(None, help="Server, Interactive or Offline (default: Server for LLMs or with an "
+                                 "SLO, else Offline)."),
+    load: str = typer.Option(None, help="Required throughput, e.g. 5000tok/s: then the cheapest deployment that "
+                             "sustains it wins."),
+    objective: str = typer.Option("throughput", help="throughput (most within budget), cost ($ per million "
+                                  "tokens) or energy (J per token)."),
+    vendor: str = typer.Option(None, help="Only this vendor (nvidia, amd, intel, google, ...)."),
+    accelerator: str = typer.Option(None, help="Only this accelerator (id or name)."),
+    max_accelerators: int = typer.Option(16, help="Most accelerators in one deployment replica."),
+    top: int = typer.Option(10, help="How many to show."),
+    confidence: float = typer.Option(0.8, help="Minimum probability that the SLO is met."),
+    output_format: Format = typer.Option(Format.table, "--format", help="table, json or csv."),
+    plot: Path = typer.Option(None, help="Write the cost-throughput Pareto front to this PNG."),
+    model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: shipped)."),
+) -> None:
+    """Rank deployable configurations (hardware, count, engine, precision) that meet the SLO within the budget."""
+    from ..catalogs import CatalogError
+    from ..normalize import scenario as canonical_scenario
+    from ..predictors.bundle import ModelBundle
+    from ..recommend import Request, RequestError, parse_duration_ms, parse_load
+    from ..recommend import recommend as run
+
+    try:
+        canonical = canonical_scenario(scenario) if scenario else None
+        if scenario and canonical not in ("Server", "Interactive", "Offline", "SingleStream", "MultiStream"):
+            raise RequestError(f"--scenario: expected Server, Interactive or Offline, got '{scenario}'")
+        request = Request(
+            model=model, budget=budget, budget_period=budget_period, pricing=pricing,
+            amortize_years=amortize_years, electricity_usd_per_kwh=electricity, prices_file=prices,
+            latency_slo_ms=parse_duration_ms(latency_slo, "--latency-slo"),
+            ttft_slo_ms=parse_duration_ms(ttft_slo, "--ttft-slo"), tpot_slo_ms=parse_duration_ms(tpot_slo, "--tpot-slo"),
+            slo_preset=slo_preset, scenario=canonical, load=parse_load(load), objective=objective, vendor=vendor,
+            accelerator=accelerator, max_accelerators=max_accelerators, top=top, confidence=confidence)
+        if budget is not None and budget <= 0:
+            raise RequestError(f"--budget: expected a positive amount in USD, got {budget}")
+        bundle = ModelBundle.load(model_dir) if model_dir else None
+        result = run(request, bundle=bundle)
+    except (RequestError, CatalogError, FileNotFoundError) as exc:
+        fail(str(exc))
+    rows = _rows(result)
+    if output_format is Format.json:
+        print(json.dumps(_document(result, rows), indent=1, default=_jsonable))
+    elif output_format is Format.csv:
+        print(rows.to_csv(index=False), end="")
+    else:
+        _print_table(result, rows)
+    if plot:
+        from ..plots import pareto_plot
+
+        pareto_plot(result, plot)
+        if output_format is Format.table:
+            console.print(f"wrote {plot}", highlight=False)
+
+
+def _rows(result):
+    ranked = result.top.copy()
+    ranked.insert(0, "rank", range(1, len(ranked) + 1))
+    return ranked[[c for c in OUTPUT_COLUMNS if c in ranked.columns]]
+
+
+def _header(result) -> dict:
+    req = result.request
+    return {"model": result.model["id"], "model_is_default": req.model is None, "scenario": result.scenario,
+            "unit": result.unit, "slo_ms": result.slo, "budget_usd": req.budget, "budget_period": req.budget_period,
+            "pricing": req.pricing, "load": req.load, "objective": req.objective, "confidence": req.confidence}
+
+
+def _document(result, rows) -> dict:
+    records = rows.to_dict("records")
+    for record, index in zip(records, result.top.index):
+        record["reasons"] = result.reasons.get(index, [])
+    return {"request": _header(result), "funnel": [{"stage": s.strip(), "count": n} for s, n in result.funnel],
+            "recommendations": records, "explanation": result.explanation}
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if value != value:
+        return None
+    return str(value)
+
+
+def _print_table(result, rows) -> None:
+    req = result.request
+    slo = ", ".join(f"{k.replace('_ms', '').upper()} p99 <= {v:g} ms" for k, v in result.slo.items()) or "none"
+    budget = f"${req.budget:,.0f}/{req.budget_period}" if req.budget is not None else "no budget"
+    named = "default model, --model to change" if req.model is None else "model"
+    console.print(f"[bold]{result.model['id']}[/] ({named}) · {result.scenario} · SLO: {slo} · {budget} · {req.pricing} pricing · objective: "
+                  f"{'cost at ' + format(req.load, ',.0f') + ' ' + result.unit if req.load else req.objective}",
+                  highlight=False)
+    if result.explanation:
+        console.print(f"[yellow]no recommendation:[/] {result.explanation}", highlight=False)
+        _print_funnel(result)
+        return
+    llm = result.unit == "tokens/s"
+    unit = "tok/s" if llm else "samples/s"
+    table = Table(show_lines=False, pad_edge=False)
+    columns = ["#", "configuration", f"{unit}/replica [90%]", "measured/acc", "TTFT|TPOT p99 ms" if llm else
+               "p99 ms", "P(SLO)", "repl.", "$/h", f"$/M {'tok' if llm else 'smp'}", f"J/{'tok' if llm else 'smp'}"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    for _, row in rows.iterrows():
+        name = str(row["accelerator"]).split("-", 1)[-1]
+        config = f"{row['accelerators_total']}x {name} {row['precision']} {_short(row['engine'])}" + \
+            (" [OOD]" if row.get("ood") else "")
+        measured = f"{row['measured_throughput_per_accelerator']:,.0f} ({row['measured_runs']})" \
+            if row.get("measured_runs") else "-"
+        latency = f"{_ms(row, 'ttft_p99_ms')}|{_ms(row, 'tpot_p99_ms')}" if llm else _ms(row, "latency_p99_ms")
+        table.add_row(str(row["rank"]), config,
+                      f"{row['throughput']:,.0f} [{row['throughput_lo']:,.0f}-{row['throughput_hi']:,.0f}]",
+                      measured, latency, f"{row['p_slo']:.0%}", f"{row['replicas']:.0f}",
+                      f"{row['usd_per_hour']:,.2f}", f"{row['usd_per_million']:,.3g}",
+                      f"{row['energy_j_per_unit']:.2g}")
+    console.print(table)
+    for index, lines in result.reasons.items():
+        position = list(result.top.index).index(index) + 1
+        console.print(f"  #{position}: " + "; ".join(lines), highlight=False)
+    console.print("measured/acc: median of matching MLPerf runs (count). OOD: model or accelerator never measured, "
+                  "trust the interval rather than the point.", style="dim", highlight=False)
+
+
+def _short(engine) -> str:
+    return {"tensorrt-llm": "trt-llm", None: "-"}.get(engine, str(engine)) if engine == engine else "-"
+
+
+def _ms(row, target: str) -> str:
+    value = row.get(f"pred_{target}")
+    return f"{value:,.0f}" if value == value and value is not None else "-"
+
+
+def _print_funnel(result) -> None:
+    for stage, count in result.funnel:
+        console.print(f"  {stage}: {count}", highlight=False)

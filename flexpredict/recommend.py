@@ -1,0 +1,459 @@
+"""Recommendations: which hardware, how many, which engine and precision, for an SLO and a budget.
+
+Candidates are catalog accelerators x counts x engines seen on that vendor x precisions the part supports, minus
+those whose model does not fit. Each is predicted (throughput, TTFT/TPOT or latency, power, with 90 % intervals),
+priced, checked against the SLO (probability from the interval) and the budget, and ranked by the objective.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import catalogs
+from .configs import accelerator_row, benchmark_for, config_records, resolve_model
+from .costs import HOURS_PER, PriceBook, usd_per_million
+from .features.physics import BYTES_PER_PARAM
+from .normalize import is_llm_benchmark
+
+DEFAULT_MODEL = "llama2-70b"
+COUNTS = (1, 2, 4, 8)
+MEMORY_FOR_WEIGHTS = 0.9
+Z90 = 1.6448536269514722  # the 90 % interval is +-1.645 sigma of a log-normal
+LLM_PRECISIONS = ("fp4", "fp8", "int8", "fp16")
+OTHER_PRECISIONS = ("int8", "fp8", "fp16")
+TARGETS_USED = ("throughput_per_accelerator", "ttft_p99_ms", "tpot_p99_ms", "latency_p99_ms", "latency_p90_ms",
+                "power_w", "energy_j_per_token", "energy_j_per_sample")
+
+
+class RequestError(ValueError):
+    """A request that cannot be served as given (unknown model, bad unit, ...): one line for the user."""
+
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|sec|seconds?|milliseconds?)?\s*$", re.IGNORECASE)
+
+
+def parse_duration_ms(text: str | float | None, option: str = "--latency-slo") -> float | None:
+    """'200ms' -> 200, '0.2s' -> 200, '200' -> 200 (ms); anything else raises RequestError."""
+    if text is None:
+        return None
+    match = _DURATION.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise RequestError(f"{option}: expected a duration like 200ms, 0.2s or 200 (ms), got '{text}'")
+    value = float(match.group(1))
+    unit = (match.group(2) or "ms").lower()
+    return value * 1000.0 if unit.startswith("s") else value
+
+
+_LOAD = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(k)?\s*(tok(?:ens)?/s|samples?/s|q(?:ueries)?/s|qps)?\s*$",
+                   re.IGNORECASE)
+
+
+def parse_load(text: str | None) -> float | None:
+    """'5000tok/s' -> 5000.0, '5k tok/s' -> 5000.0, '20 samples/s' -> 20.0, '300' -> 300.0 (the model's unit)."""
+    if text is None:
+        return None
+    match = _LOAD.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise RequestError(f"--load: expected a throughput like 5000tok/s, 5k tok/s or 20samples/s, got '{text}'")
+    return float(match.group(1)) * (1000.0 if match.group(2) else 1.0)
+
+
+@dataclass
+class Request:
+    model: str | None = None  # None: DEFAULT_MODEL, named in the output header
+    budget: float | None = None
+    budget_period: str = "month"
+    pricing: str = "cloud"
+    amortize_years: float = 3.0
+    electricity_usd_per_kwh: float = 0.15
+    prices_file: Path | None = None
+    latency_slo_ms: float | None = None
+    ttft_slo_ms: float | None = None
+    tpot_slo_ms: float | None = None
+    slo_preset: str | None = None
+    scenario: str | None = None
+    load: float | None = None
+    objective: str = "throughput"
+    vendor: str | None = None
+    accelerator: str | None = None
+    max_accelerators: int = 16
+    top: int = 10
+    confidence: float = 0.8
+
+
+@dataclass
+class Recommendation:
+    request: Request
+    model: dict
+    scenario: str
+    slo: dict[str, float]
+    unit: str
+    ranked: pd.DataFrame  # every candidate that passed, best first
+    candidates: pd.DataFrame  # every candidate scored, with why it was dropped
+    funnel: list[tuple[str, int]] = field(default_factory=list)
+    explanation: str | None = None  # why nothing is left, and what would relax it
+    reasons: dict[int, list[str]] = field(default_factory=dict)  # candidate index -> plain-word reasons
+
+    @property
+    def top(self) -> pd.DataFrame:
+        return self.ranked.head(self.request.top)
+
+
+def recommend(request: Request, *, bundle=None, records: pd.DataFrame | None = None) -> Recommendation:
+    """Score every candidate configuration and rank those that meet the SLO within the budget."""
+    from .predictors.bundle import ModelBundle
+
+    if request.pricing not in ("cloud", "own"):
+        raise RequestError(f"--pricing: expected cloud or own, got '{request.pricing}'")
+    if request.budget_period not in HOURS_PER:
+        raise RequestError(f"--budget-period: expected hour, month or year, got '{request.budget_period}'")
+    if request.objective not in ("throughput", "cost", "energy"):
+        raise RequestError(f"--objective: expected throughput, cost or energy, got '{request.objective}'")
+    if not 0 < request.confidence < 1:
+        raise RequestError(f"--confidence: expected a probability between 0 and 1, got {request.confidence}")
+    try:
+        model = resolve_model(request.model or DEFAULT_MODEL)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from exc
+    llm = model.get("kind") == "llm" or is_llm_benchmark(model["id"])
+    slo, scenario = _slo(request, model, llm)
+    prices = PriceBook.load(request.prices_file)
+    bundle = bundle or ModelBundle.load(targets=TARGETS_USED)
+
+    frame, funnel = _candidates(request, model, llm, scenario, prices, records)
+    if len(frame):
+        frame = frame.join(bundle.predict(config_records(frame.to_dict("records"))))
+        _score(frame, request, slo, llm, prices)
+    ranked, funnel = _filter(frame, request, funnel)
+    rec = Recommendation(request, model, scenario, slo, "tokens/s" if llm else "samples/s", ranked, frame, funnel)
+    if ranked.empty:
+        rec.explanation = _explain(frame, request, funnel, slo)
+    else:
+        rec.reasons = reasons(bundle, ranked.head(min(3, request.top)))
+    return rec
+
+
+# -- candidates --------------------------------------------------------------------------------------------------
+
+def _slo(request: Request, model: dict, llm: bool) -> tuple[dict[str, float], str]:
+    """The SLO bounds in ms and the scenario they imply."""
+    slo: dict[str, float] = {}
+    scenario = request.scenario
+    if request.slo_preset:
+        kind = request.slo_preset.lower()
+        if kind not in ("server", "interactive"):
+            raise RequestError(f"--slo-preset: expected server or interactive, got '{request.slo_preset}'")
+        bounds = preset_bounds(model, kind)
+        if not bounds:
+            raise RequestError(f"--slo-preset {kind}: MLPerf defines no {kind} bounds for {model['id']}")
+        slo.update({k: float(v) for k, v in bounds.items() if v})
+        scenario = scenario or ("Interactive" if kind == "interactive" else "Server")
+    if request.latency_slo_ms is not None:
+        slo["tpot_ms" if llm else "latency_ms"] = request.latency_slo_ms
+    if request.ttft_slo_ms is not None:
+        slo["ttft_ms"] = request.ttft_slo_ms
+    if request.tpot_slo_ms is not None:
+        slo["tpot_ms"] = request.tpot_slo_ms
+    if not llm and ("ttft_ms" in slo or "tpot_ms" in slo):
+        raise RequestError(f"--ttft-slo/--tpot-slo apply to LLMs; {model['id']} is not one (use --latency-slo)")
+    scenario = scenario or ("Server" if llm or slo else "Offline")
+    return slo, scenario
+
+
+def preset_bounds(model: dict, kind: str) -> dict | None:
+    """MLPerf's latency bounds for a model's benchmark (bench/slo_presets.yaml)."""
+    presets = catalogs.slo_presets()
+    names = {model["id"]} | {re.sub(r"-99(\.9)?$", "", str(b)) for b in model.get("mlperf_benchmarks") or []}
+    for name, entry in presets.items():
+        aliases = {name} | set(entry.get("aliases") or [])
+        if names & aliases and isinstance(entry.get(kind), dict):
+            return entry[kind]
+    return None
+
+
+def _engines(records: pd.DataFrame | None, llm: bool) -> dict[str, list[str]]:
+    """Engines that ran this kind of workload on each vendor in MLPerf (at least 3 results), most used first."""
+    from . import dataset
+
+    data = records if records is not None else dataset.load()
+    kind = data["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False) == llm
+    seen = data[kind & data["engine"].notna() & data["accelerator_vendor"].notna() & ~data["cpu_only"].fillna(False)]
+    counts = seen.groupby(["accelerator_vendor", "engine"]).size()
+    engines: dict[str, list[str]] = {}
+    for (vendor, engine), n in counts.sort_values(ascending=False).items():
+        if n >= 3:
+            engines.setdefault(str(vendor), []).append(str(engine))
+    return {vendor: names[:3] for vendor, names in engines.items()}
+
+
+def _candidates(request: Request, model: dict, llm: bool, scenario: str, prices: PriceBook,
+                records: pd.DataFrame | None) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+    engines = _engines(records, llm)
+    rows = catalogs.accelerators().rows
+    if request.accelerator:
+        try:
+            rows = [accelerator_row(request.accelerator)]
+        except ValueError as exc:
+            raise RequestError(str(exc)) from exc
+    if request.vendor:
+        rows = [r for r in rows if str(r.get("vendor", "")).lower() == request.vendor.lower()]
+        if not rows:
+            vendors = sorted({str(r.get("vendor")) for r in catalogs.accelerators().rows})
+            raise RequestError(f"--vendor: no accelerator of vendor '{request.vendor}' (known: {', '.join(vendors)})")
+    rows = [r for r in rows if r.get("kind") != "cpu" and r.get("kind") != "soc"] if not request.accelerator else rows
+    counter = Counter()
+    out = []
+    bytes_needed = lambda precision: (model.get("params_total_b") or 0) * BYTES_PER_PARAM[precision]  # noqa: E731
+    for acc in rows:
+        counter["accelerator types"] += 1
+        price = prices.get(acc["id"])
+        hourly = price.usd_per_accelerator_hour if price else None
+        purchase = price.purchase_usd if price else None
+        if (request.pricing == "cloud" and hourly is None) or (request.pricing == "own" and purchase is None):
+            counter["no price"] += 1
+            continue
+        tflops = acc.get("tflops") or {}
+        supported = [p for p in (LLM_PRECISIONS if llm else OTHER_PRECISIONS) if tflops.get(p)]
+        vendor_engines = engines.get(str(acc.get("vendor")), [None])
+        for per_node, nodes in [(c, 1) for c in COUNTS] + [(8, 2)]:
+            total = per_node * nodes
+            if total > request.max_accelerators:
+                continue
+            for precision in supported:
+                memory = (acc.get("memory_gb") or 0) * total
+                if bytes_needed(precision) > MEMORY_FOR_WEIGHTS * memory:
+                    counter["candidates that do not fit in memory"] += 1
+                    continue
+                for engine in vendor_engines:
+                    out.append({"accelerator": acc["id"], "vendor": acc.get("vendor"), "count": per_node,
+                                "nodes": nodes, "accelerators_total": total, "engine": engine,
+                                "precision": precision, "model": model["id"], "scenario": scenario,
+                                "usd_per_accelerator_hour": hourly, "purchase_usd": purchase,
+                                "price_source": f"{price.provider} ({price.as_of})" if price else None,
+                                "tdp_w": acc.get("tdp_w"), "accelerator_row": acc, "model_row": model})
+    frame = pd.DataFrame(out)
+    funnel = [("accelerator types considered", counter["accelerator types"]),
+              ("  without a price", counter["no price"]),
+              ("  configurations whose weights do not fit", counter["candidates that do not fit in memory"]),
+              ("candidate configurations", len(frame))]
+    if len(frame):
+        frame = _with_measured(frame, records, model, scenario)
+    return frame, funnel
+
+
+def _with_measured(frame: pd.DataFrame, records: pd.DataFrame | None, model: dict, scenario: str) -> pd.DataFrame:
+    """Median measured throughput per accelerator of matching MLPerf records (same model, accelerator, scenario,
+    precision and accelerator count), shown beside the prediction."""
+    from . import dataset
+
+    data = records if records is not None else dataset.load()
+    data = data[(data["model"] == model["id"]) & (data["scenario"] == scenario)
+                & data["throughput_per_accelerator"].notna()]
+    if data.empty:
+        return frame.assign(measured_throughput_per_accelerator=np.nan, measured_runs=0)
+    stats = data.groupby(["accelerator", "precision", "accelerators_total"])["throughput_per_accelerator"] \
+        .agg(["median", "count"])
+    keys = list(zip(frame["accelerator"], frame["precision"], frame["accelerators_total"]))
+    medians = [stats["median"].get(k, np.nan) for k in keys]
+    counts = [int(stats["count"].get(k, 0)) for k in keys]
+    return frame.assign(measured_throughput_per_accelerator=medians, measured_runs=counts)
+
+
+# -- scoring -----------------------------------------------------------------------------------------------------
+
+def _score(frame: pd.DataFrame, request: Request, slo: dict[str, float], llm: bool, prices: PriceBook) -> None:
+    total = frame["accelerators_total"].to_numpy(dtype="float64")
+    per_acc = frame["pred_throughput_per_accelerator"].to_numpy(dtype="float64")
+    frame["throughput"] = per_acc * total
+    frame["throughput_lo"] = frame["pred_throughput_per_accelerator_lo"].to_numpy(dtype="float64") * total
+    frame["throughput_hi"] = frame["pred_throughput_per_accelerator_hi"].to_numpy(dtype="float64") * total
+    power = frame["pred_power_w"].to_numpy(dtype="float64")
+    tdp = pd.to_numeric(frame["tdp_w"], errors="coerce").to_numpy(dtype="float64") * total
+    frame["power_w"] = np.where(np.isfinite(power), power, tdp)
+    frame["power_from_tdp"] = ~np.isfinite(power) & np.isfinite(tdp)
+    if request.pricing == "cloud":
+        frame["usd_per_hour"] = frame["usd_per_accelerator_hour"].to_numpy(dtype="float64") * total
+    else:
+        hours = request.amortize_years * HOURS_PER["year"]
+        capital = frame["purchase_usd"].to_numpy(dtype="float64") * total / hours
+        energy = np.nan_to_num(frame["power_w"].to_numpy(dtype="float64")) / 1000 * request.electricity_usd_per_kwh
+        frame["usd_per_hour"] = capital + energy
+    period_hours = HOURS_PER[request.budget_period]
+    frame["usd_per_month"] = frame["usd_per_hour"] * HOURS_PER["month"]
+    frame["usd_per_million"] = [usd_per_million(c, t) for c, t in zip(frame["usd_per_hour"], frame["throughput"])]
+    energy_column = "pred_energy_j_per_token" if llm else "pred_energy_j_per_sample"
+    measured_energy = frame[energy_column].to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["energy_j_per_unit"] = np.where(np.isfinite(measured_energy), measured_energy,
+                                              frame["power_w"].to_numpy(dtype="float64") / frame["throughput"])
+    frame["p_slo"] = _slo_probability(frame, slo, llm)
+    frame["ood"] = frame["ood_throughput_per_accelerator"].fillna(False).astype(bool)
+    if request.load is not None:
+        frame["replicas"] = np.ceil(request.load / frame["throughput"].where(frame["throughput"] > 0))
+    elif request.budget is not None:
+        frame["replicas"] = np.floor(request.budget / (frame["usd_per_hour"] * period_hours))
+    else:
+        frame["replicas"] = 1.0
+    frame["total_throughput"] = frame["replicas"] * frame["throughput"]
+    frame["period_cost"] = frame["replicas"] * frame["usd_per_hour"] * period_hours
+
+
+def _slo_probability(frame: pd.DataFrame, slo: dict[str, float], llm: bool) -> np.ndarray:
+    """P(every bounded p99 metric <= its bound), each log-normal with the predicted median and 90 % interval."""
+    from scipy.special import ndtr  # the standard normal CDF, without scipy.stats' import cost
+
+    probability = np.ones(len(frame))
+    metrics = {"ttft_ms": "ttft_p99_ms", "tpot_ms": "tpot_p99_ms"} if llm else \
+        {"latency_ms": "latency_p99_ms" if "pred_latency_p99_ms" in frame else "latency_p90_ms"}
+    for bound, target in metrics.items():
+        if bound not in slo:
+            continue
+        column = f"pred_{target}"
+        if column not in frame:
+            probability[:] = np.nan
+            continue
+        pred = frame[column].to_numpy(dtype="float64")
+        sigma = (np.log(frame[f"{column}_hi"].to_numpy(dtype="float64")) - np.log(pred)) / Z90
+        sigma = np.where(sigma > 1e-6, sigma, 1e-6)
+        probability = probability * ndtr((np.log(slo[bound]) - np.log(pred)) / sigma)
+    return probability
+
+
+def _filter(frame: pd.DataFrame, request: Request, funnel: list) -> tuple[pd.DataFrame, list]:
+    if frame.empty:
+        return frame, funnel
+    predicted = frame["throughput"].notna() & (frame["throughput"] > 0)
+    frame["dropped"] = np.where(~predicted, "no throughput prediction", None)
+    live = predicted
+    funnel = funnel + [("with a throughput prediction", int(live.sum()))]
+    meets = live & (frame["p_slo"] >= request.confidence)
+    frame.loc[live & ~meets, "dropped"] = f"P(SLO met) < {request.confidence:.0%}"
+    funnel.append((f"meeting the SLO with P >= {request.confidence:.0%}", int(meets.sum())))
+    live = meets
+    if request.budget is not None:
+        affordable = live & (frame["replicas"] >= 1) & (frame["period_cost"] <= request.budget + 1e-9)
+        frame.loc[live & ~affordable, "dropped"] = "over budget"
+        funnel.append((f"within ${request.budget:,.0f} per {request.budget_period}", int(affordable.sum())))
+        live = affordable
+    ranked = frame[live]
+    if request.load is not None or request.objective == "cost":
+        key, ascending = ("period_cost" if request.load is not None else "usd_per_million"), True
+    elif request.objective == "energy":
+        key, ascending = "energy_j_per_unit", True
+    else:
+        key, ascending = "total_throughput", False
+    ranked = ranked.sort_values([key, "usd_per_hour", "measured_runs"], ascending=[ascending, True, False],
+                                kind="stable")
+    # an engine or precision never measured on this hardware gets the same prediction as a measured one: show the
+    # measured (else the most used) variant once
+    ranked = ranked.drop_duplicates(["accelerator", "count", "nodes", "throughput"], keep="first")
+    return ranked, funnel
+
+
+def _explain(frame: pd.DataFrame, request: Request, funnel: list, slo: dict[str, float]) -> str:
+    """Which constraint removed everything, and what would relax it."""
+    if frame.empty:
+        stage = next((name.strip() for name, n in funnel if n and name.startswith("  ")), "the catalog")
+        return (f"no candidate configuration: every one was removed by '{stage}' (try --max-accelerators, another "
+                "--vendor/--accelerator, or --pricing cloud/own; --prices FILE adds prices)")
+    live = frame[frame["throughput"].notna()]
+    if live.empty:
+        return "no candidate has a throughput prediction for this model and scenario (try another --scenario)"
+    slo_ok = live[live["p_slo"] >= request.confidence]
+    if slo_ok.empty:
+        best = live.sort_values("p_slo", ascending=False).iloc[0]
+        parts = []
+        for bound, target in (("ttft_ms", "ttft_p99_ms"), ("tpot_ms", "tpot_p99_ms"), ("latency_ms", "latency_p99_ms")):
+            if bound in slo and f"pred_{target}" in best and best[f"pred_{target}"] == best[f"pred_{target}"]:
+                parts.append(f"{bound.replace('_ms', '').upper()} p99 {best[f'pred_{target}']:.0f} ms "
+                             f"(bound {slo[bound]:.0f} ms)")
+        return (f"the SLO removed every candidate: the most likely one ({best['accelerators_total']}x "
+                f"{best['accelerator']}, {best['precision']}, {best['engine']}) meets it with P = {best['p_slo']:.0%} "
+                f"< --confidence {request.confidence:.0%}; predicted {', '.join(parts) or 'latency unknown'}. Relax "
+                "the latency bound, lower --confidence, or choose --scenario Offline")
+    if request.budget is not None:
+        cheapest = slo_ok.sort_values("usd_per_hour").iloc[0]
+        need = cheapest["usd_per_hour"] * HOURS_PER[request.budget_period]
+        if request.load is not None:
+            cheapest = slo_ok.sort_values("period_cost").iloc[0]
+            need = cheapest["period_cost"]
+        return (f"the budget removed every candidate: the cheapest SLO-feasible one ({cheapest['accelerators_total']}x "
+                f"{cheapest['accelerator']}, {cheapest['precision']}) costs ${need:,.0f} per {request.budget_period}"
+                f"{' at the requested load' if request.load is not None else ''}; raise --budget to at least "
+                f"${math.ceil(need):,} or use --pricing {'own' if request.pricing == 'cloud' else 'cloud'}")
+    return "no candidate is left"
+
+
+# -- reasons -----------------------------------------------------------------------------------------------------
+
+FEATURE_WORDS = {
+    "accelerator": "accelerator", "accelerator_vendor": "vendor", "acc_kind": "device kind",
+    "acc_family": "architecture", "model": "model", "model_kind": "model kind", "scenario": "scenario",
+    "precision": "precision", "engine": "engine", "system_type": "system type",
+    "accelerators_total": "accelerators", "accelerators_per_node": "accelerators per node", "nodes": "nodes",
+    "acc_memory_gb": "memory per accelerator (GB)", "acc_bandwidth_tbs": "memory bandwidth (TB/s)",
+    "acc_tflops": "peak TFLOPs at this precision", "acc_tdp_w": "TDP (W)", "acc_release_year": "release year",
+    "acc_interconnect_gbs": "interconnect (GB/s)", "total_memory_gb": "total memory (GB)",
+    "total_bandwidth_tbs": "total bandwidth (TB/s)", "total_tflops": "total TFLOPs", "weights_gb": "weights (GB)",
+    "memory_headroom": "memory / weights", "bytes_per_param": "bytes per parameter",
+    "kv_bytes_per_token": "KV-cache bytes per token", "flops_per_byte": "FLOPs per byte",
+    "log_roofline": "roofline estimate", "model_params_active_b": "active parameters (B)",
+}
+
+
+_PRIOR_WORDS = {"prior": "median of runs with the same {}", "latest": "newest-round median with the same {}",
+                "count": "number of runs with the same {}", "rounds_since": "rounds since runs with the same {}"}
+
+
+def feature_phrase(name: str, value) -> str:
+    """'acc_bandwidth_tbs', 4.8 -> 'memory bandwidth (TB/s) = 4.8'; prior features in words, without their
+    log-scale values."""
+    from .predictors.priors import LEVELS, level_name
+
+    for level, _ in LEVELS:
+        for prefix, words in _PRIOR_WORDS.items():
+            if name == f"{prefix}_{level_name(level)}":
+                parts = [p.replace("_", " ") for p in level]
+                joined = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+                return words.format(joined)
+    label = FEATURE_WORDS.get(name, name.replace("_", " "))
+    if isinstance(value, (int, float, np.floating)):
+        return f"{label} = {value:.3g}" if value == value else f"{label} unknown"
+    return f"{label} = {value}" if value is not None and value == value else f"{label} unknown"
+
+
+def reasons(bundle, top: pd.DataFrame, limit: int = 3) -> dict[int, list[str]]:
+    """Plain-word reasons for the throughput prediction of the first few candidates (SHAP contributions)."""
+    predictor = bundle.predictors.get("throughput_per_accelerator")
+    if predictor is None or not hasattr(predictor, "contributions") or top.empty:
+        return {}
+    records = config_records(top.to_dict("records"))
+    contributions = predictor.contributions(records)
+    matrix = predictor.feature_matrix(records)
+    out: dict[int, list[str]] = {}
+    for position, index in enumerate(top.index):
+        row = contributions.iloc[position]
+        lines = []
+        candidate = top.loc[index]
+        if bool(row["measured"]):
+            runs = int(candidate.get("measured_runs") or 0)
+            lines.append(f"measured: MLPerf runs of {candidate['model']} on {candidate['accelerator']} "
+                         f"({candidate['scenario']}) set the starting point"
+                         + (f"; {runs} at exactly this count and precision" if runs else ""))
+        else:
+            lines.append("never measured: starts from the efficiency of related measurements scaled by the roofline")
+            features = row.drop(labels=["bias", "prior", "measured"]).astype("float64")
+            for name in features.abs().sort_values(ascending=False).index[:limit]:
+                if abs(features[name]) < 0.01:
+                    break
+                lines.append(f"{feature_phrase(name, matrix.iloc[position][name])}: "
+                             f"{math.expm1(features[name]):+.0%}")
+        out[index] = lines
+    return out
