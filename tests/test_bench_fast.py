@@ -90,15 +90,21 @@ def test_slo_presets_in_the_shared_format(tmp_path):
     presets.write_text(yaml.safe_dump({"presets": {
         "llama2-70b": {"server": {"ttft_ms": 2000, "tpot_ms": 200}, "interactive": {"ttft_ms": 450, "tpot_ms": 40},
                        "source": "MLPerf rules", "as_of": "v5.0"},
-        "gptj": {"server": {"latency_ms": 20000}, "source": "MLPerf rules"},
+        "gptj": {"aliases": ["gptj-99"], "server": {"latency_ms": 20000}, "source": "MLPerf rules"},
+        "3d-unet": {"server": None, "source": "MLPerf rules"},
+        "llama2-70b-interactive": {"interactive": {"ttft_ms": 450, "tpot_ms": 40}, "source": "MLPerf rules"},
     }}))
     server = load_preset("llama2-70b", presets)
     assert (server.ttft_ms, server.tpot_ms) == (2000, 200) and "MLPerf rules" in server.source
     assert load_preset("llama2-70b:interactive", presets).tpot_ms == 40
+    assert load_preset("llama2-70b-interactive", presets).ttft_ms == 450
     assert load_preset("gptj", presets).latency_ms == 20000
+    assert load_preset("gptj-99", presets).latency_ms == 20000
+    with pytest.raises(BenchError, match="'3d-unet' has no 'server' bounds"):
+        load_preset("3d-unet", presets)
     mixed = resolve_slo("llama2-70b", ttft_ms=900, presets_file=presets)
     assert (mixed.ttft_ms, mixed.tpot_ms) == (900, 200)
-    with pytest.raises(BenchError, match="no SLO preset 'mixtral'.*gptj, llama2-70b"):
+    with pytest.raises(BenchError, match="no SLO preset 'mixtral'.*3d-unet, gptj, llama2-70b, llama2-70b-interactive"):
         load_preset("mixtral", presets)
     with pytest.raises(BenchError, match="no 'interactive' bounds"):
         load_preset("gptj:interactive", presets)

@@ -34,16 +34,19 @@ def resolve_slo(preset: str | None = None, ttft_ms: float | None = None, tpot_ms
 
 
 def load_preset(spec: str, presets_file: Path | None = None) -> Slo:
-    """`BENCHMARK` (its Server bounds) or `BENCHMARK:interactive`."""
+    """`BENCHMARK` (its Server bounds; an interactive-only benchmark's Interactive ones) or `BENCHMARK:interactive`;
+    a benchmark's aliases (resnet50, llama2-70b-99) find it too."""
     path = presets_file or bench_dir() / "slo_presets.yaml"
     if not path.exists():
         raise BenchError(f"no SLO presets file at {path}")
     presets = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("presets") or {}
     benchmark, _, kind = spec.partition(":")
-    kind = (kind or "server").lower()
-    entry = presets.get(benchmark)
+    entry = presets.get(benchmark) or next(
+        (e for e in presets.values() if benchmark in (e.get("aliases") or ())), None)
     if entry is None:
         raise BenchError(f"no SLO preset '{benchmark}' (known: {', '.join(sorted(presets)) or 'none'})")
+    # no kind named: Server bounds, or the Interactive ones of a benchmark that only has those
+    kind = kind.lower() or ("interactive" if not entry.get("server") and entry.get("interactive") else "server")
     bounds = entry.get(kind)
     if not bounds:
         kinds = [k for k, v in entry.items() if isinstance(v, dict)]

@@ -1,9 +1,9 @@
 """Physics of a configuration: catalog rows joined onto records, derived totals and a roofline estimate.
 
 The roofline is an upper bound on throughput per accelerator:
-- LLMs: output tokens/s limited by compute (2 x active parameters FLOPs per token, prefill included at the
-  benchmark's input/output ratio) and by memory bandwidth (each decode step streams the weights once for the whole
-  batch plus each sequence's KV cache; the batch is what fits in memory next to the weights).
+- LLMs: output tokens/s limited by compute (2 x active parameters FLOPs per generated token; prefill work is left
+  out so the bound holds whatever the prompt lengths) and by memory bandwidth (each decode step streams the weights
+  once for the whole batch plus each sequence's KV cache; the batch is what fits in memory next to the weights).
 - other models: samples/s limited by compute (forward FLOPs per sample).
 It ignores efficiency losses on purpose: measured / roofline is what the predictor learns.
 """
@@ -27,7 +27,8 @@ FLOPS_KEYS = {
 DEFAULT_PRECISION_BYTES = 2.0
 _KV_BYTES = 2.0  # KV caches stay 16-bit in most MLPerf LLM submissions
 _MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
-# (input tokens, output tokens) per sample of the MLPerf LLM datasets, used by the roofline only
+# (input tokens, output tokens) per sample, rough sizes of the MLPerf LLM datasets: they only size the KV cache
+# of the memory bound
 LLM_SEQUENCE = {"llama2-70b": (1024, 294), "gptj": (900, 69), "mixtral-8x7b": (600, 145),
                 "llama3.1-405b": (9400, 650)}
 DEFAULT_SEQUENCE = (1024, 256)
@@ -74,9 +75,13 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
         else np.nan
     out = {key: np.nan for key in ACCELERATOR_FEATURES + MODEL_FEATURES}
     out["acc_kind"] = out["acc_family"] = out["model_kind"] = None
+    out["peak_tflops_any"] = np.nan
     if acc:
         tflops = acc.get("tflops") or {}
         peak = next((tflops[k] for k in FLOPS_KEYS.get(precision, FLOPS_KEYS[None]) if tflops.get(k)), None)
+        # submitters state the starting weights ("fp16") and quantize at build time: the bound uses the fastest
+        # format the part has
+        out["peak_tflops_any"] = max((v for v in tflops.values() if _is_number(v)), default=np.nan)
         out.update({
             "acc_kind": acc.get("kind"), "acc_family": acc.get("family"),
             "acc_release_year": _num(acc.get("release_year")), "acc_memory_gb": _num(acc.get("memory_gb")),
@@ -112,8 +117,9 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
 
 
 def roofline(feat: dict, model: dict | None, benchmark, total: float) -> float:
-    """Upper-bound throughput per accelerator (tokens/s for LLMs, samples/s otherwise); NaN when unknown."""
-    flops = feat["acc_tflops"] * 1e12
+    """Upper-bound throughput per accelerator (tokens/s for LLMs, samples/s otherwise) at the part's fastest
+    format; NaN when unknown."""
+    flops = max(feat["acc_tflops"], feat["peak_tflops_any"]) * 1e12
     if np.isnan(flops) or model is None:
         return np.nan
     if norm.is_llm_benchmark(benchmark if isinstance(benchmark, str) else None) or model.get("kind") == "llm":
@@ -121,7 +127,7 @@ def roofline(feat: dict, model: dict | None, benchmark, total: float) -> float:
         if np.isnan(active):
             return np.nan
         n_in, n_out = LLM_SEQUENCE.get(model["id"], DEFAULT_SEQUENCE)
-        compute_bound = flops / (2 * active * (n_in + n_out) / n_out)
+        compute_bound = flops / (2 * active)  # decode only: prefill adds work, so this stays an upper bound
         bandwidth = feat["acc_bandwidth_tbs"] * 1e12
         memory = feat["acc_memory_gb"] * 1e9
         if np.isnan(bandwidth) or np.isnan(memory) or np.isnan(feat["kv_bytes_per_token"]):

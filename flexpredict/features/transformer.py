@@ -60,8 +60,9 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
         """`transform` on records already passed through `complete`."""
         out = pd.DataFrame(index=frame.index)
         for column in self._categorical():
-            out[column] = pd.Categorical(frame[column].astype("object").where(frame[column].notna(), None),
-                                         categories=self.categories_[column])
+            values = frame[column].astype("object")
+            known = values.isin(self.categories_[column])  # an unseen level is missing, as XGBoost expects
+            out[column] = pd.Categorical(values.where(known, None), categories=self.categories_[column])
         for column in NUMERIC_FROM_RECORD + NUMERIC_PHYSICS + DERIVED:
             out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         return out[list(self.feature_names_out_)]
