@@ -404,7 +404,8 @@ FEATURE_WORDS = {
     "total_bandwidth_tbs": "total bandwidth (TB/s)", "total_tflops": "total TFLOPs", "weights_gb": "weights (GB)",
     "memory_headroom": "memory / weights", "bytes_per_param": "bytes per parameter",
     "kv_bytes_per_token": "KV-cache bytes per token", "flops_per_byte": "FLOPs per byte",
-    "log_roofline": "roofline estimate", "model_params_active_b": "active parameters (B)",
+    "log_roofline": "log roofline (upper bound)", "log_work_bound": "log work bound (prefill-aware roofline)",
+    "model_params_active_b": "active parameters (B)", "host_memory_gb": "host memory (GB)",
 }
 
 

@@ -100,7 +100,7 @@ def test_slo_presets_in_the_shared_format(tmp_path):
     assert load_preset("llama2-70b-interactive", presets).ttft_ms == 450
     assert load_preset("gptj", presets).latency_ms == 20000
     assert load_preset("gptj-99", presets).latency_ms == 20000
-    with pytest.raises(BenchError, match="'3d-unet' has no 'server' bounds"):
+    with pytest.raises(BenchError, match="'3d-unet' has no latency bounds \\(an Offline-only benchmark\\)"):
         load_preset("3d-unet", presets)
     mixed = resolve_slo("llama2-70b", ttft_ms=900, presets_file=presets)
     assert (mixed.ttft_ms, mixed.tpot_ms) == (900, 200)

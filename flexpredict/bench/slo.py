@@ -50,6 +50,8 @@ def load_preset(spec: str, presets_file: Path | None = None) -> Slo:
     bounds = entry.get(kind)
     if not bounds:
         kinds = [k for k, v in entry.items() if isinstance(v, dict)]
+        if not kinds:
+            raise BenchError(f"SLO preset '{benchmark}' has no latency bounds (an Offline-only benchmark)")
         raise BenchError(f"SLO preset '{benchmark}' has no '{kind}' bounds (it has: {', '.join(kinds)})")
     source = entry.get("source")
     label = f"MLPerf {benchmark} {kind}" + (f" ({source}" + (f", {entry['as_of']}" if entry.get("as_of") else "")

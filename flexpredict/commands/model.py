@@ -125,8 +125,6 @@ def predict(
 ) -> None:
     """Predict throughput, latency, power and energy (with 90 % intervals) for records or one configuration."""
     from .. import dataset
-    from ..configs import ConfigError, config_records
-    from ..normalize import scenario as canonical_scenario
     from ..predictors.bundle import ModelBundle
     from ..schema import SchemaError
 
@@ -150,14 +148,7 @@ def predict(
         return
     if accelerator is None or model is None:
         fail("give --input FILE --out FILE, or one configuration with --accelerator and --model")
-    canonical = canonical_scenario(scenario)
-    if canonical is None:
-        fail(f"--scenario: expected Offline, Server, Interactive, SingleStream or MultiStream, got '{scenario}'")
-    try:
-        records = config_records([{"accelerator": accelerator, "count": count, "nodes": nodes, "model": model,
-                                   "scenario": canonical, "precision": precision, "engine": engine}])
-    except ConfigError as exc:
-        fail(str(exc))
+    records = configuration_record(accelerator, count, nodes, model, scenario, precision, engine)
     prediction = bundle.predict(records).iloc[0]
     rows = []
     for name in bundle.predictors:
@@ -180,6 +171,21 @@ def predict(
         table.add_row(row["target"], f"{row['prediction']:,.4g}", f"{row['low']:,.4g} – {row['high']:,.4g}",
                       "out of distribution" if row["ood"] else "")
     console.print(table)
+
+
+def configuration_record(accelerator, count, nodes, model, scenario, precision, engine):
+    """One configuration from command-line options as a schema record (one-line errors for unknown names)."""
+    from ..configs import ConfigError, config_records
+    from ..normalize import scenario as canonical_scenario
+
+    canonical = canonical_scenario(scenario)
+    if canonical is None:
+        fail(f"--scenario: expected Offline, Server, Interactive, SingleStream or MultiStream, got '{scenario}'")
+    try:
+        return config_records([{"accelerator": accelerator, "count": count, "nodes": nodes, "model": model,
+                                "scenario": canonical, "precision": precision, "engine": engine}])
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def _require_columns(path: Path) -> None:

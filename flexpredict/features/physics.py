@@ -27,8 +27,9 @@ FLOPS_KEYS = {
 DEFAULT_PRECISION_BYTES = 2.0
 _KV_BYTES = 2.0  # KV caches stay 16-bit in most MLPerf LLM submissions
 _MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
-# (input tokens, output tokens) per sample, rough sizes of the MLPerf LLM datasets: they only size the KV cache
-# of the memory bound
+# (input tokens, output tokens) per sample, rough sizes of the MLPerf LLM datasets (output lengths match the
+# published TOKENS_PER_SAMPLE; inputs are order-of-magnitude): they size the KV cache and the prefill share of the
+# work measure, never the upper bound
 LLM_SEQUENCE = {"llama2-70b": (1024, 294), "gptj": (900, 69), "mixtral-8x7b": (600, 145),
                 "llama3.1-405b": (9400, 650)}
 DEFAULT_SEQUENCE = (1024, 256)
@@ -113,12 +114,18 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
     out["kv_bytes_per_token"] = 2 * out["model_layers"] * out["model_kv_heads"] * out["model_head_dim"] * _KV_BYTES
     out["flops_per_byte"] = out["acc_tflops"] / out["acc_bandwidth_tbs"]
     out["roofline_per_accelerator"] = roofline(out, model, rec.benchmark, total)
+    out["work_bound_per_accelerator"] = roofline(out, model, rec.benchmark, total, prefill=True)
     return out
 
 
-def roofline(feat: dict, model: dict | None, benchmark, total: float) -> float:
-    """Upper-bound throughput per accelerator (tokens/s for LLMs, samples/s otherwise) at the part's fastest
-    format; NaN when unknown."""
+def roofline(feat: dict, model: dict | None, benchmark, total: float, *, prefill: bool = False) -> float:
+    """Throughput per accelerator (tokens/s for LLMs, samples/s otherwise) the part could reach at its fastest
+    format; NaN when unknown.
+
+    prefill=False is a true upper bound (decode work only). prefill=True also charges each generated token its
+    share of the prompt's FLOPs at the benchmark's rough sequence lengths: not a bound, but the work measure that
+    makes efficiency comparable between chat-length and long-context models.
+    """
     flops = max(feat["acc_tflops"], feat["peak_tflops_any"]) * 1e12
     if np.isnan(flops) or model is None:
         return np.nan
@@ -127,7 +134,7 @@ def roofline(feat: dict, model: dict | None, benchmark, total: float) -> float:
         if np.isnan(active):
             return np.nan
         n_in, n_out = LLM_SEQUENCE.get(model["id"], DEFAULT_SEQUENCE)
-        compute_bound = flops / (2 * active)  # decode only: prefill adds work, so this stays an upper bound
+        compute_bound = flops / (2 * active * ((n_in + n_out) / n_out if prefill else 1.0))
         bandwidth = feat["acc_bandwidth_tbs"] * 1e12
         memory = feat["acc_memory_gb"] * 1e9
         if np.isnan(bandwidth) or np.isnan(memory) or np.isnan(feat["kv_bytes_per_token"]):

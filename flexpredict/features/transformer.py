@@ -27,7 +27,7 @@ NUMERIC_PHYSICS = ("acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs", "ac
                    "bytes_per_param", "total_memory_gb", "total_bandwidth_tbs", "total_tflops", "weights_gb",
                    "memory_headroom", "fits_in_memory", "kv_bytes_per_token", "flops_per_byte")
 _COMPLETE_MARK = "flexpredict_complete"
-DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline")
+DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline", "log_work_bound")
 
 
 class RecordFeaturizer(BaseEstimator, TransformerMixin):
@@ -89,6 +89,7 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
         frame["engine_major"] = frame["engine_version"].map(_major)
         frame["round_index"] = frame["round"].map(_round_index)
         frame["log_roofline"] = np.log(pd.to_numeric(frame["roofline_per_accelerator"], errors="coerce"))
+        frame["log_work_bound"] = np.log(pd.to_numeric(frame["work_bound_per_accelerator"], errors="coerce"))
         frame.attrs[_COMPLETE_MARK] = True
         return frame
 

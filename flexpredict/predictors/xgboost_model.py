@@ -32,10 +32,11 @@ UNMEASURED = (("model", "accelerator", "scenario"), ("model", "accelerator"), ("
 class XGBoostPredictor(Predictor):
     name = "xgboost"
 
-    def __init__(self, n_estimators: int = 300, max_depth: int = 4, learning_rate: float = 0.05,
+    def __init__(self, n_estimators: int = 150, max_depth: int = 4, learning_rate: float = 0.1,
                  subsample: float = 0.8, colsample_bytree: float = 0.8, min_child_weight: float = 2.0,
                  reg_lambda: float = 1.0, roofline_exponent: float = 1.0, use_identity: bool = True,
-                 objective: str = "reg:pseudohubererror", huber_slope: float = 0.1, n_jobs: int = 2,
+                 objective: str = "reg:pseudohubererror", huber_slope: float = 0.1, max_correction: float = 3.0,
+                 n_jobs: int = 2,
                  calibration_folds: int = 5, transfer_folds: int = 2, random_state: int = 0):
         super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
                          random_state=random_state)
@@ -50,6 +51,7 @@ class XGBoostPredictor(Predictor):
         self.use_identity = use_identity
         self.objective = objective
         self.huber_slope = huber_slope
+        self.max_correction = max_correction
         self.n_jobs = n_jobs
 
     # -- fit / predict -----------------------------------------------------------------------------------------
@@ -65,8 +67,16 @@ class XGBoostPredictor(Predictor):
         self.global_mean_ = float(np.mean(log_y))
         gap = log_y - offset  # how far a typical configuration sits from its roofline, in this target's direction
         self.roofline_shift_ = float(np.nanmedian(gap)) if np.isfinite(gap).any() else 0.0
-        # train the transfer model as it is used: each row once with its own configuration unmeasured, once with
-        # its model+accelerator pair unmeasured, once as a new model and once as a new accelerator
+        matrix, margin = self.transfer_design(frame, log_y)
+        data = xgb.DMatrix(matrix, label=np.tile(log_y, len(UNMEASURED)), base_margin=margin,
+                           enable_categorical=True)
+        self.booster_ = xgb.train(self._xgb_params(), data, num_boost_round=self.n_estimators)
+
+    def transfer_design(self, records: pd.DataFrame, log_y: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        """(features, base margin) of the rows the trees learn from, as they are used: each record once with its own
+        configuration unmeasured, once with its model+accelerator pair unmeasured, once as a new model and once as a
+        new accelerator. Global SHAP belongs on these rows: the trees never touch a measured configuration."""
+        frame = self.featurizer_.complete(records)
         matrices, margins = [], []
         for hidden in UNMEASURED:
             matrix, margin, _ = self._design(frame, log_y=log_y, leave_out=keys(frame, hidden).to_numpy())
@@ -74,9 +84,7 @@ class XGBoostPredictor(Predictor):
                 matrix[hidden[0]] = pd.Categorical([None] * len(matrix), categories=matrix[hidden[0]].cat.categories)
             matrices.append(matrix)
             margins.append(margin)
-        data = xgb.DMatrix(pd.concat(matrices, ignore_index=True), label=np.tile(log_y, len(UNMEASURED)),
-                           base_margin=np.concatenate(margins), enable_categorical=True)
-        self.booster_ = xgb.train(self._xgb_params(), data, num_boost_round=self.n_estimators)
+        return pd.concat(matrices, ignore_index=True), np.concatenate(margins)
 
     def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
         import xgboost as xgb
@@ -85,8 +93,11 @@ class XGBoostPredictor(Predictor):
         out = margin.copy()
         if (~measured).any():
             rows = matrix.loc[~measured]
-            out[~measured] = self.booster_.predict(xgb.DMatrix(rows, base_margin=margin[~measured],
-                                                                enable_categorical=True))
+            corrected = self.booster_.predict(xgb.DMatrix(rows, base_margin=margin[~measured],
+                                                          enable_categorical=True))
+            # trees extrapolate badly far from their data: they may move a transfer prior by a bounded factor
+            limit = np.log(self.max_correction)
+            out[~measured] = np.clip(corrected, margin[~measured] - limit, margin[~measured] + limit)
         return out
 
     def contributions(self, records: pd.DataFrame) -> pd.DataFrame:
@@ -98,6 +109,7 @@ class XGBoostPredictor(Predictor):
         matrix, margin, measured = self._design(self.featurizer_.complete(records))
         values = self.booster_.predict(xgb.DMatrix(matrix, base_margin=margin, enable_categorical=True),
                                        pred_contribs=True)
+        values[:, -1] -= margin  # XGBoost's bias includes the base margin: keep only the trees' part in `bias`
         frame = pd.DataFrame(values, columns=list(matrix.columns) + ["bias"], index=records.index)
         frame.loc[measured, :] = 0.0
         frame["prior"] = margin
@@ -125,17 +137,18 @@ class XGBoostPredictor(Predictor):
         return pd.concat([base, priors], axis=1), margin, measured
 
     def _offset(self, frame: pd.DataFrame) -> np.ndarray:
-        """exponent x log roofline: the physics part of log(target); NaN where unknown or not used."""
+        """exponent x log work bound (the prefill-aware roofline): the physics part of log(target); NaN where unknown
+        or not used."""
         if self.roofline_exponent == 0:
             return np.full(len(frame), np.nan)
-        log_roofline = pd.to_numeric(frame["log_roofline"], errors="coerce").to_numpy(dtype="float64")
-        return self.roofline_exponent * log_roofline
+        log_bound = pd.to_numeric(frame["log_work_bound"], errors="coerce").to_numpy(dtype="float64")
+        return self.roofline_exponent * log_bound
 
     def _xgb_params(self) -> dict:
         return {"objective": self.objective, "huber_slope": self.huber_slope, "max_depth": self.max_depth,
                 "eta": self.learning_rate, "subsample": self.subsample, "colsample_bytree": self.colsample_bytree,
                 "min_child_weight": self.min_child_weight, "lambda": self.reg_lambda, "tree_method": "hist",
-                "nthread": self.n_jobs, "seed": self.random_state, "max_cat_to_onehot": 1}
+                "nthread": self.n_jobs, "seed": self.random_state, "max_cat_to_onehot": 1, "max_bin": 64}
 
     # -- persistence -------------------------------------------------------------------------------------------
 

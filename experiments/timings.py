@@ -1,0 +1,82 @@
+"""How long the user-facing paths take on this machine (2 cores): data build, train, recommend cold, predict.
+
+    python experiments/timings.py [--json timings.json] [--skip-train]
+
+Each cold recommend is a fresh process (imports, model load, scoring every candidate), as a user runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _run(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    cli = [sys.executable, "-m", "flexpredict.cli"]
+    rows: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows["data build (all of ../shared), s"] = statistics.median(
+            _run(cli + ["data", "build", "-q", "--out", str(tmp / "d.parquet")]) for _ in range(args.repeat))
+        if not args.skip_train:
+            rows["train (8 targets, 5-fold conformal), s"] = _run(cli + ["train", "-q", "--out", str(tmp / "m")])
+        rows["recommend --budget 2000 --latency-slo 200ms (cold process), s"] = statistics.median(
+            _run(cli + ["recommend", "--budget", "2000", "--latency-slo", "200ms"]) for _ in range(args.repeat))
+        rows["python -c 'import flexpredict.cli' (import only), s"] = statistics.median(
+            _run([sys.executable, "-c", "import flexpredict.cli"]) for _ in range(args.repeat))
+    rows.update(_in_process())
+    table = Table(title="flexpredict timings (median of runs)", title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, value in rows.items():
+        table.add_row(name, f"{value:,.3f}")
+    Console(width=140).print(table)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+def _in_process() -> dict[str, float]:
+    """Scoring speed once loaded: a few hundred unseen records, and every recommend candidate."""
+    from flexpredict import dataset
+    from flexpredict.predictors.bundle import ModelBundle
+    from flexpredict.recommend import TARGETS_USED, Request, recommend
+
+    records = dataset.load()
+    bundle = ModelBundle.load()
+    sample = records[records["round"] == "v5.0"].sample(300, random_state=0)
+    bundle.predict(sample.head(5))  # warm caches (catalog parsing)
+    started = time.perf_counter()
+    bundle.predict(sample)
+    predict_s = time.perf_counter() - started
+    light = ModelBundle.load(targets=TARGETS_USED)
+    recommend(Request(budget=2000, latency_slo_ms=200), bundle=light, records=records)
+    started = time.perf_counter()
+    result = recommend(Request(budget=2000, latency_slo_ms=200), bundle=light, records=records)
+    score_s = time.perf_counter() - started
+    return {"predict 300 unseen v5.0 records after load, s": predict_s,
+            f"recommend in-process ({len(result.candidates)} candidates), s": score_s,
+            "candidates scored per second": len(result.candidates) / score_s}
+
+
+if __name__ == "__main__":
+    main()

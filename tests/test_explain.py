@@ -1,0 +1,197 @@
+"""explain: SHAP values add up to the predictions (ours and shap's TreeExplainer), measured configurations are
+explained by their measurements, plots are written, the CLI's JSON has its documented keys."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from flexpredict import catalogs, dataset, explain
+from flexpredict.cli import app
+from flexpredict.configs import config_records
+from flexpredict.predictors.bundle import ModelBundle, training_rows
+from flexpredict.predictors.xgboost_model import UNMEASURED
+
+runner = CliRunner()
+THROUGHPUT = "throughput_per_accelerator"
+LOCAL_KEYS = {"target", "unit", "configuration", "record_id", "prediction", "low", "high", "ood",
+              "measured_configuration", "measured_value", "start", "trees_average", "contributions", "reasons"}
+H200 = ["--accelerator", "h200-sxm-141gb", "--count", "8", "--model", "llama2-70b", "--scenario", "Server",
+        "--precision", "fp8"]
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return ModelBundle.load(targets=(THROUGHPUT, "tpot_p99_ms"))
+
+
+@pytest.fixture(scope="module")
+def records():
+    return dataset.load()
+
+
+@pytest.fixture(scope="module")
+def grid():
+    """8x every catalog accelerator running llama2-70b (Server, fp8): a few measured, most never."""
+    return config_records([{"accelerator": a["id"], "count": 8, "model": "llama2-70b", "scenario": "Server",
+                            "precision": "fp8"} for a in catalogs.accelerators().rows
+                           if a.get("kind") not in ("cpu", "soc")])
+
+
+@pytest.fixture(scope="module")
+def split(bundle, grid):
+    """(contributions, feature names, log predictions, measured mask) of the grid's throughput."""
+    predictor = bundle.predictors[THROUGHPUT]
+    contributions = predictor.contributions(grid)
+    features = [c for c in contributions.columns if c not in ("bias", "prior", "measured")]
+    measured = contributions["measured"].to_numpy(dtype=bool)
+    assert 0 < measured.sum() < len(grid) - 5, "the grid needs both measured and unmeasured configurations"
+    return contributions, features, np.log(predictor.predict(grid)), measured
+
+
+@pytest.fixture(scope="module")
+def global_throughput(bundle, records):
+    return explain.explain_global(bundle, records, THROUGHPUT, sample=600)
+
+
+def test_contributions_add_up_to_the_log_prediction(bundle, grid, split):
+    import xgboost as xgb
+
+    contributions, features, log_pred, measured = split
+    # measured: the prediction is the measured prior, the trees add nothing
+    np.testing.assert_allclose(contributions.loc[measured, "prior"], log_pred[measured], atol=1e-9)
+    assert (contributions.loc[measured, features] == 0).all().all()
+    # unmeasured: prior + trees' average + SHAP = the trees' output on the prior (exact TreeSHAP)
+    rows = ~measured
+    total = (contributions["prior"] + contributions["bias"] + contributions[features].sum(axis=1)).to_numpy()
+    predictor = bundle.predictors[THROUGHPUT]
+    trees = predictor.booster_.predict(xgb.DMatrix(predictor.feature_matrix(grid.loc[rows]), enable_categorical=True,
+                                                   base_margin=contributions.loc[rows, "prior"].to_numpy()))
+    np.testing.assert_allclose(total[rows], trees, atol=1e-3)
+    # ... which is the prediction, unless the predictor capped the correction: then it lies between prior and trees
+    prior = contributions.loc[rows, "prior"].to_numpy()
+    moved, wanted = log_pred[rows] - prior, total[rows] - prior
+    assert np.all(np.abs(moved) <= np.abs(wanted) + 1e-3) and np.all(moved * wanted >= -1e-6)
+    assert np.any(np.abs(moved - wanted) < 1e-3)  # and where nothing is capped, SHAP adds up to the prediction
+
+
+def test_shap_tree_explainer_gives_the_same_values(bundle, grid, split):
+    import shap
+    import xgboost as xgb
+
+    contributions, features, _, measured = split
+    predictor = bundle.predictors[THROUGHPUT]
+    data = xgb.DMatrix(predictor.feature_matrix(grid.loc[~measured]), enable_categorical=True)
+    explainer = shap.TreeExplainer(predictor.booster_)
+    values = explainer.shap_values(data)
+    raw = predictor.booster_.predict(data, output_margin=True)
+    np.testing.assert_allclose(values.sum(axis=1) + explainer.expected_value, raw, atol=1e-3)  # shap's additivity
+    np.testing.assert_allclose(values, contributions.loc[~measured, features].to_numpy(), atol=1e-4)
+
+
+def test_local_explanations_end_at_the_prediction(bundle, grid, split):
+    _, _, log_pred, measured = split
+    explanations = explain.explain_configuration(bundle, grid, THROUGHPUT)
+    assert len(explanations) == len(grid)
+    for item, log_value, was_measured in zip(explanations, log_pred, measured):
+        assert item.measured == was_measured
+        assert item.log_prediction == pytest.approx(log_value, abs=1e-3)
+        assert item.log_prediction == pytest.approx(math.log(item.prediction / item.scale), abs=1e-3)
+        values = item.shap()
+        assert values.base_values + values.values.sum() == pytest.approx(log_value, abs=1e-3)
+        if was_measured:  # steps between measured medians and the trend, no tree term
+            assert item.trees_average == 0 and "the trees are not used" in " ".join(item.reasons())
+            assert set(item.contributions.index) <= {"trend", "same_precision", "same_engine"}
+        else:
+            assert item.start_words.startswith("never measured")
+    capped = [e for e in explanations if "cap" in e.contributions.index]
+    assert all(e.phrases["cap"] in " ".join(e.reasons()) for e in capped)
+
+
+def test_measured_configuration_starts_from_the_newest_round_median(bundle, records):
+    """8x H200, llama2-70b, Server, fp8: the explanation's start is the median of the newest round's H200 runs."""
+    item = explain.explain_configuration(bundle, config_records([{"accelerator": "h200-sxm-141gb", "count": 8,
+                                                                  "model": "llama2-70b", "scenario": "Server",
+                                                                  "precision": "fp8"}]), THROUGHPUT)[0]
+    rows, y = training_rows(records, THROUGHPUT)
+    same = ((rows["model"] == "llama2-70b") & (rows["accelerator"] == "nvidia-h200-sxm-141gb")
+            & (rows["scenario"] == "Server")).to_numpy()
+    newest = same & (rows["round"] == rows.loc[same, "round"].max()).to_numpy()
+    assert item.measured and item.to_dict()["start"]["value"] == pytest.approx(np.exp(np.median(np.log(y[newest]))))
+    assert item.start_words.startswith("measured: newest-round median with the same model, accelerator and scenario")
+
+
+def test_global_view_explains_the_rows_the_trees_learned_from(bundle, records, global_throughput):
+    glob = global_throughput
+    assert glob.design_rows == len(UNMEASURED) * glob.records and len(glob.values) == 600
+    importance = glob.importance
+    assert (importance >= 0).all() and importance.is_monotonic_decreasing and importance.iloc[0] > 0.05
+    # why not the training records themselves: every one of them is measured, so the trees never touch them
+    rows, _ = training_rows(records, THROUGHPUT)
+    assert bundle.predictors[THROUGHPUT].contributions(rows.sample(300, random_state=0))["measured"].all()
+    document = glob.to_dict(top=5)
+    assert {"target", "unit", "records", "design_rows", "explained_rows", "same_data", "importance"} <= set(document)
+    assert [row["feature"] for row in document["importance"]] == list(importance.index[:5])
+
+
+def test_plots_are_written(bundle, grid, global_throughput, tmp_path):
+    explanations = explain.explain_configuration(bundle, grid, THROUGHPUT)
+    paths = [tmp_path / "bar.png", tmp_path / "beeswarm.png", tmp_path / "measured.png", tmp_path / "unmeasured.png"]
+    explain.summary_plot(global_throughput, paths[0], kind="bar")
+    explain.summary_plot(global_throughput, paths[1], kind="beeswarm")
+    explain.waterfall_plot(next(e for e in explanations if e.measured), paths[2])
+    explain.waterfall_plot(next(e for e in explanations if not e.measured), paths[3])
+    for feature in explain.DEPENDENCE:
+        paths.append(tmp_path / f"dependence_{feature}.png")
+        explain.dependence_plot(global_throughput, feature, paths[-1])
+    for path in paths:
+        assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 8_000, path
+    with pytest.raises(explain.ExplainError, match="unknown feature"):
+        explain.dependence_plot(global_throughput, "no_such_feature")
+
+
+def test_cli_local_json_has_the_documented_keys(tmp_path):
+    result = runner.invoke(app, ["explain", *H200, "-t", THROUGHPUT, "-t", "tpot_p99_ms", "--format", "json",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["view"] == "local" and set(document["targets"]) == {THROUGHPUT, "tpot_p99_ms"}
+    for target in document["targets"].values():
+        assert set(target) == LOCAL_KEYS and target["measured_configuration"] is True
+        assert target["low"] <= target["prediction"] <= target["high"]
+    assert len(document["plots"]) == 2 and all((tmp_path / p.split("/")[-1]).stat().st_size > 8_000
+                                               for p in document["plots"])
+
+
+def test_cli_explains_a_dataset_record(records):
+    record = records[records[THROUGHPUT].notna()].iloc[0]
+    result = runner.invoke(app, ["explain", "--record-id", record["record_id"], "-t", THROUGHPUT, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    target = json.loads(result.stdout)["targets"][THROUGHPUT]
+    assert target["record_id"] == record["record_id"]
+    assert target["measured_value"] == pytest.approx(record[THROUGHPUT])
+
+
+def test_cli_global_table_names_features_in_words():
+    result = runner.invoke(app, ["explain", "-t", "tpot_p99_ms", "--sample", "200"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"tpot_p99_ms: [\d,]+ training records, [\d,]+ of [\d,]+ design rows", result.stdout)
+    assert "mean |SHAP|" in result.stdout and "median of runs with the same" in result.stdout
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--record-id", "no-such-record"], "no record 'no-such-record'"),
+    (["--record-id", "x", "--model", "llama2-70b"], "not both"),
+    (["--accelerator", "h200-sxm-141gb"], "needs --accelerator and --model"),
+    (["-t", "speed"], "unknown target 'speed'"),
+    (["--accelerator", "h200-sxm-141gb", "--model", "resnet50", "--scenario", "Server", "-t", "tpot_p99_ms"],
+     "none of tpot_p99_ms is predicted"),
+])
+def test_cli_errors_are_one_line(arguments, message):
+    result = runner.invoke(app, ["explain", *arguments])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
