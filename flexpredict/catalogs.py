@@ -121,4 +121,13 @@ def prices(path: Path | None = None) -> list[dict]:
 
 @lru_cache(maxsize=None)
 def slo_presets() -> dict:
+    """MLPerf per-benchmark latency bounds (bench/slo_presets.yaml)."""
     return dict(load_yaml(resource_dir("bench") / "slo_presets.yaml", "presets"))
+
+
+def find_slo_preset(name: str, presets: dict | None = None) -> tuple[str, dict] | None:
+    """(benchmark, entry) of a preset named by its benchmark or one of its aliases (resnet50, llama2-70b-99)."""
+    presets = slo_presets() if presets is None else presets
+    if name in presets:
+        return name, presets[name]
+    return next(((key, entry) for key, entry in presets.items() if name in (entry.get("aliases") or ())), None)

@@ -133,7 +133,8 @@ _VERSION_AFTER = r"[^\d,;]{0,12}?v?(\d+(?:\.\d+)+|\d+)"
 
 
 def engine(framework, benchmark_name: str | None = None) -> tuple[str | None, str | None]:
-    """('TensorRT 10.2.0, CUDA 12.4', 'llama2-70b-99') -> ('tensorrt-llm', '10.2.0'); ('vLLM v0.7.3') -> ('vllm', '0.7.3').
+    """('TensorRT 10.2.0, CUDA 12.4', 'llama2-70b-99') -> ('tensorrt-llm', '10.2.0');
+    ('vLLM v0.7.3') -> ('vllm', '0.7.3').
 
     NVIDIA writes 'TensorRT x.y' for its LLM submissions, which run TensorRT-LLM: for LLM benchmarks the TensorRT
     entry is read as tensorrt-llm (with the TensorRT version, the only one published).

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import catalogs
-from .configs import accelerator_row, benchmark_for, config_records, resolve_model
+from .configs import accelerator_row, config_records, resolve_model
 from .costs import HOURS_PER, PriceBook, usd_per_million
 from .features.physics import BYTES_PER_PARAM
 from .normalize import is_llm_benchmark
@@ -169,12 +169,11 @@ def _slo(request: Request, model: dict, llm: bool) -> tuple[dict[str, float], st
 
 def preset_bounds(model: dict, kind: str) -> dict | None:
     """MLPerf's latency bounds for a model's benchmark (bench/slo_presets.yaml)."""
-    presets = catalogs.slo_presets()
-    names = {model["id"]} | {re.sub(r"-99(\.9)?$", "", str(b)) for b in model.get("mlperf_benchmarks") or []}
-    for name, entry in presets.items():
-        aliases = {name} | set(entry.get("aliases") or [])
-        if names & aliases and isinstance(entry.get(kind), dict):
-            return entry[kind]
+    names = [model["id"]] + [str(b) for b in model.get("mlperf_benchmarks") or []]
+    for name in names:
+        found = catalogs.find_slo_preset(name)
+        if found and isinstance(found[1].get(kind), dict):
+            return found[1][kind]
     return None
 
 

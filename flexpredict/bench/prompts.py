@@ -5,6 +5,8 @@ No hub download: a benchmark must run on an air-gapped machine, so prompts are e
 
 from __future__ import annotations
 
+from flexpredict import catalogs
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +34,7 @@ class PromptSet:
 
 def bench_dir() -> Path:
     """The `bench/` resource folder: the source tree's, or the copy packed into the wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parents[1] / "bench", here.parent / "_resources" / "bench"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("flexpredict's bench/ resource folder is missing from this installation")
+    return catalogs.resource_dir("bench")
 
 
 def bundled_names() -> list[str]:

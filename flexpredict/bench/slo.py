@@ -7,10 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from flexpredict import catalogs
 from flexpredict.bench.base import BenchError
-from flexpredict.bench.prompts import bench_dir
 
 
 @dataclass(frozen=True)
@@ -36,15 +34,15 @@ def resolve_slo(preset: str | None = None, ttft_ms: float | None = None, tpot_ms
 def load_preset(spec: str, presets_file: Path | None = None) -> Slo:
     """`BENCHMARK` (its Server bounds; an interactive-only benchmark's Interactive ones) or `BENCHMARK:interactive`;
     a benchmark's aliases (resnet50, llama2-70b-99) find it too."""
-    path = presets_file or bench_dir() / "slo_presets.yaml"
-    if not path.exists():
-        raise BenchError(f"no SLO presets file at {path}")
-    presets = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("presets") or {}
+    try:
+        presets = catalogs.load_yaml(presets_file, "presets") if presets_file else catalogs.slo_presets()
+    except (catalogs.CatalogError, FileNotFoundError) as exc:
+        raise BenchError(str(exc)) from exc
     benchmark, _, kind = spec.partition(":")
-    entry = presets.get(benchmark) or next(
-        (e for e in presets.values() if benchmark in (e.get("aliases") or ())), None)
-    if entry is None:
+    found = catalogs.find_slo_preset(benchmark, presets)
+    if found is None:
         raise BenchError(f"no SLO preset '{benchmark}' (known: {', '.join(sorted(presets)) or 'none'})")
+    entry = found[1]
     # no kind named: Server bounds, or the Interactive ones of a benchmark that only has those
     kind = kind.lower() or ("interactive" if not entry.get("server") and entry.get("interactive") else "server")
     bounds = entry.get(kind)

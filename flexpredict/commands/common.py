@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -35,3 +36,14 @@ def progress_bar(label: str, *, enabled: bool = True):
             progress.update(task, completed=done, total=total, note=text)
 
         yield update
+
+
+def load_records(path: Path | None):
+    """Records from a dataset file (default: the shipped one), or a one-line error naming the file/column."""
+    from .. import dataset
+    from ..schema import SchemaError
+
+    try:
+        return dataset.load(path)
+    except SchemaError as exc:
+        fail(str(exc))

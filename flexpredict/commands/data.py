@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import console, err_console, fail, progress_bar
+from .common import console, err_console, fail, load_records, progress_bar
 
 app = typer.Typer(help="Build, inspect and export the record dataset.", no_args_is_help=True)
 
@@ -62,12 +62,8 @@ def info(
 ) -> None:
     """Coverage: records by round x benchmark x scenario, power, TTFT/TPOT, accelerator mapping."""
     from .. import dataset
-    from ..schema import SchemaError
 
-    try:
-        frame = dataset.load(file)
-    except SchemaError as exc:
-        fail(str(exc))
+    frame = load_records(file)
     cov = dataset.coverage(frame)
     if as_json:
         console.print_json(json.dumps(cov))
@@ -121,12 +117,8 @@ def export(
 ) -> None:
     """Export the dataset as parquet, CSV, or in the OpenMLPerf column layout."""
     from .. import dataset
-    from ..schema import SchemaError
 
-    try:
-        frame = dataset.load(file)
-    except SchemaError as exc:
-        fail(str(exc))
+    frame = load_records(file)
     if format is ExportFormat.openmlperf:
         frame = dataset.to_openmlperf(frame)
     elif format is ExportFormat.csv and out.suffix.lower() != ".csv":

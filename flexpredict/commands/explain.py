@@ -10,8 +10,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import console, fail, progress_bar
-from .model import SCENARIO_HELP, _load_records, configuration_record
+from .common import console, fail, load_records, progress_bar
+from .model import COUNT, ENGINE, MODEL, NODES, PRECISION, SCENARIO, configuration_record
 
 
 class Format(str, Enum):
@@ -21,12 +21,8 @@ class Format(str, Enum):
 
 def explain(
     accelerator: str = typer.Option(None, help="One configuration (as for `predict`): accelerator id or name."),
-    count: int = typer.Option(1, help="Accelerators per node."),
-    nodes: int = typer.Option(1, help="Nodes."),
-    model: str = typer.Option(None, help="Model id or MLPerf benchmark name, e.g. llama2-70b."),
-    scenario: str = typer.Option("Offline", help=SCENARIO_HELP),
-    precision: str = typer.Option(None, help="fp4, fp8, int8, int4, bf16, fp16 or fp32."),
-    engine: str = typer.Option(None, help="tensorrt-llm, vllm, sglang, ... (default: unknown)."),
+    count: int = COUNT, nodes: int = NODES, model: str = MODEL, scenario: str = SCENARIO,
+    precision: str = PRECISION, engine: str = ENGINE,
     record_id: str = typer.Option(None, "--record-id", help="Explain this record of the dataset instead."),
     target: list[str] = typer.Option(None, "--target", "-t", help="Targets (repeatable; default: every one the "
                                      "model has, or that applies to the configuration)."),
@@ -63,7 +59,7 @@ def explain(
             _local(bundle, names, _one_record(record_id, dataset_file, accelerator, count, nodes, model, scenario,
                                               precision, engine), out, output_format, top)
         else:
-            _global(bundle, names, _load_records(dataset_file), out, output_format, sample, top)
+            _global(bundle, names, load_records(dataset_file), out, output_format, sample, top)
     except ExplainError as exc:
         fail(str(exc))
 
@@ -71,7 +67,7 @@ def explain(
 def _one_record(record_id, dataset_file, accelerator, count, nodes, model, scenario, precision, engine):
     """The record to explain: a dataset record by id, or a configuration as `predict` builds it."""
     if record_id:
-        records = _load_records(dataset_file)
+        records = load_records(dataset_file)
         found = records[records["record_id"].astype(str) == record_id]
         if found.empty:
             fail(f"--record-id: no record '{record_id}' in {dataset_file or 'the shipped dataset'}")
@@ -181,7 +177,7 @@ def report(
         bundle = ModelBundle.load(model_dir)
     except FileNotFoundError as exc:
         fail(str(exc))
-    records = _load_records(dataset_file)
+    records = load_records(dataset_file)
     evaluation = None
     if evaluate:
         with progress_bar("evaluating", enabled=not quiet) as update:

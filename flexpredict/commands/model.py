@@ -9,19 +9,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import console, fail, progress_bar
+from .common import console, fail, load_records, progress_bar
 
 SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
-
-
-def _load_records(path: Path | None):
-    from .. import dataset
-    from ..schema import SchemaError
-
-    try:
-        return dataset.load(path)
-    except SchemaError as exc:
-        fail(str(exc))
+# one configuration, as `predict` and `explain` take it
+COUNT = typer.Option(1, help="Accelerators per node.")
+NODES = typer.Option(1, help="Nodes.")
+MODEL = typer.Option(None, help="Model id or MLPerf benchmark name, e.g. llama2-70b.")
+SCENARIO = typer.Option("Offline", help=SCENARIO_HELP)
+PRECISION = typer.Option(None, help="fp4, fp8, int8, int4, bf16, fp16 or fp32.")
+ENGINE = typer.Option(None, help="tensorrt-llm, vllm, sglang, ... (default: unknown).")
 
 
 def train(
@@ -37,7 +34,7 @@ def train(
 
     if predictor not in PREDICTORS:
         fail(f"unknown predictor '{predictor}' (expected one of {', '.join(PREDICTORS)})")
-    records = _load_records(dataset_file)
+    records = load_records(dataset_file)
     started = time.perf_counter()
     with progress_bar("training", enabled=not quiet) as update:
         bundle = ModelBundle.train(records, predictor=predictor, on_progress=update)
@@ -86,7 +83,7 @@ def evaluate(
     for name in predictor or []:
         if name not in PREDICTORS:
             fail(f"unknown predictor '{name}' (expected one of {', '.join(PREDICTORS)})")
-    records = _load_records(dataset_file)
+    records = load_records(dataset_file)
     with progress_bar("evaluating", enabled=not quiet) as update:
         results, rows = run(records, targets=targets, splits=list(split) if split else None,
                             predictors=tuple(predictor) if predictor else DEFAULT_PREDICTORS, on_progress=update)
@@ -114,12 +111,8 @@ def predict(
                                     "raw MLPerf-style fields are enough, metric columns may be missing."),
     out: Path = typer.Option(None, "--out", "-o", help="Where to write the input plus pred_* columns."),
     accelerator: str = typer.Option(None, help="One configuration: accelerator id or name, e.g. h100-sxm-80gb."),
-    count: int = typer.Option(1, help="Accelerators per node."),
-    nodes: int = typer.Option(1, help="Nodes."),
-    model: str = typer.Option(None, help="Model id or MLPerf benchmark name, e.g. llama2-70b."),
-    scenario: str = typer.Option("Offline", help=SCENARIO_HELP),
-    precision: str = typer.Option(None, help="fp4, fp8, int8, int4, bf16, fp16 or fp32."),
-    engine: str = typer.Option(None, help="tensorrt-llm, vllm, sglang, ... (default: unknown)."),
+    count: int = COUNT, nodes: int = NODES, model: str = MODEL, scenario: str = SCENARIO,
+    precision: str = PRECISION, engine: str = ENGINE,
     model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: shipped)."),
     as_json: bool = typer.Option(False, "--json", help="Print the single-configuration result as JSON."),
 ) -> None:

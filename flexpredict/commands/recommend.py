@@ -72,7 +72,8 @@ def recommend(
             model=model, budget=budget, budget_period=budget_period, pricing=pricing,
             amortize_years=amortize_years, electricity_usd_per_kwh=electricity, prices_file=prices,
             latency_slo_ms=parse_duration_ms(latency_slo, "--latency-slo"),
-            ttft_slo_ms=parse_duration_ms(ttft_slo, "--ttft-slo"), tpot_slo_ms=parse_duration_ms(tpot_slo, "--tpot-slo"),
+            ttft_slo_ms=parse_duration_ms(ttft_slo, "--ttft-slo"),
+            tpot_slo_ms=parse_duration_ms(tpot_slo, "--tpot-slo"),
             slo_preset=slo_preset, scenario=canonical, load=parse_load(load), objective=objective, vendor=vendor,
             accelerator=accelerator, max_accelerators=max_accelerators, top=top, confidence=confidence)
         if budget is not None and budget <= 0:
@@ -130,7 +131,8 @@ def _print_table(result, rows) -> None:
     slo = ", ".join(f"{k.replace('_ms', '').upper()} p99 <= {v:g} ms" for k, v in result.slo.items()) or "none"
     budget = f"${req.budget:,.0f}/{req.budget_period}" if req.budget is not None else "no budget"
     named = "default model, --model to change" if req.model is None else "model"
-    console.print(f"[bold]{result.model['id']}[/] ({named}) · {result.scenario} · SLO: {slo} · {budget} · {req.pricing} pricing · objective: "
+    console.print(f"[bold]{result.model['id']}[/] ({named}) · {result.scenario} · SLO: {slo} · {budget} · "
+                  f"{req.pricing} pricing · objective: "
                   f"{'cost at ' + format(req.load, ',.0f') + ' ' + result.unit if req.load else req.objective}",
                   highlight=False)
     if result.explanation:

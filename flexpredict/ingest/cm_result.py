@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Reader, register
-from .summary_rows import SummaryFields, records_from_rows
+from .base import register
+from .summary_rows import SummaryFields, SummaryListReader
 
 CM_FIELDS = SummaryFields(
     submitter="Organization", division="Division", system_type="SystemType", system_name="SystemName",
@@ -20,24 +20,15 @@ CM_FIELDS = SummaryFields(
 
 
 @register
-class CmResultReader(Reader):
+class CmResultReader(SummaryListReader):
     """One experiment file per (round, suite, division, task, scenario); a result can sit in two experiments."""
 
     kind = "cm-result"
-
-    def find(self) -> list[Path]:
-        return sorted(self.path.rglob("cm-result.json")) if self.path.is_dir() else [self.path]
+    filename = "cm-result.json"
+    fields = CM_FIELDS
 
     def read(self, path: Path) -> list[dict]:
-        rows = self.load_json(path)
-        if rows is None:
-            return []
-        if not isinstance(rows, list):
-            self.report.skip(self.relative(path), "expected a JSON list of results")
-            return []
-        self.report.rows_read[self.kind] += len(rows)
-        records = records_from_rows(rows, CM_FIELDS, source=self.relative(path), source_kind=self.kind,
-                                    report_drop=lambda reason: self.report.dropped.update([reason]))
+        records = super().read(path)
         for record in records:
             _fix_llama_offline_unit(record)
         return records

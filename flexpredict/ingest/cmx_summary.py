@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .base import Reader, register
-from .summary_rows import SummaryFields, records_from_rows
+from .base import register
+from .summary_rows import SummaryFields, SummaryListReader
 
 CMX_FIELDS = SummaryFields(
     submitter="Organization", division="Division", system_type="SystemType", system_name="SystemName",
@@ -20,19 +18,7 @@ CMX_FIELDS = SummaryFields(
 
 
 @register
-class CmxSummaryReader(Reader):
+class CmxSummaryReader(SummaryListReader):
     kind = "cmx-summary"
-
-    def find(self) -> list[Path]:
-        return sorted(self.path.rglob("cmx-result-summary.json")) if self.path.is_dir() else [self.path]
-
-    def read(self, path: Path) -> list[dict]:
-        rows = self.load_json(path)
-        if rows is None:
-            return []
-        if not isinstance(rows, list):
-            self.report.skip(self.relative(path), "expected a JSON list of results")
-            return []
-        self.report.rows_read[self.kind] += len(rows)
-        return records_from_rows(rows, CMX_FIELDS, source=self.relative(path), source_kind=self.kind,
-                                 report_drop=lambda reason: self.report.dropped.update([reason]))
+    filename = "cmx-result-summary.json"
+    fields = CMX_FIELDS

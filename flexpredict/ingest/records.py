@@ -75,17 +75,11 @@ def _model(benchmark, used_model):
 
 
 def _model_catalog():
-    try:
-        return catalogs.models()
-    except (FileNotFoundError, catalogs.CatalogError):  # TODO-catalog
-        return None
+    return catalogs.models()
 
 
 def _accelerator_catalog():
-    try:
-        return catalogs.accelerators()
-    except (FileNotFoundError, catalogs.CatalogError):  # TODO-catalog
-        return None
+    return catalogs.accelerators()
 
 
 def _hardware(frame: pd.DataFrame) -> None:

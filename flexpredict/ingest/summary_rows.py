@@ -9,8 +9,11 @@ share one code path. Power arrives either on the performance row or as a separat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 from .. import normalize as norm
+from .base import Reader
 
 # published unit -> the record column it fills
 _UNIT_COLUMNS = {
@@ -189,3 +192,24 @@ def records_from_rows(rows: list, fields: SummaryFields, *, source: str, source_
         report_drop("power row without its performance row")
     return [to_record(row, fields, source=source, source_kind=source_kind, power=power.get(key, (None, None)))
             for key, row in perf.items()]
+
+
+class SummaryListReader(Reader):
+    """A file holding a JSON list of published results in one summary format (`fields`)."""
+
+    filename: ClassVar[str]
+    fields: ClassVar[SummaryFields]
+
+    def find(self) -> list[Path]:
+        return sorted(self.path.rglob(self.filename)) if self.path.is_dir() else [self.path]
+
+    def read(self, path: Path) -> list[dict]:
+        rows = self.load_json(path)
+        if rows is None:
+            return []
+        if not isinstance(rows, list):
+            self.report.skip(self.relative(path), "expected a JSON list of results")
+            return []
+        self.report.rows_read[self.kind] += len(rows)
+        return records_from_rows(rows, self.fields, source=self.relative(path), source_kind=self.kind,
+                                 report_drop=lambda reason: self.report.dropped.update([reason]))

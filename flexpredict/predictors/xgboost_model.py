@@ -37,7 +37,7 @@ class XGBoostPredictor(Predictor):
                  reg_lambda: float = 1.0, roofline_exponent: float = 1.0, use_identity: bool = True,
                  objective: str = "reg:pseudohubererror", huber_slope: float = 0.1, max_correction: float = 3.0,
                  n_jobs: int = 2,
-                 calibration_folds: int = 5, transfer_folds: int = 2, random_state: int = 0):
+                 calibration_folds: int = 3, transfer_folds: int = 2, random_state: int = 0):
         super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
                          random_state=random_state)
         self.n_estimators = n_estimators
