@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 PREDICTORS: dict[str, type[Predictor]] = {}
@@ -38,9 +39,11 @@ class Predictor(BaseEstimator, RegressorMixin):
 
     name: ClassVar[str]
 
-    def __init__(self, calibration_folds: int = 5, transfer_folds: int = 2, random_state: int = 0):
+    def __init__(self, calibration_folds: int = 5, transfer_folds: int = 2, calibration_jobs: int = 2,
+                 random_state: int = 0):
         self.calibration_folds = calibration_folds
         self.transfer_folds = transfer_folds
+        self.calibration_jobs = calibration_jobs
         self.random_state = random_state
 
     # -- what each predictor fills in --------------------------------------------------------------------------
@@ -52,6 +55,10 @@ class Predictor(BaseEstimator, RegressorMixin):
     @abstractmethod
     def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
         """log(target) per record; NaN where the predictor cannot say."""
+
+    def _prepare(self, records: pd.DataFrame) -> pd.DataFrame:
+        """Work on the training records that every calibration fold would repeat (default: none)."""
+        return records
 
     def _state(self, folder: Path) -> dict:
         """JSON-able learned state (write any model files into `folder`)."""
@@ -68,6 +75,7 @@ class Predictor(BaseEstimator, RegressorMixin):
         records, y = records.loc[keep].reset_index(drop=True), y[keep]
         if len(records) == 0:
             raise ValueError("no training rows with a positive target value")
+        records = self._prepare(records)
         self._calibrate(records, y)
         self._fit_log(records, np.log(y))
         self.seen_pairs_ = sorted(set(pair_keys(records)))
@@ -114,19 +122,21 @@ class Predictor(BaseEstimator, RegressorMixin):
             schemes += [(records[column].astype("object").fillna("?").astype(str).to_numpy(), self.transfer_folds,
                          False)
                         for column in ("model", "accelerator")]
+        jobs = []
         for groups, count, for_accuracy in schemes:
             folds = min(count, len(set(groups)))
-            if folds < 2:
-                continue
-            for train, test in GroupKFold(n_splits=folds).split(records, y, groups):
-                model = clone(self)
-                model._fit_log(records.iloc[train].reset_index(drop=True), np.log(y[train]))
-                residual = np.log(y[test]) - model._predict_log(records.iloc[test].reset_index(drop=True))
-                if for_accuracy:
-                    signed.append(residual)
-                residuals.append(np.abs(residual))
-                seen_flags.append(np.isin(pairs[test], pairs[train]))
-                strata.append(_strata(records.iloc[test], seen_flags[-1]))
+            if folds >= 2:
+                jobs += [(train, test, for_accuracy)
+                         for train, test in GroupKFold(n_splits=folds).split(records, y, groups)]
+        # folds are independent: fit them on every core (a 2-core machine trains twice as fast)
+        fold_residuals = Parallel(n_jobs=min(self.calibration_jobs, len(jobs)) if jobs else 1)(
+            delayed(_fold_residual)(_single_threaded(clone(self)), records, y, train, test) for train, test, _ in jobs)
+        for (train, test, for_accuracy), residual in zip(jobs, fold_residuals):
+            if for_accuracy:
+                signed.append(residual)
+            residuals.append(np.abs(residual))
+            seen_flags.append(np.isin(pairs[test], pairs[train]))
+            strata.append(_strata(records.iloc[test], seen_flags[-1]))
         residuals = np.concatenate(residuals) if residuals else np.array([])
         seen = np.concatenate(seen_flags) if seen_flags else np.array([], dtype=bool)
         ok = np.isfinite(residuals)
@@ -173,6 +183,20 @@ class Predictor(BaseEstimator, RegressorMixin):
             setattr(predictor, key, value)
         predictor._restore(document["state"], folder)
         return predictor
+
+
+def _single_threaded(model: Predictor) -> Predictor:
+    """Parallel folds already use every core: each fit gets one thread."""
+    if "n_jobs" in model.get_params():
+        model.set_params(n_jobs=1)
+    return model
+
+
+def _fold_residual(model: Predictor, records: pd.DataFrame, y: np.ndarray, train: np.ndarray,
+                   test: np.ndarray) -> np.ndarray:
+    """log(y) - log(prediction) on one held-out fold."""
+    model._fit_log(records.iloc[train].reset_index(drop=True), np.log(y[train]))
+    return np.log(y[test]) - model._predict_log(records.iloc[test].reset_index(drop=True))
 
 
 def _strata(records: pd.DataFrame, seen: np.ndarray) -> np.ndarray:

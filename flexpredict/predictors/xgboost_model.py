@@ -36,10 +36,10 @@ class XGBoostPredictor(Predictor):
                  subsample: float = 0.8, colsample_bytree: float = 0.8, min_child_weight: float = 2.0,
                  reg_lambda: float = 1.0, roofline_exponent: float = 1.0, use_identity: bool = True,
                  objective: str = "reg:pseudohubererror", huber_slope: float = 0.1, max_correction: float = 3.0,
-                 n_jobs: int = 2,
-                 calibration_folds: int = 3, transfer_folds: int = 2, random_state: int = 0):
+                 n_jobs: int = 2, calibration_folds: int = 3, transfer_folds: int = 2, calibration_jobs: int = 2,
+                 random_state: int = 0):
         super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
-                         random_state=random_state)
+                         calibration_jobs=calibration_jobs, random_state=random_state)
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -55,6 +55,10 @@ class XGBoostPredictor(Predictor):
         self.n_jobs = n_jobs
 
     # -- fit / predict -----------------------------------------------------------------------------------------
+
+    def _prepare(self, records: pd.DataFrame) -> pd.DataFrame:
+        """Complete the records (catalog ids, physics) once, not once per calibration fold."""
+        return RecordFeaturizer.complete(records)
 
     def _fit_log(self, records: pd.DataFrame, log_y: np.ndarray) -> None:
         import xgboost as xgb
