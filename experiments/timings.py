@@ -39,7 +39,7 @@ def main() -> None:
         rows["data build (all of ../shared), s"] = statistics.median(
             _run(cli + ["data", "build", "-q", "--out", str(tmp / "d.parquet")]) for _ in range(args.repeat))
         if not args.skip_train:
-            rows["train (8 targets, 5-fold conformal), s"] = _run(cli + ["train", "-q", "--out", str(tmp / "m")])
+            rows["train (8 targets, cross-conformal 3+2+2 folds), s"] = _run(cli + ["train", "-q", "--out", str(tmp / "m")])
         rows["recommend --budget 2000 --latency-slo 200ms (cold process), s"] = statistics.median(
             _run(cli + ["recommend", "--budget", "2000", "--latency-slo", "200ms"]) for _ in range(args.repeat))
         rows["python -c 'import flexpredict.cli' (import only), s"] = statistics.median(

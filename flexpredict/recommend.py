@@ -126,6 +126,10 @@ def recommend(request: Request, *, bundle=None, records: pd.DataFrame | None = N
     slo, scenario = _slo(request, model, llm)
     prices = PriceBook.load(request.prices_file)
     bundle = bundle or ModelBundle.load(targets=TARGETS_USED)
+    if records is None:
+        from . import dataset
+
+        records = dataset.load()
 
     frame, funnel = _candidates(request, model, llm, scenario, prices, records)
     if len(frame):
@@ -177,11 +181,8 @@ def preset_bounds(model: dict, kind: str) -> dict | None:
     return None
 
 
-def _engines(records: pd.DataFrame | None, llm: bool) -> dict[str, list[str]]:
+def _engines(data: pd.DataFrame, llm: bool) -> dict[str, list[str]]:
     """Engines that ran this kind of workload on each vendor in MLPerf (at least 3 results), most used first."""
-    from . import dataset
-
-    data = records if records is not None else dataset.load()
     kind = data["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False) == llm
     seen = data[kind & data["engine"].notna() & data["accelerator_vendor"].notna() & ~data["cpu_only"].fillna(False)]
     counts = seen.groupby(["accelerator_vendor", "engine"]).size()
@@ -193,7 +194,7 @@ def _engines(records: pd.DataFrame | None, llm: bool) -> dict[str, list[str]]:
 
 
 def _candidates(request: Request, model: dict, llm: bool, scenario: str, prices: PriceBook,
-                records: pd.DataFrame | None) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+                records: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
     engines = _engines(records, llm)
     rows = catalogs.accelerators().rows
     if request.accelerator:
@@ -247,12 +248,9 @@ def _candidates(request: Request, model: dict, llm: bool, scenario: str, prices:
     return frame, funnel
 
 
-def _with_measured(frame: pd.DataFrame, records: pd.DataFrame | None, model: dict, scenario: str) -> pd.DataFrame:
+def _with_measured(frame: pd.DataFrame, data: pd.DataFrame, model: dict, scenario: str) -> pd.DataFrame:
     """Median measured throughput per accelerator of matching MLPerf records (same model, accelerator, scenario,
     precision and accelerator count), shown beside the prediction."""
-    from . import dataset
-
-    data = records if records is not None else dataset.load()
     data = data[(data["model"] == model["id"]) & (data["scenario"] == scenario)
                 & data["throughput_per_accelerator"].notna()]
     if data.empty:
