@@ -1,0 +1,31 @@
+"""Acquisitions: each one an Optuna sampler over the campaign's candidate configurations, one module each.
+
+    uncertainty  -- what most reduces the predictor's uncertainty (toward a target prediction error)
+    improvement  -- expected improvement under the SLO (toward the best configuration)
+    random       -- the baseline
+    tpe, gp      -- Optuna's own samplers, snapped to free candidates
+"""
+
+from __future__ import annotations
+
+from ..definition import Campaign
+from .base import CandidateSampler, Context, trial_params
+from .improvement import ImprovementSampler
+from .optuna_samplers import GpSampler, TpeSampler
+from .random import RandomCandidateSampler
+from .uncertainty import UncertaintySampler
+
+OWN = {cls.name: cls for cls in (UncertaintySampler, ImprovementSampler, RandomCandidateSampler)}
+OPTUNA = {cls.name: cls for cls in (TpeSampler, GpSampler)}
+
+
+def create_sampler(campaign: Campaign, context: Context, seed: int | None = None) -> CandidateSampler:
+    """The campaign's acquisition as a sampler; `seed` defaults to the campaign's."""
+    seed = campaign.seed if seed is None else seed
+    if campaign.acquisition in OPTUNA:
+        return OPTUNA[campaign.acquisition](context, seed, campaign.initial_trials)
+    return OWN[campaign.acquisition](context, seed)
+
+
+__all__ = ["OPTUNA", "OWN", "CandidateSampler", "Context", "GpSampler", "ImprovementSampler", "RandomCandidateSampler",
+           "TpeSampler", "UncertaintySampler", "create_sampler", "trial_params"]
