@@ -30,7 +30,7 @@ from flexpredict.campaign.study import constraint_values, with_parameters
 
 CAMPAIGN = Path(__file__).resolve().parent / "campaigns" / "llama2-70b-replay.yaml"
 WITHIN = 0.05
-console = Console()
+console = Console(width=None if Console().is_terminal else 160)  # a log gets the whole table
 
 
 def one_run(path: Path, acquisition: str, seed: int, budget: int, workdir: Path) -> dict:
@@ -154,17 +154,17 @@ def main() -> None:
     rows = table_rows(runs, targets, budget)
     table = Table(title=f"{campaign.name}: measurements needed ({runs[0]['candidates']} candidates, "
                         f"{runs[0]['held_out']} held out; budget {budget} runs; mean of {args.seeds} seeds, a seed that "
-                        "never got there counts as the budget; [n/N]: seeds that got there)")
+                        "never got there counts as the budget; \\[n/N]: seeds that got there)")
     table.add_column("acquisition")
-    for target in targets:
-        table.add_column(f"to MdAPE <= {target:.0%}" + (" (campaign target)" if target == campaign.objective.target_error
-                                                          else ""), justify="right")
+    for level in targets:
+        table.add_column(f"to MdAPE <= {level:.0%}" + (" (campaign target)" if level == target else ""),
+                         justify="right")
     table.add_column(f"to within {WITHIN:.0%} of the best", justify="right")
     table.add_column("final MdAPE", justify="right")
     for row in rows:
-        cells = [f"{row[f'to_{t:g}'][0]:.1f} [{row[f'to_{t:g}'][1]}/{row['seeds']}]" for t in targets]
-        table.add_row(row["acquisition"], *cells, f"{row['to_best'][0]:.1f} [{row['to_best'][1]}/{row['seeds']}]",
-                      f"{row['final_error']:.1%}")
+        cells = [f"{row[f'to_{t:g}'][0]:.1f} \\[{row[f'to_{t:g}'][1]}/{row['seeds']}]" for t in targets]
+        table.add_row(row["acquisition"], *cells,
+                      f"{row['to_best'][0]:.1f} \\[{row['to_best'][1]}/{row['seeds']}]", f"{row['final_error']:.1%}")
     console.print(table)
     plot(runs, target, args.plot)
     console.print(f"plot: {args.plot}; {time.perf_counter() - started:.0f} s", highlight=False)

@@ -254,6 +254,16 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.exit_code == 2 and "storage: not a database URL" in result.output
 
 
+def test_status_of_the_latest_campaign_for_reports(tmp_path):
+    import flexpredict.campaign
+
+    assert flexpredict.campaign.status(tmp_path) is None
+    Worker(load_campaign(write(tmp_path, budget={"runs": 3})), workdir=tmp_path / "mixtral-replay").run()
+    report = flexpredict.campaign.status(tmp_path)
+    assert report["campaign"] == "mixtral-replay" and report["states"]["complete"] == 3
+    assert report["spent"]["runs"] == 3 and report["storage"].endswith("mixtral-replay/study.db")
+
+
 def test_optuna_and_optuna_dashboard_open_the_storage_unchanged(tmp_path):
     worker = Worker(load_campaign(write(tmp_path, budget={"runs": 4})), workdir=tmp_path / "c")
     worker.run()

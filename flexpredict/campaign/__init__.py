@@ -24,7 +24,7 @@ _EXPORTS = {
     "flexpredict.campaign.definition": ("Budget", "Campaign", "CampaignError", "Objective", "Parameter",
                                         "load_campaign", "parse_campaign"),
     "flexpredict.campaign.loop": ("Outcome", "Worker", "campaign_dir"),
-    "flexpredict.campaign.study": ("open_storage", "open_study", "summary"),
+    "flexpredict.campaign.study": ("open_storage", "open_study", "status", "summary"),
     "flexpredict.campaign.surrogate": ("KnobPredictor", "Surrogate"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -95,6 +95,13 @@ class Campaign:
         return data
 
 
+def from_document(data: dict) -> Campaign:
+    """The inverse of Campaign.document: the definition a study was created with."""
+    return Campaign(**{**data, "space": tuple(Parameter(p["name"], tuple(p["values"]), p["similarity"], p["log"])
+                                              for p in data["space"]),
+                       "objective": Objective(**data["objective"]), "budget": Budget(**data["budget"])})
+
+
 def load_campaign(path: Path | str, **overrides) -> Campaign:
     """Read a campaign YAML; `overrides` replace top-level fields (e.g. acquisition='random', seed=3)."""
     path = Path(path)

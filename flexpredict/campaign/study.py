@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from ..schema import conform
 from .acquisition.base import trial_params
 from .candidates import plain
-from .definition import Campaign, CampaignError
+from .definition import Campaign, CampaignError, from_document
 from .surrogate import param_column
 
 RETRIES = 1
@@ -254,6 +254,18 @@ def summary(campaign: Campaign, study: optuna.Study, top: int = 5) -> dict:
             "mdape_last_batch": float(np.median(last)) if last else None,
             "target": campaign.objective.target_error},
     }
+
+
+def status(root: Path | str = Path("runs") / "campaigns") -> dict | None:
+    """`summary` of the campaign most recently active under `root` (its SQLite study, read with the definition it
+    was created with), for reports; None when there is none."""
+    studies = sorted(Path(root).glob("*/study.db"), key=lambda path: path.stat().st_mtime)
+    if not studies:
+        return None
+    url = default_storage(studies[-1].parent)
+    name = optuna.get_all_study_names(url)[0]
+    study = optuna.load_study(study_name=name, storage=url)
+    return {**summary(from_document(study.user_attrs["campaign"]), study), "storage": url}
 
 
 def safe_url(url: str) -> str:

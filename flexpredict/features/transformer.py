@@ -18,8 +18,9 @@ from .physics import physics
 
 CATEGORICAL = ("accelerator", "accelerator_vendor", "acc_kind", "acc_family", "model", "model_kind", "scenario",
                "precision", "engine", "system_type")
+# target_qps is left out on purpose: MLPerf Server runs set it to about the result they report (a leak)
 NUMERIC_FROM_RECORD = ("accelerators_total", "accelerators_per_node", "nodes", "host_cpu_cores", "host_memory_gb",
-                       "target_qps", "tensor_parallel", "max_num_seqs", "max_num_batched_tokens",
+                       "tensor_parallel", "max_num_seqs", "max_num_batched_tokens",
                        "input_tokens_mean", "output_tokens_mean")
 NUMERIC_PHYSICS = ("acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs", "acc_tflops", "acc_tdp_w",
                    "acc_interconnect_gbs", "model_params_total_b", "model_params_active_b", "model_layers",
