@@ -15,7 +15,6 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 PREDICTORS: dict[str, type[Predictor]] = {}
@@ -113,7 +112,8 @@ class Predictor(BaseEstimator, RegressorMixin):
         accelerator (`transfer_folds` each) add residuals of configurations whose model or accelerator was never
         measured, which run-group folds rarely produce.
         """
-        from sklearn.model_selection import GroupKFold  # heavy import, needed only when fitting
+        from joblib import Parallel, delayed  # heavy imports, needed only when fitting
+        from sklearn.model_selection import GroupKFold
 
         pairs = pair_keys(records).to_numpy()
         residuals, seen_flags, strata, signed = [], [], [], []
