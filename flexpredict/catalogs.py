@@ -25,6 +25,11 @@ def resource_dir(name: str) -> Path:
     raise FileNotFoundError(f"flexpredict resource folder '{name}' not found next to the package")
 
 
+def default_model_dir() -> Path:
+    """The shipped trained model (`models/default`)."""
+    return resource_dir("models") / "default"
+
+
 class CatalogError(ValueError):
     """A catalog file that cannot be used; the message names the file and the row."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import catalogs
+from . import catalogs, scores
 from .configs import accelerator_row, config_records, resolve_model
 from .costs import HOURS_PER, PriceBook, usd_per_million
 from .features.physics import BYTES_PER_PARAM
@@ -106,10 +106,10 @@ class Recommendation:
         return self.ranked.head(self.request.top)
 
 
-def recommend(request: Request, *, bundle=None, records: pd.DataFrame | None = None) -> Recommendation:
-    """Score every candidate configuration and rank those that meet the SLO within the budget."""
-    from .predictors.bundle import ModelBundle
-
+def recommend(request: Request, *, bundle=None, model_dir: Path | None = None,
+              records: pd.DataFrame | None = None) -> Recommendation:
+    """Score every candidate configuration and rank those that meet the SLO within the budget. Without `bundle`,
+    the model in `model_dir` (default: the shipped one) is used, through its remembered score tables."""
     if request.pricing not in ("cloud", "own"):
         raise RequestError(f"--pricing: expected cloud or own, got '{request.pricing}'")
     if request.budget_period not in HOURS_PER:
@@ -125,7 +125,6 @@ def recommend(request: Request, *, bundle=None, records: pd.DataFrame | None = N
     llm = model.get("kind") == "llm" or is_llm_benchmark(model["id"])
     slo, scenario = _slo(request, model, llm)
     prices = PriceBook.load(request.prices_file)
-    bundle = bundle or ModelBundle.load(targets=TARGETS_USED)
     if records is None:
         from . import dataset
 
@@ -133,15 +132,70 @@ def recommend(request: Request, *, bundle=None, records: pd.DataFrame | None = N
 
     frame, funnel = _candidates(request, model, llm, scenario, prices, records)
     if len(frame):
-        frame = frame.join(bundle.predict(config_records(frame.to_dict("records"))))
+        frame = frame.join(_predictions(frame, model["id"], scenario, bundle, model_dir))
         _score(frame, request, slo, llm, prices)
     ranked, funnel = _filter(frame, request, funnel)
     rec = Recommendation(request, model, scenario, slo, "tokens/s" if llm else "samples/s", ranked, frame, funnel)
     if ranked.empty:
         rec.explanation = _explain(frame, request, funnel, slo)
     else:
-        rec.reasons = reasons(bundle, ranked.head(min(3, request.top)))
+        rec.reasons = reasons(ranked.head(min(3, request.top)))
     return rec
+
+
+def _predictions(frame: pd.DataFrame, model_id: str, scenario: str, bundle, model_dir: Path | None) -> pd.DataFrame:
+    """Predictions and reasons for every candidate: from the remembered score table where it has them, scored live
+    (and remembered) otherwise. An in-memory bundle has nothing to be remembered by: always live."""
+    if bundle is not None:
+        return score_candidates(bundle, frame)
+    folder = Path(model_dir) if model_dir else catalogs.default_model_dir()
+    if not (folder / "manifest.json").exists():
+        raise FileNotFoundError(f"{folder}: no trained model here (run `flexpredict train --out {folder}`)")
+    key = scores.fingerprint(folder)
+    keys = scores.row_keys(frame)
+    known = scores.read(folder, key, model_id, scenario)
+    missing = ~keys.isin(known.index) if known is not None else np.ones(len(frame), dtype=bool)
+    if missing.any():
+        from .predictors.bundle import ModelBundle
+
+        fresh = score_candidates(ModelBundle.load(folder, targets=TARGETS_USED), frame[missing])
+        fresh.index = keys[missing]
+        known = fresh if known is None else pd.concat([known, fresh])
+        scores.write(known, scores.user_cache_dir() / scores.FOLDER / key, model_id, scenario)
+    return known.loc[keys].set_index(frame.index)
+
+
+def score_candidates(bundle, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every target's prediction for candidate rows, and whether the throughput was measured or, if not, the
+    trees' largest contributions in words (one line each)."""
+    records = config_records(frame.to_dict("records"))
+    out = bundle.predict(records)
+    out["measured_config"], out["reason_lines"] = _reason_lines(bundle, records)
+    out.index = frame.index
+    return out
+
+
+def prescore(bundle, folder: Path, records: pd.DataFrame,
+             scenarios: tuple[str, ...] = ("Server", "Interactive", "Offline")) -> list[Path]:
+    """Remember the default model's candidates beside a saved bundle (what `train` does), so that the first
+    `recommend` on a fresh install need not load the predictors. Older tables there are removed."""
+    import shutil
+
+    shutil.rmtree(folder / scores.FOLDER, ignore_errors=True)
+    model = resolve_model(DEFAULT_MODEL)
+    llm = model.get("kind") == "llm" or is_llm_benchmark(model["id"])
+    engines = _engines(records, llm)
+    accelerators = [a for a in catalogs.accelerators().rows if a.get("kind") not in ("cpu", "soc")]
+    written = []
+    for scenario in scenarios:
+        rows = [row for acc in accelerators
+                for row in _configurations(acc, model, llm, scenario, engines, max_accelerators=16)]
+        frame = pd.DataFrame(rows)
+        table = score_candidates(bundle, frame)
+        table.index = scores.row_keys(frame)
+        written.append(scores.write(table, folder / scores.FOLDER / scores.fingerprint(folder), model["id"],
+                                    scenario))
+    return [path for path in written if path]
 
 
 # -- candidates --------------------------------------------------------------------------------------------------
@@ -207,10 +261,9 @@ def _candidates(request: Request, model: dict, llm: bool, scenario: str, prices:
         if not rows:
             vendors = sorted({str(r.get("vendor")) for r in catalogs.accelerators().rows})
             raise RequestError(f"--vendor: no accelerator of vendor '{request.vendor}' (known: {', '.join(vendors)})")
-    rows = [r for r in rows if r.get("kind") != "cpu" and r.get("kind") != "soc"] if not request.accelerator else rows
+    rows = [r for r in rows if r.get("kind") not in ("cpu", "soc")] if not request.accelerator else rows
     counter = Counter()
     out = []
-    bytes_needed = lambda precision: (model.get("params_total_b") or 0) * BYTES_PER_PARAM[precision]  # noqa: E731
     for acc in rows:
         counter["accelerator types"] += 1
         price = prices.get(acc["id"])
@@ -219,25 +272,10 @@ def _candidates(request: Request, model: dict, llm: bool, scenario: str, prices:
         if (request.pricing == "cloud" and hourly is None) or (request.pricing == "own" and purchase is None):
             counter["no price"] += 1
             continue
-        tflops = acc.get("tflops") or {}
-        supported = [p for p in (LLM_PRECISIONS if llm else OTHER_PRECISIONS) if tflops.get(p)]
-        vendor_engines = engines.get(str(acc.get("vendor")), [None])
-        for per_node, nodes in [(c, 1) for c in COUNTS] + [(8, 2)]:
-            total = per_node * nodes
-            if total > request.max_accelerators:
-                continue
-            for precision in supported:
-                memory = (acc.get("memory_gb") or 0) * total
-                if bytes_needed(precision) > MEMORY_FOR_WEIGHTS * memory:
-                    counter["candidates that do not fit in memory"] += 1
-                    continue
-                for engine in vendor_engines:
-                    out.append({"accelerator": acc["id"], "vendor": acc.get("vendor"), "count": per_node,
-                                "nodes": nodes, "accelerators_total": total, "engine": engine,
-                                "precision": precision, "model": model["id"], "scenario": scenario,
-                                "usd_per_accelerator_hour": hourly, "purchase_usd": purchase,
-                                "price_source": f"{price.provider} ({price.as_of})" if price else None,
-                                "tdp_w": acc.get("tdp_w"), "accelerator_row": acc, "model_row": model})
+        priced = {"usd_per_accelerator_hour": hourly, "purchase_usd": purchase,
+                  "price_source": f"{price.provider} ({price.as_of})" if price else None}
+        out.extend({**row, **priced} for row in _configurations(acc, model, llm, scenario, engines,
+                                                                  request.max_accelerators, counter))
     frame = pd.DataFrame(out)
     funnel = [("accelerator types considered", counter["accelerator types"]),
               ("  without a price", counter["no price"]),
@@ -246,6 +284,30 @@ def _candidates(request: Request, model: dict, llm: bool, scenario: str, prices:
     if len(frame):
         frame = _with_measured(frame, records, model, scenario)
     return frame, funnel
+
+
+def _configurations(acc: dict, model: dict, llm: bool, scenario: str, engines: dict[str, list[str]],
+                    max_accelerators: int, counter: Counter | None = None) -> list[dict]:
+    """Counts x precisions the part supports x engines seen on its vendor, whose weights fit in memory."""
+    tflops = acc.get("tflops") or {}
+    supported = [p for p in (LLM_PRECISIONS if llm else OTHER_PRECISIONS) if tflops.get(p)]
+    vendor_engines = engines.get(str(acc.get("vendor")), [None])
+    out = []
+    for per_node, nodes in [(c, 1) for c in COUNTS] + [(8, 2)]:
+        total = per_node * nodes
+        if total > max_accelerators:
+            continue
+        for precision in supported:
+            needed = (model.get("params_total_b") or 0) * BYTES_PER_PARAM[precision]
+            if needed > MEMORY_FOR_WEIGHTS * (acc.get("memory_gb") or 0) * total:
+                if counter is not None:
+                    counter["candidates that do not fit in memory"] += 1
+                continue
+            out.extend({"accelerator": acc["id"], "vendor": acc.get("vendor"), "count": per_node, "nodes": nodes,
+                        "accelerators_total": total, "engine": engine, "precision": precision,
+                        "model": model["id"], "scenario": scenario, "tdp_w": acc.get("tdp_w"),
+                        "accelerator_row": acc, "model_row": model} for engine in vendor_engines)
+    return out
 
 
 def _with_measured(frame: pd.DataFrame, data: pd.DataFrame, model: dict, scenario: str) -> pd.DataFrame:
@@ -427,31 +489,39 @@ def feature_phrase(name: str, value) -> str:
     return f"{label} = {value}" if value is not None and value == value else f"{label} unknown"
 
 
-def reasons(bundle, top: pd.DataFrame, limit: int = 3) -> dict[int, list[str]]:
-    """Plain-word reasons for the throughput prediction of the first few candidates (SHAP contributions)."""
+def _reason_lines(bundle, records: pd.DataFrame, limit: int = 3) -> tuple[np.ndarray, list[str]]:
+    """(measured?, the largest SHAP contributions to the throughput in words, one per line) per record."""
     predictor = bundle.predictors.get("throughput_per_accelerator")
-    if predictor is None or not hasattr(predictor, "contributions") or top.empty:
-        return {}
-    records = config_records(top.to_dict("records"))
+    if predictor is None or not hasattr(predictor, "contributions"):
+        return np.zeros(len(records), dtype=bool), [""] * len(records)
     contributions = predictor.contributions(records)
     matrix = predictor.feature_matrix(records)
+    features = contributions.drop(columns=["bias", "prior", "measured"]).astype("float64")
+    names, values = features.columns, features.to_numpy()
+    order = np.argsort(-np.abs(values), axis=1)[:, :limit]
+    measured = contributions["measured"].to_numpy(dtype=bool)
+    lines = []
+    for position in range(len(records)):
+        words = [] if measured[position] else [
+            f"{feature_phrase(names[j], matrix[names[j]].iloc[position])}: {math.expm1(values[position, j]):+.0%}"
+            for j in order[position] if abs(values[position, j]) >= 0.01]
+        lines.append("\n".join(words))
+    return measured, lines
+
+
+def reasons(top: pd.DataFrame) -> dict[int, list[str]]:
+    """Plain-word reasons for the throughput prediction of scored candidates (from `score_candidates`)."""
+    if "measured_config" not in top:
+        return {}
     out: dict[int, list[str]] = {}
-    for position, index in enumerate(top.index):
-        row = contributions.iloc[position]
-        lines = []
-        candidate = top.loc[index]
-        if bool(row["measured"]):
+    for index, candidate in top.iterrows():
+        if bool(candidate["measured_config"]):
             runs = int(candidate.get("measured_runs") or 0)
-            lines.append(f"measured: MLPerf runs of {candidate['model']} on {candidate['accelerator']} "
-                         f"({candidate['scenario']}) set the starting point"
-                         + (f"; {runs} at exactly this count and precision" if runs else ""))
+            lines = [f"measured: MLPerf runs of {candidate['model']} on {candidate['accelerator']} "
+                     f"({candidate['scenario']}) set the starting point"
+                     + (f"; {runs} at exactly this count and precision" if runs else "")]
         else:
-            lines.append("never measured: starts from the efficiency of related measurements scaled by the roofline")
-            features = row.drop(labels=["bias", "prior", "measured"]).astype("float64")
-            for name in features.abs().sort_values(ascending=False).index[:limit]:
-                if abs(features[name]) < 0.01:
-                    break
-                lines.append(f"{feature_phrase(name, matrix.iloc[position][name])}: "
-                             f"{math.expm1(features[name]):+.0%}")
+            lines = ["never measured: starts from the efficiency of related measurements scaled by the roofline"]
+            lines += [line for line in str(candidate["reason_lines"] or "").split("\n") if line]
         out[index] = lines
     return out

@@ -19,3 +19,12 @@ def shared_mlperf():
 def built(shared_mlperf):
     """(records, report) of a default build over every shared round."""
     return build_dataset()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_score_cache(tmp_path_factory):
+    """Scores `recommend` remembers go to a temporary folder, not the user's cache (CLI subprocesses inherit it)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FLEXPREDICT_CACHE_DIR", str(tmp_path_factory.mktemp("score-cache")))
+    yield
+    mp.undo()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from flexpredict import dataset
+from flexpredict import catalogs, dataset, scores
 from flexpredict.cli import app
 from flexpredict.costs import usd_per_million
 from flexpredict.predictors.bundle import ModelBundle
@@ -143,3 +143,42 @@ def test_measured_values_fall_inside_predicted_intervals(bundle, records):
     measured = checked["measured_throughput_per_accelerator"] * checked["accelerators_total"]
     inside = (measured >= checked["throughput_lo"]) & (measured <= checked["throughput_hi"])
     assert inside.mean() >= 0.8
+
+
+def test_shipped_score_tables_are_current():
+    """`train` pre-scores the default model; a catalog or model edit without retraining would leave them stale and
+    silently slow the first `recommend` (and this test names the fix)."""
+    folder = catalogs.default_model_dir()
+    current = folder / scores.FOLDER / scores.fingerprint(folder)
+    assert {p.name for p in current.glob("*.parquet")} >= {"llama2-70b__Server.parquet",
+                                                           "llama2-70b__Offline.parquet"}, \
+        "stale score tables: run `flexpredict train` (or recommend.prescore) to refresh models/default/scores"
+
+
+def test_remembered_scores_equal_live_scores(bundle, records, tmp_path):
+    """The same request answered from the shipped tables, from the user cache and live gives the same ranking."""
+    request = Request(budget=20000, latency_slo_ms=200, top=50)
+    live = recommend(request, bundle=bundle, records=records)
+    shipped = recommend(request, records=records)
+    assert list(shipped.ranked.index) == list(live.ranked.index) and len(live.ranked) > 10
+    columns = ["throughput", "throughput_lo", "throughput_hi", "pred_tpot_p99_ms", "p_slo", "usd_per_million"]
+    np.testing.assert_allclose(shipped.ranked[columns].to_numpy(float), live.ranked[columns].to_numpy(float))
+    assert shipped.reasons == live.reasons
+
+    other = Request(model="llama3.1-8b", budget=20000, latency_slo_ms=200, top=50)
+    first = recommend(other, model_dir=catalogs.default_model_dir(), records=records)  # live, then remembered
+    cached = list(scores.user_cache_dir().rglob("llama3.1-8b__Server.parquet"))
+    assert len(cached) == 1
+    again = recommend(other, records=records)
+    assert list(again.ranked.index) == list(first.ranked.index)
+    np.testing.assert_allclose(again.ranked[columns].to_numpy(float), first.ranked[columns].to_numpy(float))
+    assert again.reasons == first.reasons
+
+
+def test_damaged_score_cache_is_ignored(records):
+    request = Request(model="llama3.1-8b", scenario="Offline", budget=20000, top=20)
+    first = recommend(request, records=records)
+    for path in scores.user_cache_dir().rglob("llama3.1-8b__Offline.parquet"):
+        path.write_bytes(b"not parquet")
+    again = recommend(request, records=records)
+    assert list(again.ranked.index) == list(first.ranked.index)

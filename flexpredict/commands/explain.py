@@ -166,7 +166,8 @@ def report(
 
     from ..explain import ExplainError
     from ..predictors import TARGETS
-    from ..predictors.bundle import ModelBundle, default_model_dir
+    from ..catalogs import default_model_dir
+    from ..predictors.bundle import ModelBundle
     from ..report_html import build_report, quick_evaluation
 
     matplotlib.use("Agg")

@@ -29,8 +29,10 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train one predictor per target (throughput, TTFT/TPOT, latency, power, energy) with 90 % intervals."""
+    from ..catalogs import default_model_dir
     from ..predictors import PREDICTORS
-    from ..predictors.bundle import ModelBundle, default_model_dir
+    from ..predictors.bundle import ModelBundle
+    from ..recommend import prescore
 
     if predictor not in PREDICTORS:
         fail(f"unknown predictor '{predictor}' (expected one of {', '.join(PREDICTORS)})")
@@ -39,6 +41,7 @@ def train(
     with progress_bar("training", enabled=not quiet) as update:
         bundle = ModelBundle.train(records, predictor=predictor, on_progress=update)
     target = bundle.save(out or default_model_dir())
+    prescore(bundle, target, records)  # the default model's candidates: a fresh `recommend` needs no predictors
     table = Table(title=f"trained {predictor} in {time.perf_counter() - started:.1f} s -> {target}",
                   title_justify="left")
     for column in ("target", "rows", "out-of-fold MdAPE", "90% interval (seen pair)", "(unseen pair)"):

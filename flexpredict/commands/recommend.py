@@ -60,7 +60,6 @@ def recommend(
     """Rank deployable configurations (hardware, count, engine, precision) that meet the SLO within the budget."""
     from ..catalogs import CatalogError
     from ..normalize import scenario as canonical_scenario
-    from ..predictors.bundle import ModelBundle
     from ..recommend import Request, RequestError, parse_duration_ms, parse_load
     from ..recommend import recommend as run
 
@@ -78,8 +77,7 @@ def recommend(
             accelerator=accelerator, max_accelerators=max_accelerators, top=top, confidence=confidence)
         if budget is not None and budget <= 0:
             raise RequestError(f"--budget: expected a positive amount in USD, got {budget}")
-        bundle = ModelBundle.load(model_dir) if model_dir else None
-        result = run(request, bundle=bundle)
+        result = run(request, model_dir=model_dir)
     except (RequestError, CatalogError, FileNotFoundError) as exc:
         fail(str(exc))
     rows = _rows(result)

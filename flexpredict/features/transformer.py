@@ -88,7 +88,7 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
                                                                  else False))
         frame["cpu_only"] = frame["cpu_only"].astype("float64")
         frame["engine_major"] = frame["engine_version"].map(_major)
-        frame["round_index"] = frame["round"].map(_round_index)
+        frame["round_index"] = frame["round"].map(round_index)
         frame["log_roofline"] = np.log(pd.to_numeric(frame["roofline_per_accelerator"], errors="coerce"))
         frame["log_work_bound"] = np.log(pd.to_numeric(frame["work_bound_per_accelerator"], errors="coerce"))
         frame.attrs[_COMPLETE_MARK] = True
@@ -102,7 +102,7 @@ def _major(version) -> float:
         return np.nan
 
 
-def _round_index(value) -> float:
+def round_index(value) -> float:
     """Half-years since MLPerf began: rounds come as X.0 and X.1 each year ('v4.1' -> 9, 'v5.0' -> 10);
     own benchmark runs and unknown rounds -> NaN."""
     try:

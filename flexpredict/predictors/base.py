@@ -1,9 +1,10 @@
 """The predictor contract every model fills in, the registry, and the calibrated intervals they all share.
 
 Predictors learn positive metrics in log space. Every predictor gets a 90 % interval the same way: cross-conformal
-residuals (grouped folds, so -99/-99.9 twins never sit on both sides), kept separately for rows whose
-(model, accelerator) pair the fold had seen and rows it had not (Mondrian conformal): a configuration nobody
-measured gets the wider interval it deserves. Saved as JSON (+ the model's own format), never pickled.
+residuals, kept separately for rows whose (model, accelerator) pair the fold had seen and rows it had not (Mondrian
+conformal): a configuration nobody measured gets the wider interval it deserves. Seen pairs calibrate forward in
+time (each later round predicted from the rounds before it: what a user asks of the model), unseen pairs on folds
+that hold out whole models or accelerators. Saved as JSON (+ the model's own format), never pickled.
 """
 
 from __future__ import annotations
@@ -108,21 +109,24 @@ class Predictor(BaseEstimator, RegressorMixin):
     def _calibrate(self, records: pd.DataFrame, y: np.ndarray, level: float = 0.9) -> None:
         """Cross-conformal quantiles of |log residual|, for seen and unseen (model, accelerator) pairs.
 
-        Folds grouped by run group give the residuals of measured-like configurations; folds grouped by model and by
-        accelerator (`transfer_folds` each) add residuals of configurations whose model or accelerator was never
-        measured, which run-group folds rarely produce.
+        Seen pairs: forward folds (round R predicted from every earlier round, for each R that has at least
+        `MIN_PAST_ROUNDS` rounds before it). Folds grouped by run group (-99/-99.9 twins never on both sides) stand in
+        when those give fewer than `MIN_FORWARD_SEEN` seen-pair residuals (a target measured in few rounds). Folds grouped by model and by accelerator (`transfer_folds` each) add
+        residuals of configurations whose model or accelerator was never measured, which the others rarely produce.
         """
         from joblib import Parallel, delayed  # heavy imports, needed only when fitting
         from sklearn.model_selection import GroupKFold
 
         pairs = pair_keys(records).to_numpy()
-        residuals, seen_flags, strata, signed = [], [], [], []
-        schemes = [(records["run_group"].astype(str).to_numpy(), self.calibration_folds, True)]
+        residuals, seen_flags, strata, signed, from_seen_scheme = [], [], [], [], []
+        forward = _forward_folds(records) if self.calibration_folds >= 2 else []
+        seen_forward = sum(int(np.isin(pairs[test], pairs[train]).sum()) for train, test in forward)
+        jobs = [(train, test, True) for train, test in forward] if seen_forward >= MIN_FORWARD_SEEN else []
+        schemes = [] if jobs else [(records["run_group"].astype(str).to_numpy(), self.calibration_folds, True)]
         if self.calibration_folds >= 2:
             schemes += [(records[column].astype("object").fillna("?").astype(str).to_numpy(), self.transfer_folds,
                          False)
                         for column in ("model", "accelerator")]
-        jobs = []
         for groups, count, for_accuracy in schemes:
             folds = min(count, len(set(groups)))
             if folds >= 2:
@@ -137,9 +141,13 @@ class Predictor(BaseEstimator, RegressorMixin):
             residuals.append(np.abs(residual))
             seen_flags.append(np.isin(pairs[test], pairs[train]))
             strata.append(_strata(records.iloc[test], seen_flags[-1]))
+            from_seen_scheme.append(np.full(len(test), for_accuracy))
         residuals = np.concatenate(residuals) if residuals else np.array([])
         seen = np.concatenate(seen_flags) if seen_flags else np.array([], dtype=bool)
-        ok = np.isfinite(residuals)
+        # a seen pair's width comes from the forward (or run-group) folds only: transfer folds hold out whole
+        # models, so their "seen" rows are a different situation
+        usable = np.concatenate(from_seen_scheme) | ~seen if from_seen_scheme else np.array([], dtype=bool)
+        ok = np.isfinite(residuals) & usable
         self.quantile_all_ = _conformal_quantile(residuals[ok], level)
         self.quantile_seen_ = _conformal_quantile(residuals[ok & seen], level, fallback=self.quantile_all_)
         unseen = _conformal_quantile(residuals[ok & ~seen], level, fallback=np.nan)
@@ -150,7 +158,7 @@ class Predictor(BaseEstimator, RegressorMixin):
         keys = np.concatenate(strata) if strata else np.array([], dtype=object)
         self.quantile_strata_ = {}
         for key in set(keys):
-            value = _conformal_quantile(residuals[ok & (keys == key)], level, fallback=np.nan, minimum=50)
+            value = _conformal_quantile(residuals[ok & (keys == key)], level, fallback=np.nan, minimum=20)
             if np.isfinite(value):
                 self.quantile_strata_[str(key)] = value
         # out-of-fold accuracy: the model card's reproducible number (|pred/y - 1| = |exp(-residual) - 1|)
@@ -183,6 +191,20 @@ class Predictor(BaseEstimator, RegressorMixin):
             setattr(predictor, key, value)
         predictor._restore(document["state"], folder)
         return predictor
+
+
+MIN_PAST_ROUNDS = 2  # a round predicted from a single earlier one is not the situation the model is used in
+MIN_FORWARD_SEEN = 200  # fewer forward residuals of seen pairs than this: calibrate on run-group folds instead
+
+
+def _forward_folds(records: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs: each round with at least MIN_PAST_ROUNDS earlier rounds, from those rounds
+    (records of no known round, e.g. own benchmark runs, only ever train)."""
+    from ..features.transformer import round_index
+
+    index = records["round"].map(round_index).to_numpy(dtype="float64")
+    rounds = np.unique(index[np.isfinite(index)])
+    return [(np.where(~(index >= r))[0], np.where(index == r)[0]) for r in rounds[MIN_PAST_ROUNDS:]]
 
 
 def _single_threaded(model: Predictor) -> Predictor:

@@ -26,10 +26,6 @@ MANIFEST = "manifest.json"
 REQUIRED_INPUT = ("model", "scenario")
 
 
-def default_model_dir() -> Path:
-    return catalogs.resource_dir("models") / "default"
-
-
 def data_hash(records: pd.DataFrame) -> str:
     """Content hash of the training records (ids and target values), for the model card and reproducibility."""
     digest = hashlib.sha256()
@@ -115,7 +111,7 @@ class ModelBundle:
     @classmethod
     def load(cls, folder: Path | str | None = None, targets: tuple[str, ...] | None = None) -> ModelBundle:
         """Load a saved bundle (default: the shipped model); `targets` loads only those that exist among them."""
-        folder = Path(folder) if folder else default_model_dir()
+        folder = Path(folder) if folder else catalogs.default_model_dir()
         path = folder / MANIFEST
         if not path.exists():
             raise FileNotFoundError(f"{folder}: no trained model here (run `flexpredict train --out {folder}`)")
