@@ -214,8 +214,7 @@ def explain_configuration(bundle, records: pd.DataFrame, target: str) -> list[Lo
     frame = frame.loc[spec.mask(frame).to_numpy()]
     if frame.empty:
         return []
-    contributions = predictor.contributions(frame)
-    matrix = predictor.feature_matrix(frame)
+    contributions, matrix = predictor.explained(frame)
     matrix = matrix.astype(object).where(matrix.notna(), None)
     prediction, low, high = predictor.predict_interval(frame)
     scale = spec.scale(frame)

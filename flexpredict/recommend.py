@@ -168,7 +168,9 @@ def _predictions(frame: pd.DataFrame, model_id: str, scenario: str, bundle, mode
 def score_candidates(bundle, frame: pd.DataFrame) -> pd.DataFrame:
     """Every target's prediction for candidate rows, and whether the throughput was measured or, if not, the
     trees' largest contributions in words (one line each)."""
-    records = config_records(frame.to_dict("records"))
+    from .features import RecordFeaturizer
+
+    records = RecordFeaturizer.complete(config_records(frame.to_dict("records")))  # once, for both
     out = bundle.predict(records)
     out["measured_config"], out["reason_lines"] = _reason_lines(bundle, records)
     out.index = frame.index
@@ -492,18 +494,18 @@ def feature_phrase(name: str, value) -> str:
 def _reason_lines(bundle, records: pd.DataFrame, limit: int = 3) -> tuple[np.ndarray, list[str]]:
     """(measured?, the largest SHAP contributions to the throughput in words, one per line) per record."""
     predictor = bundle.predictors.get("throughput_per_accelerator")
-    if predictor is None or not hasattr(predictor, "contributions"):
+    if predictor is None or not hasattr(predictor, "explained"):
         return np.zeros(len(records), dtype=bool), [""] * len(records)
-    contributions = predictor.contributions(records)
-    matrix = predictor.feature_matrix(records)
+    contributions, matrix = predictor.explained(records)
     features = contributions.drop(columns=["bias", "prior", "measured"]).astype("float64")
-    names, values = features.columns, features.to_numpy()
+    names, values = list(features.columns), features.to_numpy()
+    shown = matrix[names].astype("object").to_numpy()
     order = np.argsort(-np.abs(values), axis=1)[:, :limit]
     measured = contributions["measured"].to_numpy(dtype=bool)
     lines = []
     for position in range(len(records)):
         words = [] if measured[position] else [
-            f"{feature_phrase(names[j], matrix[names[j]].iloc[position])}: {math.expm1(values[position, j]):+.0%}"
+            f"{feature_phrase(names[j], shown[position, j])}: {math.expm1(values[position, j]):+.0%}"
             for j in order[position] if abs(values[position, j]) >= 0.01]
         lines.append("\n".join(words))
     return measured, lines

@@ -108,6 +108,10 @@ class XGBoostPredictor(Predictor):
         """Contributions to log(target): `prior` is the starting point (measured median, or the roofline-scaled
         efficiency of related measurements); the feature columns are exact TreeSHAP values of the trees (zero for
         measured configurations, which the trees do not touch). Row sums equal the log predictions."""
+        return self.explained(records)[0]
+
+    def explained(self, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(`contributions`, `feature_matrix`) from one featurisation."""
         import xgboost as xgb
 
         matrix, margin, measured = self._design(self.featurizer_.complete(records))
@@ -118,7 +122,7 @@ class XGBoostPredictor(Predictor):
         frame.loc[measured, :] = 0.0
         frame["prior"] = margin
         frame["measured"] = measured
-        return frame
+        return frame, matrix
 
     def feature_matrix(self, records: pd.DataFrame) -> pd.DataFrame:
         return self._design(self.featurizer_.complete(records))[0]
