@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -25,17 +24,20 @@ FOLDER = "scores"
 KEY = ("accelerator", "count", "nodes", "precision", "engine")
 
 
+# the code a remembered prediction depends on (featurisation, predictors, candidate scoring), relative to the package
+CODE = ("features", "predictors", "ingest/records.py", "configs.py", "normalize.py", "schema.py", "recommend.py")
+
+
 def fingerprint(model_dir: Path) -> str:
     """Hash of what a prediction depends on: the bundle's manifest, the accelerator and model catalogs, and the
-    flexpredict version (featurisation code)."""
+    code that featurises and scores (so an upgrade or a local edit never reads a stale table)."""
+    package = Path(__file__).resolve().parent
+    code = sorted(p for name in CODE for p in ((package / name).rglob("*.py") if (package / name).is_dir()
+                                               else [package / name]))
     digest = hashlib.sha256()
-    for path in (model_dir / "manifest.json", catalogs.resource_dir("features") / "accelerators.yaml",
-                 catalogs.resource_dir("features") / "models.yaml"):
+    for path in [model_dir / "manifest.json", catalogs.resource_dir("features") / "accelerators.yaml",
+                 catalogs.resource_dir("features") / "models.yaml", *code]:
         digest.update(path.read_bytes())
-    try:
-        digest.update(metadata.version("flexpredict").encode())
-    except metadata.PackageNotFoundError:
-        pass
     return digest.hexdigest()[:16]
 
 

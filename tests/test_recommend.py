@@ -152,7 +152,10 @@ def test_shipped_score_tables_are_current():
     current = folder / scores.FOLDER / scores.fingerprint(folder)
     assert {p.name for p in current.glob("*.parquet")} >= {"llama2-70b__Server.parquet",
                                                            "llama2-70b__Offline.parquet"}, \
-        "stale score tables: run `flexpredict train` (or recommend.prescore) to refresh models/default/scores"
+        "stale score tables (a catalog, the model or the scoring code changed): refresh them with `python -c 'from " \
+        "flexpredict import catalogs, dataset; from flexpredict.predictors.bundle import ModelBundle; from " \
+        "flexpredict.recommend import prescore; prescore(ModelBundle.load(), catalogs.default_model_dir(), " \
+        "dataset.load())'` (flexpredict train does it too)"
 
 
 def test_remembered_scores_equal_live_scores(bundle, records, tmp_path):
