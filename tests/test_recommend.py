@@ -185,3 +185,11 @@ def test_damaged_score_cache_is_ignored(records):
         path.write_bytes(b"not parquet")
     again = recommend(request, records=records)
     assert list(again.ranked.index) == list(first.ranked.index)
+
+
+def test_unwritable_cache_only_costs_time(records, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("FLEXPREDICT_CACHE_DIR", str(blocker))
+    result = recommend(Request(model="gptj", scenario="Offline", budget=20000, top=5), records=records)
+    assert len(result.ranked) > 0 and blocker.read_text().startswith("a file")
