@@ -319,12 +319,11 @@ def _with_measured(frame: pd.DataFrame, data: pd.DataFrame, model: dict, scenari
                 & data["throughput_per_accelerator"].notna()]
     if data.empty:
         return frame.assign(measured_throughput_per_accelerator=np.nan, measured_runs=0)
-    stats = data.groupby(["accelerator", "precision", "accelerators_total"])["throughput_per_accelerator"] \
-        .agg(["median", "count"])
-    keys = list(zip(frame["accelerator"], frame["precision"], frame["accelerators_total"]))
-    medians = [stats["median"].get(k, np.nan) for k in keys]
-    counts = [int(stats["count"].get(k, 0)) for k in keys]
-    return frame.assign(measured_throughput_per_accelerator=medians, measured_runs=counts)
+    on = ["accelerator", "precision", "accelerators_total"]
+    stats = data.astype({c: "object" for c in on}).groupby(on)["throughput_per_accelerator"].agg(["median", "count"])
+    found = frame[on].astype("object").merge(stats, how="left", left_on=on, right_index=True)
+    return frame.assign(measured_throughput_per_accelerator=found["median"].to_numpy(dtype="float64"),
+                        measured_runs=found["count"].fillna(0).astype(int).to_numpy())
 
 
 # -- scoring -----------------------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def test_forward_v50_llm_throughput_beats_baselines_with_calibrated_intervals():
         assert ours < table.loc[(subset, "lookup-median"), "mdape"]
         assert ours < table.loc[(subset, "public-recipe"), "mdape"]
     assert table.loc[("llm-seen-pair", "xgboost"), "mdape"] <= 0.08
-    assert 0.85 <= table.loc[("llm", "xgboost"), "coverage"] <= 0.99  # nominal 90 %; forward shift: ~97 %
+    assert 0.85 <= table.loc[("llm", "xgboost"), "coverage"] <= 0.95  # nominal 90 % (seen pairs calibrated forward)
 
 
 def test_shipped_model_predicts_records_and_one_configuration(tmp_path):
@@ -131,3 +131,22 @@ def test_retraining_reproduces_the_shipped_metrics():
         old, new = shipped.predictors[name], fresh.predictors[name]
         assert new.oof_mdape_ == pytest.approx(old.oof_mdape_, rel=0.05, abs=0.005)
         assert new.quantile_seen_ == pytest.approx(old.quantile_seen_, rel=0.05)
+
+
+def test_token_latencies_never_beat_the_weights_streaming_bound():
+    """A small model on a fast part: the trees alone would predict sub-millisecond TPOT; one decode step has to stream
+    the weights, so predictions and intervals stay at or above weights / bandwidth."""
+    from flexpredict.configs import config_records
+    from flexpredict.features import RecordFeaturizer
+    from flexpredict.predictors.targets import decode_step_ms
+
+    configs = config_records([{"accelerator": "nvidia-gh200-96gb", "count": 1, "model": "llama3.1-8b",
+                               "scenario": "Server", "precision": "fp8"},
+                              {"accelerator": "nvidia-h200-sxm-141gb", "count": 8, "model": "llama2-70b",
+                               "scenario": "Server", "precision": "fp8"}])
+    predicted = ModelBundle.load(targets=("ttft_p99_ms", "tpot_p99_ms")).predict(configs)
+    bound = decode_step_ms(RecordFeaturizer.complete(configs))
+    assert np.all(bound > 0.5)  # 8 GB over 4 TB/s; 70 GB over 8 x 4.8 TB/s
+    for target in ("ttft_p99_ms", "tpot_p99_ms"):
+        for column in (f"pred_{target}", f"pred_{target}_lo", f"pred_{target}_hi"):
+            assert np.all(predicted[column].to_numpy() >= bound - 1e-9), column

@@ -170,7 +170,9 @@ def _short(engine) -> str:
 
 def _ms(row, target: str) -> str:
     value = row.get(f"pred_{target}")
-    return f"{value:,.0f}" if value == value and value is not None else "-"
+    if value is None or value != value:
+        return "-"
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def _print_funnel(result) -> None:

@@ -90,7 +90,11 @@ class ModelBundle:
                 subset = records.loc[mask]
                 p, low, high = predictor.predict_interval(subset)
                 scale = target.scale(subset)
-                pred[mask], lo[mask], hi[mask] = p * scale, low * scale, high * scale
+                p, low, high = p * scale, low * scale, high * scale
+                if target.floor is not None:  # never faster than physics allows (the truth is above it too)
+                    bound = np.nan_to_num(target.floor(subset), nan=0.0)
+                    p, low, high = np.maximum(p, bound), np.maximum(low, bound), np.maximum(high, bound)
+                pred[mask], lo[mask], hi[mask] = p, low, high
                 ood[mask] = predictor.out_of_distribution(subset)
             out[f"pred_{name}"], out[f"pred_{name}_lo"], out[f"pred_{name}_hi"] = pred, lo, hi
             out[f"ood_{name}"] = pd.array(np.where(mask, ood, False), dtype="boolean")

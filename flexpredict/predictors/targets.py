@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,9 @@ class Target:
     llm: bool | None = None  # True: LLM rows only; False: non-LLM only; None: both
     per_accelerator: bool = False  # learn value / accelerators_total, predict times it back
     roofline_exponent: float = 0.0  # value ~ roofline^exponent: +1 for throughput, -1 for latency and energy
+    # a physical lower bound on the value (completed records in, NaN where unknown): a prediction below it is
+    # impossible, so predictions and intervals are raised to it
+    floor: Callable[[pd.DataFrame], np.ndarray] | None = None
 
     def values(self, records: pd.DataFrame) -> pd.Series:
         """Measured values of this target (NaN where the record has none)."""
@@ -43,13 +47,22 @@ class Target:
         return np.where(total > 0, total, np.nan)
 
 
+def decode_step_ms(records: pd.DataFrame) -> np.ndarray:
+    """The shortest an LLM forward pass can take: every accelerator streams its share of the weights from memory
+    once (GB / (TB/s) = ms). A token, the first one included, cannot come faster."""
+    weights = pd.to_numeric(records["weights_gb"], errors="coerce").to_numpy(dtype="float64")
+    bandwidth = pd.to_numeric(records["total_bandwidth_tbs"], errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(bandwidth > 0, weights / bandwidth, np.nan)
+
+
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("throughput_per_accelerator", "throughput_per_accelerator", "tokens/s (LLM) or samples/s per accelerator",
            scenarios=("Offline", "Server", "Interactive"), roofline_exponent=1.0),
     Target("ttft_p99_ms", "ttft_p99_ms", "ms", scenarios=("Server", "Interactive"), llm=True,
-           roofline_exponent=-1.0),
+           roofline_exponent=-1.0, floor=decode_step_ms),
     Target("tpot_p99_ms", "tpot_p99_ms", "ms", scenarios=("Server", "Interactive"), llm=True,
-           roofline_exponent=-1.0),
+           roofline_exponent=-1.0, floor=decode_step_ms),
     Target("latency_p99_ms", "latency_p99_ms", "ms", scenarios=("SingleStream", "MultiStream", "Server"), llm=False,
            roofline_exponent=-1.0),
     Target("latency_p90_ms", "latency_p90_ms", "ms", scenarios=("SingleStream",), llm=False,
