@@ -6,11 +6,13 @@ venv is created by `setup_engine` when missing (about 2 minutes, once); each vLL
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -117,6 +119,31 @@ class TestAgainstOneServer:
         # LoadGen times from issue, the client from its HTTP request: the same TTFT up to the harness overhead
         assert 0 <= record["ttft_p50_ms"] - client["ttft_ms_p50"] < 20
         assert client["errors"] == 0 and client["queries"] >= 32
+        # the client's TPOT ends at the last token, LoadGen's later, at QuerySamplesComplete after the end of stream
+        assert client["tail_ms_mean"] > 0 and client["tpot_ms_p50"] <= record["tpot_p50_ms"] + 0.05
+
+    def test_vllm_bench_serve_replays_our_arrivals(self, server, engine_python, tiny_model, tmp_path):
+        """experiments/bench_vs_vllm.py: vLLM's own client sends the prompts of a flexpredict run in the same order
+        at the same offsets, so both clients' requests give like-for-like statistics."""
+        path = Path(__file__).parents[1] / "experiments" / "bench_vs_vllm.py"
+        spec = importlib.util.spec_from_file_location("bench_vs_vllm", path)
+        bvv = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bvv)
+        mine, arrivals = bvv.ours(server, load_prompts(), "Server", 6.0, 12, MAX_TOKENS, tmp_path / "ours",
+                                  capture_system())
+        assert len(arrivals) == 12 and arrivals[0][1] == 0 and mine["errors"] == 0
+        dataset = bvv.write_dataset(tmp_path / "replay.jsonl", [p for p, _ in arrivals])
+        theirs = bvv.theirs(engine_python, server, str(tiny_model), dataset, 6.0, 12, MAX_TOKENS, tmp_path / "vllm",
+                            "0", replay=[t for _, t in arrivals])
+        data = json.loads((tmp_path / "vllm" / "vllm_bench.json").read_text())
+        sent = [t - data["start_times"][0] for t in data["start_times"]]
+        # the replay follows our schedule: typically within a few ms; a busy 2-core host delays the odd request
+        drift = np.abs(np.array(sent) - np.array([t for _, t in arrivals]))
+        assert np.median(drift) < 0.02 and drift.max() < 0.25, drift
+        assert theirs["errors"] == 0 and theirs["output_tokens_mean"] == MAX_TOKENS
+        assert theirs["like"]["offered_qps"] == pytest.approx(mine["like"]["offered_qps"], rel=0.05)
+        assert mine["like"]["requests"] == theirs["like"]["requests"] == 12
+        assert "temperature=0.0" in (tmp_path / "vllm" / "vllm_bench.log").read_text()  # greedy, as flexpredict
 
     def test_offline_scenario(self, server, tmp_path):
         cfg = RunConfig(scenario="Offline", samples=40, min_duration_s=4, max_tokens=MAX_TOKENS)

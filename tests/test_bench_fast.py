@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from flexpredict.bench.base import Backend, BenchError, Completion, EngineInfo
 from flexpredict.bench.cli import app
+from flexpredict.bench.client_stats import from_completions, from_vllm_result, percentile, request_metrics
 from flexpredict.bench.engine_env import EngineSetupError, is_ready, setup_engine
 from flexpredict.bench.prompts import PromptSetError, bench_dir, load_prompts
 from flexpredict.bench.runner import RunConfig, append_records, read_loadgen_logs, run_benchmark
@@ -33,8 +35,8 @@ class ClockworkEngine(Backend):
 
     name = "clockwork"
 
-    def __init__(self, tokens=8, ttft_s=0.02, tpot_s=0.005):
-        self.tokens, self.ttft_s, self.tpot_s = tokens, ttft_s, tpot_s
+    def __init__(self, tokens=8, ttft_s=0.02, tpot_s=0.005, tail_s=0.01):
+        self.tokens, self.ttft_s, self.tpot_s, self.tail_s = tokens, ttft_s, tpot_s, tail_s
 
     async def generate(self, prompt, max_tokens, on_first_token=None):
         out = Completion(start_s=time.perf_counter(), prompt_tokens=len(prompt.split()))
@@ -43,6 +45,8 @@ class ClockworkEngine(Backend):
         if on_first_token:
             on_first_token("tok ")
         await asyncio.sleep(self.tpot_s * (self.tokens - 1))
+        out.last_token_s = time.perf_counter()
+        await asyncio.sleep(self.tail_s)  # the end of the stream (usage event, [DONE]) comes after the last token
         out.text, out.output_tokens, out.end_s = "tok " * self.tokens, self.tokens, time.perf_counter()
         return out
 
@@ -204,6 +208,22 @@ def test_server_record_matches_loadgen_and_known_timings(clockwork_run):
     assert saved["record"] == record
     assert saved["accuracy"]["generations"] == 30 and saved["accuracy"]["rougeL"] is not None
     assert 0 <= saved["performance"]["harness_overhead_ms"] < 20
+    # the client's TPOT ends at the last token (as vLLM's), LoadGen's at the completion 10 ms later: 7 gaps of 5 ms
+    # against (35 + 10) / 7 = 6.4 ms
+    client = saved["performance"]["client"]
+    assert 5 <= client["tpot_ms_p50"] < 5.6 and 10 <= client["tail_ms_mean"] < 14
+    assert record["tpot_p50_ms"] - client["tpot_ms_p50"] > 1
+
+
+def test_offline_query_reaches_the_engine_at_once(tmp_path):
+    """LoadGen's one Offline query of 120 samples: every sample is served once, handed to the loop in one go."""
+    engine = ClockworkEngine(tokens=4, ttft_s=0.05, tpot_s=0.001, tail_s=0)
+    cfg = RunConfig(scenario="Offline", target_qps=1000, samples=120, min_duration_s=0.05, max_tokens=4)
+    results = run_benchmark(engine, load_prompts(), cfg, tmp_path, capture_system(), engine.info())
+    client = results["performance"]["client"]
+    assert client["queries"] == 120 and client["errors"] == 0 and client["output_tokens_total"] == 480
+    # all 120 are in flight together: the run lasts about one answer (53 ms), not 120 of them
+    assert results["performance"]["wall_s"] < 2 and client["start_span_ms"] < 40
 
 
 def test_record_invalid_when_log_reports_errors_even_if_loadgen_says_valid(clockwork_run):
@@ -234,6 +254,95 @@ def test_append_never_loses_rows_and_skips_duplicates(clockwork_run, tmp_path):
         append_records([dict(second, record_id="bad", tokens_per_s="fast")], dataset)
     assert len(pd.read_parquet(dataset)) == 2
     assert [p.name for p in dataset.parent.iterdir()] == ["mine.parquet"]
+
+
+# -- like-for-like client statistics ----------------------------------------------------------------------------------
+
+def test_percentiles_match_numpy_and_loadgen_nearest_rank():
+    values = [float(v) for v in (7, 1, 3, 9, 5, 2, 8, 4, 6, 10)]
+    for q in (0, 25, 50, 90, 99, 100):
+        assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+    # LoadGen: sorted[int(n * p)], the upper of the two middle values for p50, never interpolated
+    assert percentile(values, 50, "loadgen") == 6 and percentile(values, 50) == 5.5
+    assert percentile(values, 99, "loadgen") == 10 and percentile(values, 99) == pytest.approx(9.91)
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError, match="unknown percentile method"):
+        percentile(values, 50, "nearest")
+
+
+def test_request_metrics_use_vllm_definitions():
+    # three requests sent at 0, 0.5 and 1.0 s; the last token of the last one arrives at 1.0 + 0.43 s
+    requests = [{"start_s": 10.0 + 0.5 * i, "ttft_s": 0.01 * (i + 1), "latency_s": 0.01 * (i + 1) + 0.02 * 20,
+                 "output_tokens": 21} for i in range(3)]
+    m = request_metrics(requests)
+    assert m["requests"] == 3 and m["output_tokens"] == 63
+    assert m["tokens_per_s"] == pytest.approx(63 / 1.43)
+    assert m["offered_qps"] == pytest.approx(2.0)  # (n - 1) gaps over the first to the last send
+    assert m["send_span_ms"] == pytest.approx(1000)
+    assert m["ttft_p50_ms"] == pytest.approx(20) and m["ttft_p99_ms"] == pytest.approx(29.8)
+    assert m["tpot_p50_ms"] == pytest.approx(20) and m["tpot_p99_ms"] == pytest.approx(20)
+    assert request_metrics([]) == {}
+
+
+def test_request_metrics_inputs_from_both_clients():
+    ours = [Completion(start_s=1.0, first_token_s=1.01, last_token_s=1.05, end_s=1.06, output_tokens=5),
+            Completion(start_s=1.1, first_token_s=1.12, end_s=1.2, output_tokens=3),  # no last token: end
+            Completion(start_s=1.2, end_s=1.3, error="HTTP 500")]
+    rows = from_completions(ours)
+    assert [r["latency_s"] for r in rows] == pytest.approx([0.05, 0.1])
+    assert [r["ttft_s"] for r in rows] == pytest.approx([0.01, 0.02])
+    vllm = {"start_times": [5.0, 5.2, 5.4], "ttfts": [0.01, 0.0, 0.02], "latencies": [0.3, 0.0, 0.4],
+            "output_lens": [64, 0, 64], "errors": ["", "boom", ""]}
+    assert from_vllm_result(vllm) == [{"start_s": 5.0, "ttft_s": 0.01, "latency_s": 0.3, "output_tokens": 64},
+                                      {"start_s": 5.4, "ttft_s": 0.02, "latency_s": 0.4, "output_tokens": 64}]
+
+
+def test_stream_marks_the_last_token_before_the_usage_event():
+    """vLLM streams one event per token, then a usage event, then [DONE]: the last token is the last event with a
+    choice, and the exact token count comes from the usage event."""
+    import http.server
+
+    from flexpredict.bench.openai_endpoint import OpenAIEndpoint
+
+    class Stream(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # the http.server hook name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for piece in ("a", "b", "c"):
+                self.wfile.write(f'data: {{"choices": [{{"text": "{piece}"}}]}}\n\n'.encode())
+                self.wfile.flush()
+                time.sleep(0.02)
+            time.sleep(0.05)
+            self.wfile.write(b'data: {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}\n\n'
+                             b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    backend = OpenAIEndpoint(f"http://127.0.0.1:{server.server_address[1]}", model="m")
+
+    async def one():
+        try:
+            return await backend.generate("hi", 3)
+        finally:
+            await backend.aclose()
+
+    try:
+        done = asyncio.run(one())
+    finally:
+        server.shutdown()
+    assert done.error is None and done.text == "abc" and done.output_tokens == 3 and done.prompt_tokens == 2
+    assert done.first_token_s < done.last_token_s < done.end_s
+    assert done.last_token_s - done.first_token_s >= 0.035  # two 20 ms gaps
+    assert done.end_s - done.last_token_s >= 0.045  # the 50 ms before the usage event are not token time
 
 
 # -- errors users see -------------------------------------------------------------------------------------------------

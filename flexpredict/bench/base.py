@@ -28,6 +28,9 @@ class Completion:
     prompt_tokens: int | None = None
     start_s: float = 0.0
     first_token_s: float | None = None
+    last_token_s: float | None = None
+    """When the last event carrying a token arrived (vLLM's `bench serve` ends its latency here); `end_s` is when
+    the response ended (after the usage event and `[DONE]`), where the SUT completes the query for LoadGen."""
     end_s: float = 0.0
     error: str | None = None
 

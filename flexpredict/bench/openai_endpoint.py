@@ -102,8 +102,9 @@ class OpenAIEndpoint(Backend):
                     if not choices:
                         continue
                     piece = choices[0].get("text") or ""
+                    out.last_token_s = time.perf_counter()
                     if out.first_token_s is None:
-                        out.first_token_s = time.perf_counter()
+                        out.first_token_s = out.last_token_s
                         if on_first_token is not None:
                             on_first_token(piece)
                     pieces.append(piece)

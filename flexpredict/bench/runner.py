@@ -215,7 +215,8 @@ def timing_stats(timings: list[QueryTiming]) -> dict:
     errors = [t.error for t in timings if t.error is not None]
     prompt_tokens = [t.prompt_tokens for t in ok if t.prompt_tokens is not None]
     ttft = [(t.first_token_s - t.start_s) * 1e3 for t in ok if t.first_token_s is not None]
-    tpot = [(t.end_s - t.first_token_s) * 1e3 / (t.output_tokens - 1)
+    # as `vllm bench serve`: first token -> last token (LoadGen's TPOT ends at the query's completion instead)
+    tpot = [((t.last_token_s or t.end_s) - t.first_token_s) * 1e3 / (t.output_tokens - 1)
             for t in ok if t.first_token_s is not None and t.output_tokens > 1]
     return {
         "queries": len(timings), "errors": len(errors), "first_error": errors[0] if errors else None,
@@ -224,6 +225,7 @@ def timing_stats(timings: list[QueryTiming]) -> dict:
         "request_ms_mean": _mean([(t.end_s - t.start_s) * 1e3 for t in ok]),
         "dispatch_ms_mean": _mean([(t.start_s - t.issued_s) * 1e3 for t in ok]),
         "complete_ms_mean": _mean([(t.completed_s - t.end_s) * 1e3 for t in ok]),
+        "tail_ms_mean": _mean([(t.end_s - t.last_token_s) * 1e3 for t in ok if t.last_token_s is not None]),
         "ttft_ms_p50": _median(ttft), "tpot_ms_p50": _median(tpot),
         "start_span_ms": round((max(t.start_s for t in ok) - min(t.start_s for t in ok)) * 1e3, 3) if ok else None,
     }

@@ -27,6 +27,7 @@ class QueryTiming:
     issued_s: float
     start_s: float
     first_token_s: float | None
+    last_token_s: float | None
     end_s: float
     completed_s: float
     prompt_tokens: int | None
@@ -49,6 +50,7 @@ class LlmSUT:
         self._thread = threading.Thread(target=self._loop.run_forever, name="sut-loop", daemon=True)
         self._thread.start()
         self._slots = asyncio.Semaphore(concurrency)  # requests in flight at most
+        self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to its tasks
         self.sut = lg.ConstructSUT(self._issue, self._flush)
         self.qsl = lg.ConstructQSL(len(prompts), len(prompts), _noop, _noop)
 
@@ -64,9 +66,17 @@ class LlmSUT:
         lg.DestroySUT(self.sut)
 
     def _issue(self, samples: list) -> None:
+        # one hand-over to the loop thread per LoadGen call, not one per sample: an Offline query of hundreds of
+        # samples otherwise takes tens of ms to reach the engine, the two threads contending for the GIL
         now = time.perf_counter()
-        for sample in samples:
-            asyncio.run_coroutine_threadsafe(self._serve(sample.id, sample.index, now), self._loop)
+        batch = [(sample.id, sample.index) for sample in samples]
+        self._loop.call_soon_threadsafe(self._start, batch, now)
+
+    def _start(self, batch: list[tuple[int, int]], issued_s: float) -> None:
+        for query_id, index in batch:
+            task = self._loop.create_task(self._serve(query_id, index, issued_s))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _flush(self) -> None:
         """Nothing is held back: every query goes to the engine as soon as LoadGen issues it."""
@@ -87,8 +97,9 @@ class LlmSUT:
         buf = array.array("B", done.text.encode("utf-8"))
         address, length = buf.buffer_info()
         lg.QuerySamplesComplete([lg.QuerySampleResponse(query_id, address, length, done.output_tokens)])
-        self.timings.append(QueryTiming(index, issued_s, done.start_s, done.first_token_s, done.end_s,
-                                        time.perf_counter(), done.prompt_tokens, done.output_tokens, done.error))
+        self.timings.append(QueryTiming(index, issued_s, done.start_s, done.first_token_s, done.last_token_s,
+                                        done.end_s, time.perf_counter(), done.prompt_tokens, done.output_tokens,
+                                        done.error))
         if self.on_done is not None:
             self.on_done()
 
