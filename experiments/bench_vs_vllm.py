@@ -17,6 +17,9 @@ and reports, flexpredict vs vLLM:
 - like-for-like: the same statistics (vLLM's definitions, `flexpredict.bench.client_stats.request_metrics`) computed
   from both clients' per-request timings, flexpredict against the replay (same arrivals, same prompts);
 - noise floor: each tool against itself over the repeats ((max - min) / mean of a metric, in %);
+- engine: the server's own account of each tool's run (vLLM's /metrics before and after): engine steps, tokens per
+  step, mean inter-token, decode and prefill time. Equal engine rows with different client rows mean the tools
+  measure differently; different engine rows mean the server was given different work;
 - harness overhead per request: LoadGen's mean query latency minus the client's mean request time (LoadGen
   scheduling + SUT dispatch + completion callback), with its SUT-side parts.
 
@@ -39,8 +42,9 @@ vllm 0.32.0; loadgen/loadgen.cc, logging.cc and results.cc of MLPerf LoadGen):
    ends at the last *issued* query's completion; vLLM's duration starts before its first (randomly delayed) arrival.
 
 Measured (experiments/results/bench_vs_vllm.json, bench/README.md): like-for-like Server tokens/s within 0.2 %;
-TTFT/TPOT differences inside the run-to-run noise of a shared 2-core machine; Offline differences (flexpredict
-ahead in most runs) not explained by sampling, send pattern or client CPU, and not established.
+TTFT/TPOT p50 within 5 %; Offline, the engine's per-request speed was the same for both clients and matches
+flexpredict's TPOT, while vLLM's client timestamps 240 concurrent streams late and its load made the engine run 22 %
+more, smaller steps (the engine rows): the Offline gap is in the load and vLLM's client, not in our arithmetic.
 
 The default model is the tiny random-weight Llama from `flexpredict bench make-tiny-model`; pass --model for a real
 one (and --dtype bfloat16 --engine-python .venv-vllm/bin/python on a GPU).
@@ -106,6 +110,44 @@ print("CLIENT_CPU_S", time.process_time() - cpu0, "WALL_S", time.perf_counter() 
 RAW = ("tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
 LIKE = ("offered_qps", "tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
 TOLERANCE_PCT = 5.0
+# the engine's own account of a run (vLLM's Prometheus /metrics, differences before/after): whether the two clients
+# gave the server the same work, or only measured it differently
+ENGINE = ("engine_steps", "tokens_per_step", "itl_ms_mean", "decode_ms_mean", "prefill_ms_mean")
+_HISTOGRAMS = {"engine_steps": ("iteration_tokens_total", None), "tokens_per_step": ("iteration_tokens_total", 1.0),
+               "itl_ms_mean": ("inter_token_latency_seconds", 1e3),
+               "decode_ms_mean": ("request_decode_time_seconds", 1e3),
+               "prefill_ms_mean": ("request_prefill_time_seconds", 1e3)}
+
+
+def engine_counters(server: VllmServer) -> dict[str, float]:
+    """`<histogram>_sum` and `_count` of the server's vllm: metrics, summed over label sets."""
+    import requests
+
+    totals: dict[str, float] = {}
+    for line in requests.get(f"{server.base[:-3]}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.rpartition(" ")
+        name = name.split("{")[0]
+        if name.startswith("vllm:") and name.endswith(("_sum", "_count")):
+            totals[name[5:]] = totals.get(name[5:], 0.0) + float(value)
+    return totals
+
+
+def engine_view(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """Engine steps, tokens per step and mean per-request times (ms) of the requests of one run."""
+    view: dict[str, float | None] = {}
+    for metric, (histogram, scale) in _HISTOGRAMS.items():
+        count = after.get(histogram + "_count", 0.0) - before.get(histogram + "_count", 0.0)
+        total = after.get(histogram + "_sum", 0.0) - before.get(histogram + "_sum", 0.0)
+        view[metric] = count if scale is None else (total / count * scale if count else None)
+    return view
+
+
+def engine_seen(server: VllmServer, run):
+    """Run `run()` and attach what the engine saw of it (`engine`) to its result dict."""
+    before = engine_counters(server)
+    result = run()
+    (result[0] if isinstance(result, tuple) else result)["engine"] = engine_view(before, engine_counters(server))
+    return result
 
 
 class Recorder(Backend):
@@ -262,17 +304,17 @@ def main() -> None:
                                                args.max_tokens, args.out / f"vllm-{tag}", args.vllm_temperature)
                 # alternate which tool goes first, so slow drift of the machine does not favour one
                 if rep % 2 == 0:
-                    (mine, arrivals), vllm_own = run_ours(), run_theirs()
+                    (mine, arrivals), vllm_own = engine_seen(server, run_ours), engine_seen(server, run_theirs)
                 else:
-                    vllm_own = run_theirs()
-                    mine, arrivals = run_ours()
+                    vllm_own = engine_seen(server, run_theirs)
+                    mine, arrivals = engine_seen(server, run_ours)
                 runs.append({"point": point, "repeat": rep, "tool": "flexpredict", **mine})
                 runs.append({"point": point, "repeat": rep, "tool": "vllm", **vllm_own})
                 # the same arrivals: Server, LoadGen's Poisson schedule; Offline, the spread of our client's sends
                 replay_set = write_dataset(args.out / f"replay-{tag}.jsonl", [p for p, _ in arrivals])
-                replayed = theirs(engine_python, server, model, replay_set, rate, args.num_prompts, args.max_tokens,
-                                  args.out / f"vllm-replay-{tag}", args.vllm_temperature,
-                                  replay=[t for _, t in arrivals])
+                replayed = engine_seen(server, functools.partial(
+                    theirs, engine_python, server, model, replay_set, rate, args.num_prompts, args.max_tokens,
+                    args.out / f"vllm-replay-{tag}", args.vllm_temperature, replay=[t for _, t in arrivals]))
                 runs.append({"point": point, "repeat": rep, "tool": "vllm-replay", **replayed})
     rows = summarize(runs)
     show(rows, args)
@@ -327,7 +369,8 @@ def compare(point: str, view: str, metric: str, a: list[float], b: list[float]) 
 
 def summarize(runs: list[dict]) -> list[dict]:
     """Per load point: raw rows (each tool's own report, own arrivals), like-for-like rows (vLLM's definitions on
-    both clients' requests, same arrivals), and the harness overhead."""
+    both clients' requests, same arrivals), engine rows (the server's own metrics of each tool's run, own arrivals)
+    and the harness overhead."""
     rows = []
     for point in dict.fromkeys(r["point"] for r in runs):
         at = [r for r in runs if r["point"] == point]
@@ -335,12 +378,13 @@ def summarize(runs: list[dict]) -> list[dict]:
         vllm_own = [r for r in at if r["tool"] == "vllm"]
         same_arrivals = [r for r in at if r["tool"] == "vllm-replay"]
         for view, key, metrics, other in (("raw", "raw", RAW, vllm_own), ("like-for-like", "like", LIKE,
-                                                                          same_arrivals)):
+                                                                          same_arrivals),
+                                          ("engine", "engine", ENGINE, vllm_own)):
             for metric in metrics:
                 if metric == "offered_qps" and point.startswith("Offline"):
                     metric = "send_span_ms"  # all at once: how long the client took to send them all
-                a = [r[key][metric] for r in mine if r[key].get(metric) is not None]
-                b = [r[key][metric] for r in other if r[key].get(metric) is not None]
+                a = [r[key][metric] for r in mine if r.get(key, {}).get(metric) is not None]
+                b = [r[key][metric] for r in other if r.get(key, {}).get(metric) is not None]
                 if a and b:
                     rows.append(compare(point, view, metric, a, b))
         overhead = [r["overhead_ms"] for r in mine if r["overhead_ms"] is not None]

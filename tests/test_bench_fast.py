@@ -420,3 +420,21 @@ def test_api_key_comes_from_the_environment_and_is_never_written(tmp_path, monke
         assert "s3cret" not in json.dumps(info.args) and info.args["api_key_env"] == "MY_KEY"
     finally:
         server.shutdown()
+
+
+def test_engine_view_is_the_difference_of_the_servers_histograms():
+    """experiments/bench_vs_vllm.py: what the engine saw of one run = its Prometheus histograms after minus before."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "experiments" / "bench_vs_vllm.py"
+    spec = importlib.util.spec_from_file_location("bench_vs_vllm", path)
+    bvv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bvv)
+    before = {"iteration_tokens_total_count": 10, "iteration_tokens_total_sum": 500,
+              "inter_token_latency_seconds_count": 100, "inter_token_latency_seconds_sum": 2.0}
+    after = {"iteration_tokens_total_count": 145, "iteration_tokens_total_sum": 19230,
+             "inter_token_latency_seconds_count": 15220, "inter_token_latency_seconds_sum": 2.0 + 15120 * 0.023}
+    view = bvv.engine_view(before, after)
+    assert view["engine_steps"] == 135 and view["tokens_per_step"] == pytest.approx(18730 / 135)
+    assert view["itl_ms_mean"] == pytest.approx(23.0)
+    assert view["decode_ms_mean"] is None  # not in the scrape: unknown, not zero
