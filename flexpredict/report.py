@@ -57,8 +57,8 @@ def model_card_markdown(results: pd.DataFrame) -> str:
         f"- Training data: {manifest.get('training_records', '?')} records of the shipped Open MLPerf dataset "
         f"(hash `{manifest.get('training_data_hash', '?')}`), trained {manifest.get('trained_at', '?')} in "
         f"{manifest.get('train_seconds', '?')} s.",
-        "- Intervals: 90 % cross-conformal, separate widths for seen and never-seen model+accelerator pairs and "
-        "for closed-division vs other rows. Seen pairs: forward folds (v4.1 predicted from v3.1-v4.0, v5.0 from "
+        "- Intervals: 90 % cross-conformal, separate widths for a measured model+accelerator pair, a measured model "
+        "on another accelerator, and a never-measured model, each for closed-division vs other rows. Seen pairs: forward folds (v4.1 predicted from v3.1-v4.0, v5.0 from "
         "v3.1-v4.1), or 3 folds grouped by run group for targets with too few such rows; never-seen pairs: 2 folds "
         "grouped by model and 2 by accelerator.",
         "- Out-of-distribution flag: the model or accelerator never seen in training, an accelerator not in the "

@@ -1,8 +1,9 @@
 """The predictor contract every model fills in, the registry, and the calibrated intervals they all share.
 
 Predictors learn positive metrics in log space. Every predictor gets a 90 % interval the same way: cross-conformal
-residuals, kept separately for rows whose (model, accelerator) pair the fold had seen and rows it had not (Mondrian
-conformal): a configuration nobody measured gets the wider interval it deserves. Seen pairs calibrate forward in
+residuals, kept separately for rows whose (model, accelerator) pair the fold had seen, rows whose model it had seen
+on other accelerators only, and rows of a model it never saw (Mondrian conformal): a configuration nobody measured
+gets the wider interval it deserves, and a new model the widest. Seen pairs calibrate forward in
 time (each later round predicted from the rounds before it: what a user asks of the model), unseen pairs on folds
 that hold out whole models or accelerators. Saved as JSON (+ the model's own format), never pickled.
 """
@@ -92,9 +93,10 @@ class Predictor(BaseEstimator, RegressorMixin):
         """(prediction, low, high): the calibrated 90 % interval (the level set at fit)."""
         log_pred = self._predict_log(records)
         seen = pair_keys(records).isin(set(self.seen_pairs_)).to_numpy()
+        known_model = records["model"].astype("object").isin(set(self.seen_models_)).to_numpy()
         fallback = np.where(seen, self.quantile_seen_, self.quantile_unseen_)
         half = np.array([self.quantile_strata_.get(key, default)
-                         for key, default in zip(_strata(records, seen), fallback)], dtype="float64")
+                         for key, default in zip(_strata(records, seen, known_model), fallback)], dtype="float64")
         return np.exp(log_pred), np.exp(log_pred - half), np.exp(log_pred + half)
 
     def out_of_distribution(self, records: pd.DataFrame) -> np.ndarray:
@@ -118,6 +120,7 @@ class Predictor(BaseEstimator, RegressorMixin):
         from sklearn.model_selection import GroupKFold
 
         pairs = pair_keys(records).to_numpy()
+        models = records["model"].astype("object").fillna("?").astype(str).to_numpy()
         residuals, seen_flags, strata, signed, from_seen_scheme = [], [], [], [], []
         forward = _forward_folds(records) if self.calibration_folds >= 2 else []
         seen_forward = sum(int(np.isin(pairs[test], pairs[train]).sum()) for train, test in forward)
@@ -140,7 +143,7 @@ class Predictor(BaseEstimator, RegressorMixin):
                 signed.append(residual)
             residuals.append(np.abs(residual))
             seen_flags.append(np.isin(pairs[test], pairs[train]))
-            strata.append(_strata(records.iloc[test], seen_flags[-1]))
+            strata.append(_strata(records.iloc[test], seen_flags[-1], np.isin(models[test], models[train])))
             from_seen_scheme.append(np.full(len(test), for_accuracy))
         residuals = np.concatenate(residuals) if residuals else np.array([])
         seen = np.concatenate(seen_flags) if seen_flags else np.array([], dtype=bool)
@@ -221,11 +224,13 @@ def _fold_residual(model: Predictor, records: pd.DataFrame, y: np.ndarray, train
     return np.log(y[test]) - model._predict_log(records.iloc[test].reset_index(drop=True))
 
 
-def _strata(records: pd.DataFrame, seen: np.ndarray) -> np.ndarray:
-    """Mondrian strata for interval widths: seen pair or not, closed division or not."""
+def _strata(records: pd.DataFrame, seen: np.ndarray, known_model: np.ndarray) -> np.ndarray:
+    """Mondrian strata for interval widths: how much of the configuration was measured (this model+accelerator pair;
+    else this model on other parts; else nothing of the model) x closed division or not. A known model on a new part
+    transfers far better than a new model, so they get their own widths."""
     closed = (records["division"].astype("object") == "closed").to_numpy()
-    return np.array([f"{'seen' if s else 'unseen'}|{'closed' if c else 'other'}" for s, c in zip(seen, closed)],
-                    dtype=object)
+    kind = np.where(seen, "seen", np.where(known_model, "unseen", "new-model"))
+    return np.array([f"{k}|{'closed' if c else 'other'}" for k, c in zip(kind, closed)], dtype=object)
 
 
 def _conformal_quantile(residuals: np.ndarray, level: float, fallback: float = np.inf, minimum: int = 10) -> float:
