@@ -66,14 +66,14 @@ def main() -> None:
 
 
 def _in_process() -> dict[str, float]:
-    """Scoring speed once loaded: a few hundred unseen records, and every recommend candidate of the default model
-    (the whole catalog, priced or not: what `train` pre-scores), scored live."""
+    """Scoring speed once loaded: a few hundred unseen records, and every catalog candidate of the default model
+    (priced or not: what `train` pre-scores), scored live."""
     import pandas as pd
 
-    from flexpredict import catalogs, dataset
+    from flexpredict import dataset
     from flexpredict.configs import config_records
     from flexpredict.predictors.bundle import ModelBundle
-    from flexpredict.recommend import (DEFAULT_MODEL, TARGETS_USED, _configurations, _engines, resolve_model,
+    from flexpredict.recommend import (DEFAULT_MODEL, TARGETS_USED, catalog_candidates, resolve_model,
                                        score_candidates)
 
     records = dataset.load()
@@ -84,9 +84,9 @@ def _in_process() -> dict[str, float]:
     bundle.predict(sample)
     predict_s = time.perf_counter() - started
     light = ModelBundle.load(targets=TARGETS_USED)
-    model, engines = resolve_model(DEFAULT_MODEL), _engines(records, True)
-    frame = pd.DataFrame([row for acc in catalogs.accelerators().rows for scenario in ("Server", "Offline")
-                          for row in _configurations(acc, model, True, scenario, engines, 16)])
+    model = resolve_model(DEFAULT_MODEL)
+    frame = pd.concat([catalog_candidates(model, scenario, records) for scenario in ("Server", "Offline")],
+                      ignore_index=True)
     started = time.perf_counter()
     light.predict(config_records(frame.to_dict("records")))
     predict_candidates_s = time.perf_counter() - started

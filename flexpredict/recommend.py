@@ -185,14 +185,9 @@ def prescore(bundle, folder: Path, records: pd.DataFrame,
 
     shutil.rmtree(folder / scores.FOLDER, ignore_errors=True)
     model = resolve_model(DEFAULT_MODEL)
-    llm = model.get("kind") == "llm" or is_llm_benchmark(model["id"])
-    engines = _engines(records, llm)
-    accelerators = [a for a in catalogs.accelerators().rows if a.get("kind") not in ("cpu", "soc")]
     written = []
     for scenario in scenarios:
-        rows = [row for acc in accelerators
-                for row in _configurations(acc, model, llm, scenario, engines, max_accelerators=16)]
-        frame = pd.DataFrame(rows)
+        frame = catalog_candidates(model, scenario, records)
         table = score_candidates(bundle, frame)
         table.index = scores.row_keys(frame)
         written.append(scores.write(table, folder / scores.FOLDER / scores.fingerprint(folder), model["id"],
@@ -310,6 +305,15 @@ def _configurations(acc: dict, model: dict, llm: bool, scenario: str, engines: d
                         "model": model["id"], "scenario": scenario, "tdp_w": acc.get("tdp_w"),
                         "accelerator_row": acc, "model_row": model} for engine in vendor_engines)
     return out
+
+
+def catalog_candidates(model: dict, scenario: str, records: pd.DataFrame) -> pd.DataFrame:
+    """Every datacenter configuration of a model the catalog allows, priced or not (what `prescore` remembers):
+    accelerators x counts x precisions x the engines `records` show on each vendor, whose weights fit."""
+    llm = model.get("kind") == "llm" or is_llm_benchmark(model["id"])
+    engines = _engines(records, llm)
+    return pd.DataFrame([row for acc in catalogs.accelerators().rows if acc.get("kind") not in ("cpu", "soc")
+                         for row in _configurations(acc, model, llm, scenario, engines, max_accelerators=16)])
 
 
 def _with_measured(frame: pd.DataFrame, data: pd.DataFrame, model: dict, scenario: str) -> pd.DataFrame:

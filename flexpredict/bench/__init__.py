@@ -6,7 +6,7 @@ works without the benchmark's optional dependencies (`pip install 'flexpredict[b
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "flexpredict.bench.base": ("REGISTRY", "Backend", "BenchError", "Completion", "EngineInfo", "create_backend",
@@ -20,11 +20,4 @@ _EXPORTS = {
     "flexpredict.bench.openai_endpoint": ("OpenAIEndpoint",),
     "flexpredict.bench.vllm_server": ("VllmServer",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'flexpredict.bench' has no attribute '{name}'")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__, __all__ = lazy_exports("flexpredict.bench", _EXPORTS)

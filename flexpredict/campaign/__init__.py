@@ -15,7 +15,7 @@ scikit-learn and XGBoost.
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "flexpredict.campaign.acquisition": ("CandidateSampler", "Context", "create_sampler"),
@@ -27,11 +27,4 @@ _EXPORTS = {
     "flexpredict.campaign.study": ("open_storage", "open_study", "status", "summary"),
     "flexpredict.campaign.surrogate": ("KnobPredictor", "Surrogate"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'flexpredict.campaign' has no attribute '{name}'")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__, __all__ = lazy_exports("flexpredict.campaign", _EXPORTS)

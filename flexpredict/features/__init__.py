@@ -4,14 +4,8 @@
 (`recommend` from remembered scores, catalog lookups) need only the physics.
 """
 
+from ..lazy import lazy_exports
 from .physics import physics, resolve_accelerator, roofline
 
-__all__ = ["RecordFeaturizer", "physics", "resolve_accelerator", "roofline"]
-
-
-def __getattr__(name: str):
-    if name == "RecordFeaturizer":
-        from .transformer import RecordFeaturizer
-
-        return RecordFeaturizer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, _lazy = lazy_exports("flexpredict.features", {"flexpredict.features.transformer": ("RecordFeaturizer",)})
+__all__ = sorted(_lazy + ["physics", "resolve_accelerator", "roofline"])
