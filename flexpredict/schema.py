@@ -2,8 +2,8 @@
 
 A *record* is one measured configuration: one (round, division, submitter, system, benchmark, scenario) result of an
 MLPerf round, or one run of flexpredict's own benchmark. Ingest writes records, features read them, predictors learn
-from them, `bench` produces them. Columns are defined once here, with type, unit and meaning; `docs()` renders the
-table that README.md shows.
+from them, `bench` produces them. Columns are defined once here, with type, unit and meaning; `docs_markdown()`
+renders the table that README.md points to.
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ COLUMNS: tuple[Column, ...] = tuple(
         ("valid", "boolean", "", "Result valid (LoadGen VALID, no errors, compliance passed where known)."),
         ("source", "string", "", "Path of the file the record came from, relative to the source root."),
         ("source_kind", "string", "", "results-tree / summary-results / cmx-summary / cm-result / openmlperf /"
-         " flexpredict-bench."),
+         " aic-silicon / flexpredict-bench."),
+        ("published", "boolean", "", "True when the result is a row of its round's published table"
+         " (summary_results.json, cmx/cm summaries); False for a log found in a results tree without a published"
+         " row; null for sources without a published table (own runs, latency-under-load samples)."),
     ])
     + _cols("hardware", [
         ("accelerator_raw", "string", "", "Accelerator name as submitted (host CPU name for CPU-only systems)."),
@@ -70,17 +73,36 @@ COLUMNS: tuple[Column, ...] = tuple(
         ("operating_system", "string", "", "Operating system as submitted."),
     ])
     + _cols("workload", [
-        ("target_qps", "float64", "queries/s", "LoadGen target QPS (Server) or expected QPS (Offline)."),
-        ("tensor_parallel", "Int64", "count", "Tensor-parallel degree (own benchmark runs)."),
+        ("target_qps", "float64", "queries/s", "LoadGen target QPS (Server) or expected QPS (Offline). Not a"
+         " predictor feature: the submitter picks it from the measured result (it leaks)."),
+        ("concurrency", "Int64", "count", "Requests kept in flight by a closed-loop load generator (concurrency"
+         " sweeps, bench --concurrency); null for MLPerf's open-loop scenarios."),
+        ("ttft_bound_ms", "float64", "ms", "The run's TTFT p99 bound (LoadGen ttft_latency, or the benchmark's"
+         " published bound for rounds without logs); LLM Server/Interactive only."),
+        ("tpot_bound_ms", "float64", "ms", "The run's TPOT p99 bound (LoadGen tpot_latency, or the published"
+         " bound); LLM Server/Interactive only."),
+        ("latency_bound_ms", "float64", "ms", "The run's query-latency bound (LoadGen target_latency) for non-LLM"
+         " Server results."),
+        ("serving_mode", "string", "", "aggregated (prefill and decode on the same workers) / disaggregated"
+         " (separate prefill and decode workers); null when not stated."),
+        ("tensor_parallel", "Int64", "count", "Tensor-parallel degree of one replica (decode workers when"
+         " disaggregated); own runs and latency-under-load samples."),
+        ("pipeline_parallel", "Int64", "count", "Pipeline-parallel degree of one replica."),
+        ("expert_parallel", "Int64", "count", "Expert-parallel degree of the MoE layers of one replica."),
+        ("attention_dp", "Int64", "count", "Attention data-parallel degree of one replica (GPUs per replica ="
+         " tensor x pipeline x attention-DP)."),
         ("max_num_seqs", "Int64", "count", "Engine max concurrent sequences (own benchmark runs)."),
         ("max_num_batched_tokens", "Int64", "tokens", "Engine max batched tokens per step (own benchmark runs)."),
-        ("input_tokens_mean", "float64", "tokens", "Mean prompt length (own benchmark runs)."),
-        ("output_tokens_mean", "float64", "tokens", "Mean generated length (own benchmark runs)."),
+        ("input_tokens_mean", "float64", "tokens", "Mean prompt length (own runs, latency-under-load samples)."),
+        ("output_tokens_mean", "float64", "tokens", "Mean generated length (own runs, latency-under-load"
+         " samples)."),
     ])
     + _cols("metrics", [
         ("throughput", "float64", "throughput_unit", "Headline result as published (per whole system)."),
         ("throughput_unit", "string", "", "Tokens/s, Samples/s, Queries/s or Latency (ms), as published."),
-        ("tokens_per_s", "float64", "tokens/s", "Generated tokens per second, whole system (LLMs)."),
+        ("tokens_per_s", "float64", "tokens/s", "Generated tokens per second, whole system (LLMs). For a"
+         " closed-loop run without a measured rate (latency-under-load samples) it is Little's law:"
+         " concurrency x output_tokens_mean / (ttft + (output_tokens_mean - 1) x tpot)."),
         ("tokens_derived", "boolean", "", "True when tokens_per_s = samples_per_s x tokens_per_sample (older rounds"
          " published LLM results in samples/s); where the row gives no TOKENS_PER_SAMPLE, the median of the same"
          " benchmark in the other rounds is used."),
@@ -91,8 +113,10 @@ COLUMNS: tuple[Column, ...] = tuple(
         ("latency_p90_ms", "float64", "ms", "90th percentile query latency (MLPerf SingleStream metric)."),
         ("latency_p99_ms", "float64", "ms", "99th percentile query latency (MLPerf MultiStream/Server metric)."),
         ("ttft_p50_ms", "float64", "ms", "Median time to first token (LLM Server/Interactive)."),
+        ("ttft_p90_ms", "float64", "ms", "90th percentile time to first token."),
         ("ttft_p99_ms", "float64", "ms", "99th percentile time to first token."),
         ("tpot_p50_ms", "float64", "ms", "Median time per output token."),
+        ("tpot_p90_ms", "float64", "ms", "90th percentile time per output token."),
         ("tpot_p99_ms", "float64", "ms", "99th percentile time per output token."),
         ("power_w", "float64", "W", "Average system power during the run (MLPerf power measurement)."),
         ("energy_j_per_token", "float64", "J/token", "power_w / tokens_per_s (LLMs)."),
