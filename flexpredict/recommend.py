@@ -133,6 +133,9 @@ def recommend(request: Request, *, bundle=None, model_dir: Path | None = None,
     frame, funnel = _candidates(request, model, llm, scenario, prices, records)
     if len(frame):
         frame = frame.join(_predictions(frame, model["id"], scenario, bundle, model_dir))
+        if "pred_throughput_per_accelerator" not in frame:
+            raise RequestError(f"{model_dir or 'the model'}: predicts no throughput_per_accelerator (trained on too "
+                               "few records); retrain it or pass another --model-dir")
         _score(frame, request, slo, llm, prices)
     ranked, funnel = _filter(frame, request, funnel)
     rec = Recommendation(request, model, scenario, slo, "tokens/s" if llm else "samples/s", ranked, frame, funnel)
@@ -295,8 +298,7 @@ def _configurations(acc: dict, model: dict, llm: bool, scenario: str, engines: d
         if total > max_accelerators:
             continue
         for precision in supported:
-            needed = (model.get("params_total_b") or 0) * BYTES_PER_PARAM[precision]
-            if needed > MEMORY_FOR_WEIGHTS * (acc.get("memory_gb") or 0) * total:
+            if not fits_in_memory(model, acc, precision, total):
                 if counter is not None:
                     counter["candidates that do not fit in memory"] += 1
                 continue
@@ -305,6 +307,14 @@ def _configurations(acc: dict, model: dict, llm: bool, scenario: str, engines: d
                         "model": model["id"], "scenario": scenario, "tdp_w": acc.get("tdp_w"),
                         "accelerator_row": acc, "model_row": model} for engine in vendor_engines)
     return out
+
+
+def fits_in_memory(model: dict, acc: dict, precision: str | None, total: int) -> bool | None:
+    """Whether the weights fit in 90 % of the accelerators' memory (None: precision or memory unknown)."""
+    if precision not in BYTES_PER_PARAM or not acc.get("memory_gb"):
+        return None
+    return (model.get("params_total_b") or 0) * BYTES_PER_PARAM[precision] <= MEMORY_FOR_WEIGHTS * acc["memory_gb"] \
+        * total
 
 
 def catalog_candidates(model: dict, scenario: str, records: pd.DataFrame) -> pd.DataFrame:

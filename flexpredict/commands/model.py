@@ -9,39 +9,54 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import console, fail, load_records, progress_bar
+from .common import (console, err_console, fail, known_engine, known_precision, load_model, load_records,
+                     positive_count, progress_bar)
 
 SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
 # one configuration, as `predict` and `explain` take it
-COUNT = typer.Option(1, help="Accelerators per node.")
-NODES = typer.Option(1, help="Nodes.")
+COUNT = typer.Option(1, help="Accelerators per node.", callback=positive_count)
+NODES = typer.Option(1, help="Nodes.", callback=positive_count)
 MODEL = typer.Option(None, help="Model id or MLPerf benchmark name, e.g. llama2-70b.")
 SCENARIO = typer.Option("Offline", help=SCENARIO_HELP)
-PRECISION = typer.Option(None, help="fp4, fp8, int8, int4, bf16, fp16 or fp32.")
-ENGINE = typer.Option(None, help="tensorrt-llm, vllm, sglang, ... (default: unknown).")
+PRECISION = typer.Option(None, help="fp4, fp8, int8, int4, bf16, fp16 or fp32.", callback=known_precision)
+ENGINE = typer.Option(None, help="tensorrt-llm, vllm, sglang, ... (default: unknown).", callback=known_engine)
+MODEL_DIR = typer.Option(None, "--model-dir", help="Trained model folder (default: $FLEXPREDICT_MODEL_DIR, else the "
+                         "shipped model).")
+RECORD_SUFFIXES = (".parquet", ".csv", ".json", ".jsonl")
+UNRESOLVED_SHOWN = 5
 
 
 def train(
     dataset_file: Path = typer.Option(None, "--dataset", help="Records to learn from (default: the shipped "
                                       "dataset)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Model folder (default: the shipped models/default)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Model folder (default: $FLEXPREDICT_HOME/models/default, "
+                             "else ~/.local/share/flexpredict/models/default). The shipped models/default is "
+                             "replaced only when named here."),
     predictor: str = typer.Option("xgboost", help="xgboost, lookup-median, roofline or public-recipe."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train one predictor per target (throughput, TTFT/TPOT, latency, power, energy) with 90 % intervals."""
-    from ..catalogs import default_model_dir
+    from ..io import replaced_folder, user_model_dir
     from ..predictors import PREDICTORS
     from ..predictors.bundle import ModelBundle
     from ..recommend import prescore
 
     if predictor not in PREDICTORS:
-        fail(f"unknown predictor '{predictor}' (expected one of {', '.join(PREDICTORS)})")
+        fail(f"--predictor: expected one of {', '.join(PREDICTORS)}, got '{predictor}'")
+    target = out or user_model_dir()
+    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / "manifest.json").exists())):
+        fail(f"--out: {target} is not a model folder (expected a new folder or one `train` wrote); nothing written")
     records = load_records(dataset_file)
     started = time.perf_counter()
     with progress_bar("training", enabled=not quiet) as update:
         bundle = ModelBundle.train(records, predictor=predictor, on_progress=update)
-    target = bundle.save(out or default_model_dir())
-    prescore(bundle, target, records)  # the default model's candidates: a fresh `recommend` needs no predictors
+    try:
+        bundle.check_replaces(target)
+    except ValueError as exc:
+        fail(str(exc))
+    with replaced_folder(target) as fresh:  # the old model stays whole until the new one is complete
+        bundle.save(fresh)
+        prescore(bundle, fresh, records)  # the default model's candidates: a fresh `recommend` needs no predictors
     table = Table(title=f"trained {predictor} in {time.perf_counter() - started:.1f} s -> {target}",
                   title_justify="left")
     for column in ("target", "rows", "out-of-fold MdAPE", "90% interval (seen pair)", "(unseen pair)"):
@@ -51,6 +66,7 @@ def train(
         table.add_row(name, str(bundle.manifest["targets"][name]["rows"]), mdape,
                       f"x/÷ {_factor(model.quantile_seen_)}", f"x/÷ {_factor(model.quantile_unseen_)}")
     console.print(table)
+    console.print(f"use it with --model-dir {target} (or FLEXPREDICT_MODEL_DIR={target})", highlight=False)
 
 
 def _factor(log_half_width: float) -> str:
@@ -112,39 +128,39 @@ def evaluate(
 def predict(
     input_file: Path = typer.Option(None, "--input", "-i", help="Records (parquet/CSV/JSON) in the dataset schema; "
                                     "raw MLPerf-style fields are enough, metric columns may be missing."),
-    out: Path = typer.Option(None, "--out", "-o", help="Where to write the input plus pred_* columns."),
+    out: Path = typer.Option(None, "--out", "-o", help="Where to write the input plus pred_* columns (.parquet, "
+                             ".csv, .json or .jsonl)."),
     accelerator: str = typer.Option(None, help="One configuration: accelerator id or name, e.g. h100-sxm-80gb."),
     count: int = COUNT, nodes: int = NODES, model: str = MODEL, scenario: str = SCENARIO,
-    precision: str = PRECISION, engine: str = ENGINE,
-    model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: shipped)."),
+    precision: str = PRECISION, engine: str = ENGINE, model_dir: Path = MODEL_DIR,
     as_json: bool = typer.Option(False, "--json", help="Print the single-configuration result as JSON."),
 ) -> None:
     """Predict throughput, latency, power and energy (with 90 % intervals) for records or one configuration."""
     from .. import dataset
-    from ..predictors.bundle import ModelBundle
+    from ..io import strict_json
     from ..schema import SchemaError
 
-    try:
-        bundle = ModelBundle.load(model_dir)
-    except FileNotFoundError as exc:
-        fail(str(exc))
     if input_file is not None:
         if out is None:
             fail("--input needs --out FILE")
+        if out.suffix.lower() not in RECORD_SUFFIXES:
+            fail(f"--out: expected a {', '.join(RECORD_SUFFIXES)} file, got '{out}'")
         try:
             records = dataset.load(input_file, extra=True)
             _require_columns(input_file)
         except SchemaError as exc:
             fail(str(exc))
+        bundle = load_model(model_dir)
         started = time.perf_counter()
-        result = records.join(bundle.predict(records))
+        result = predict_records(bundle, records, input_file)
         dataset.save(result, out)
-        console.print(f"predicted {len(records)} records in {time.perf_counter() - started:.2f} s -> {out}",
-                      highlight=False)
+        console.print(f"predicted {int((result['match'] == 'resolved').sum())} of {len(records)} records in "
+                      f"{time.perf_counter() - started:.2f} s -> {out}", highlight=False)
         return
     if accelerator is None or model is None:
         fail("give --input FILE --out FILE, or one configuration with --accelerator and --model")
     records = configuration_record(accelerator, count, nodes, model, scenario, precision, engine)
+    bundle = load_model(model_dir)
     prediction = bundle.predict(records).iloc[0]
     rows = []
     for name in bundle.predictors:
@@ -153,10 +169,9 @@ def predict(
             rows.append({"target": name, "prediction": value, "low": prediction[f"pred_{name}_lo"],
                          "high": prediction[f"pred_{name}_hi"], "ood": bool(prediction[f"ood_{name}"])})
     if as_json:
-        console.print_json(json.dumps({"configuration": records.iloc[0][["accelerator", "accelerators_total",
-                                                                          "model", "scenario", "precision",
-                                                                          "engine"]].astype(str).to_dict(),
-                                       "predictions": rows}))
+        configuration = records.iloc[0][["accelerator", "accelerators_total", "model", "scenario", "precision",
+                                         "engine"]].to_dict()
+        print(strict_json({"configuration": configuration, "predictions": rows}, indent=1))
         return
     rec = records.iloc[0]
     table = Table(title=f"{rec['accelerators_total']}x {rec['accelerator']} · {rec['model']} · {rec['scenario']}"
@@ -167,6 +182,72 @@ def predict(
         table.add_row(row["target"], f"{row['prediction']:,.4g}", f"{row['low']:,.4g} – {row['high']:,.4g}",
                       "out of distribution" if row["ood"] else "")
     console.print(table)
+
+
+def predict_records(bundle, records, source: Path):
+    """Input rows resolved as the single configuration is (ids, short ids, vendor names, HF ids), predicted; the
+    output carries the resolved accelerator, model, accelerators_total, fits and `match` (resolved / unknown).
+    Unresolved rows are reported on stderr; if none resolves, nothing is written."""
+    import pandas as pd
+
+    from ..configs import config_records
+
+    if records.empty:
+        fail(f"{source}: no rows to predict")
+    configurations, problems = [], []
+    for position, row in enumerate(records.to_dict("records")):
+        resolved = _row_configuration(row)
+        if isinstance(resolved, str):
+            problems.append(f"row {position + 1}: {resolved}")
+        else:
+            configurations.append((position, resolved))
+    if not configurations:
+        fail(f"{source}: none of {len(records)} row(s) could be resolved ({'; '.join(problems[:3])})")
+    if problems:
+        err_console.print(f"[yellow]warning:[/] {source}: {len(problems)} of {len(records)} row(s) not resolved "
+                          "(match = unknown, no prediction):", highlight=False)
+        for line in problems[:UNRESOLVED_SHOWN]:
+            err_console.print(f"  {line}", highlight=False, markup=False)
+    positions = [position for position, _ in configurations]
+    resolved = config_records([cfg for _, cfg in configurations])
+    predicted = bundle.predict(resolved)
+    predicted.index = records.index[positions]
+    identity = resolved[["accelerator", "model", "accelerators_total"]].set_axis(records.index[positions])
+    identity["fits"] = pd.array([cfg["fits"] for _, cfg in configurations], dtype="boolean")
+    result = records.drop(columns=[c for c in ("accelerator", "model", "accelerators_total") if c in records])
+    result = result.join(identity).join(predicted)
+    result["match"] = pd.Series("unknown", index=records.index).where(~records.index.isin(identity.index),
+                                                                       "resolved")
+    return result
+
+
+def _row_configuration(row: dict) -> dict | str:
+    """One input row as a `config_records` configuration, or why it cannot be one."""
+    import pandas as pd
+
+    from ..configs import ConfigError, accelerator_row, resolve_model
+    from ..normalize import engine as canonical_engine, precision as canonical_precision, scenario as scenario_of
+    from ..recommend import fits_in_memory
+
+    def given(*names):
+        return next((row[n] for n in names if n in row and not pd.isna(row[n]) and str(row[n]).strip()), None)
+
+    try:
+        acc = accelerator_row(str(given("accelerator", "accelerator_raw")))
+        model = resolve_model(str(given("model", "benchmark")))
+    except ConfigError as exc:
+        return str(exc)
+    scenario = scenario_of(given("scenario"))
+    if scenario is None:
+        return f"scenario: expected {SCENARIO_HELP[:-1]}, got '{given('scenario')}'"
+    nodes = given("nodes") or 1
+    per_node = given("accelerators_per_node", "count") or (given("accelerators_total") or 1) / nodes
+    if not (float(per_node).is_integer() and float(nodes).is_integer() and per_node >= 1 and nodes >= 1):
+        return f"count: expected whole numbers >= 1 of accelerators per node and nodes, got {per_node} x {nodes}"
+    precision = canonical_precision(given("precision"))
+    return {"accelerator_row": acc, "model_row": model, "count": int(per_node), "nodes": int(nodes),
+            "scenario": scenario, "precision": precision, "engine": canonical_engine(given("engine"))[0],
+            "fits": fits_in_memory(model, acc, precision, int(per_node) * int(nodes))}
 
 
 def configuration_record(accelerator, count, nodes, model, scenario, precision, engine):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from .common import console, fail
+from .common import (console, existing_folder_file, fail, model_folder, non_negative_number, positive_count,
+                     positive_number)
 
 
 class Format(str, Enum):
@@ -28,15 +28,18 @@ OUTPUT_COLUMNS = ("rank", "accelerator", "vendor", "count", "nodes", "accelerato
 
 
 def recommend(
-    budget: float = typer.Option(None, help="Budget in USD per --budget-period (default period: month)."),
+    budget: float = typer.Option(None, help="Budget in USD per --budget-period (default period: month).",
+                                 callback=positive_number),
     latency_slo: str = typer.Option(None, help="p99 latency bound: for LLMs the time per output token (TPOT), "
                                     "otherwise the query latency. 200ms, 0.2s or 200 (ms)."),
     model: str = typer.Option(None, help="Model id or MLPerf benchmark name (default: llama2-70b)."),
     budget_period: str = typer.Option("month", help="hour, month (730 h) or year."),
     pricing: str = typer.Option("cloud", help="cloud (on-demand $/accelerator-hour) or own (purchase price "
                                 "amortised over --amortize-years plus electricity)."),
-    amortize_years: float = typer.Option(3.0, help="Years to amortise a purchase over (--pricing own)."),
-    electricity: float = typer.Option(0.15, help="Electricity price in USD/kWh (--pricing own)."),
+    amortize_years: float = typer.Option(3.0, help="Years to amortise a purchase over (--pricing own).",
+                                         callback=positive_number),
+    electricity: float = typer.Option(0.15, help="Electricity price in USD/kWh (--pricing own).",
+                                      callback=non_negative_number),
     prices: Path = typer.Option(None, help="YAML price file overriding the catalog (same format as "
                                 "features/prices.yaml)."),
     ttft_slo: str = typer.Option(None, help="p99 time-to-first-token bound (LLMs), e.g. 2s."),
@@ -50,16 +53,21 @@ def recommend(
                                   "tokens) or energy (J per token)."),
     vendor: str = typer.Option(None, help="Only this vendor (nvidia, amd, intel, google, ...)."),
     accelerator: str = typer.Option(None, help="Only this accelerator (id or name)."),
-    max_accelerators: int = typer.Option(16, help="Most accelerators in one deployment replica."),
-    top: int = typer.Option(10, help="How many to show."),
+    max_accelerators: int = typer.Option(16, help="Most accelerators in one deployment replica.",
+                                         callback=positive_count),
+    top: int = typer.Option(10, help="How many to show.", callback=positive_count),
     confidence: float = typer.Option(0.8, help="Minimum probability that the SLO is met."),
     output_format: Format = typer.Option(Format.table, "--format", help="table, json or csv."),
-    plot: Path = typer.Option(None, help="Write the cost-throughput Pareto front to this PNG."),
-    model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: shipped)."),
+    plot: Path = typer.Option(None, help="Write the cost-throughput Pareto front to this PNG (or .svg, .pdf).",
+                              callback=existing_folder_file),
+    model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: "
+                                   "$FLEXPREDICT_MODEL_DIR, else the shipped model)."),
 ) -> None:
     """Rank deployable configurations (hardware, count, engine, precision) that meet the SLO within the budget."""
     from ..catalogs import CatalogError
+    from ..io import strict_json
     from ..normalize import scenario as canonical_scenario
+    from ..predictors.bundle import DamagedModelError
     from ..recommend import Request, RequestError, parse_duration_ms, parse_load
     from ..recommend import recommend as run
 
@@ -75,14 +83,12 @@ def recommend(
             tpot_slo_ms=parse_duration_ms(tpot_slo, "--tpot-slo"),
             slo_preset=slo_preset, scenario=canonical, load=parse_load(load), objective=objective, vendor=vendor,
             accelerator=accelerator, max_accelerators=max_accelerators, top=top, confidence=confidence)
-        if budget is not None and budget <= 0:
-            raise RequestError(f"--budget: expected a positive amount in USD, got {budget}")
-        result = run(request, model_dir=model_dir)
-    except (RequestError, CatalogError, FileNotFoundError) as exc:
+        result = run(request, model_dir=model_folder(model_dir))
+    except (RequestError, CatalogError, FileNotFoundError, DamagedModelError) as exc:
         fail(str(exc))
     rows = _rows(result)
     if output_format is Format.json:
-        print(json.dumps(_document(result, rows), indent=1, default=_jsonable))
+        print(strict_json(_document(result, rows), indent=1))
     elif output_format is Format.csv:
         print(rows.to_csv(index=False), end="")
     else:
@@ -93,6 +99,8 @@ def recommend(
         pareto_plot(result, plot)
         if output_format is Format.table:
             console.print(f"wrote {plot}", highlight=False)
+    if result.explanation:
+        fail(f"no recommendation: {result.explanation}", code=1)
 
 
 def _rows(result):
@@ -116,14 +124,6 @@ def _document(result, rows) -> dict:
             "recommendations": records, "explanation": result.explanation}
 
 
-def _jsonable(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if value != value:
-        return None
-    return str(value)
-
-
 def _print_table(result, rows) -> None:
     req = result.request
     slo = ", ".join(f"{k.replace('_ms', '').upper()} p99 <= {v:g} ms" for k, v in result.slo.items()) or "none"
@@ -134,7 +134,6 @@ def _print_table(result, rows) -> None:
                   f"{'cost at ' + format(req.load, ',.0f') + ' ' + result.unit if req.load else req.objective}",
                   highlight=False)
     if result.explanation:
-        console.print(f"[yellow]no recommendation:[/] {result.explanation}", highlight=False)
         _print_funnel(result)
         return
     llm = result.unit == "tokens/s"

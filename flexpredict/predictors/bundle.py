@@ -26,6 +26,10 @@ MANIFEST = "manifest.json"
 REQUIRED_INPUT = ("model", "scenario")
 
 
+class DamagedModelError(ValueError):
+    """A model folder whose manifest or predictor files cannot be read; the message names the file and the fix."""
+
+
 def data_hash(records: pd.DataFrame) -> str:
     """Content hash of the training records (ids and target values), for the model card and reproducibility."""
     digest = hashlib.sha256()
@@ -105,6 +109,8 @@ class ModelBundle:
     # -- persistence -------------------------------------------------------------------------------------------
 
     def save(self, folder: Path | str) -> Path:
+        """Write the bundle into `folder` (which should be new or empty: `train` fills a fresh folder and swaps it
+        in with `io.replaced_folder`)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for name, predictor in self.predictors.items():
@@ -114,14 +120,51 @@ class ModelBundle:
 
     @classmethod
     def load(cls, folder: Path | str | None = None, targets: tuple[str, ...] | None = None) -> ModelBundle:
-        """Load a saved bundle (default: the shipped model); `targets` loads only those that exist among them."""
+        """Load a saved bundle (default: the shipped model); `targets` loads only those that exist among them.
+
+        Raises FileNotFoundError (no model there) or DamagedModelError (a file that cannot be read), one line each.
+        """
         folder = Path(folder) if folder else catalogs.default_model_dir()
         path = folder / MANIFEST
         if not path.exists():
             raise FileNotFoundError(f"{folder}: no trained model here (run `flexpredict train --out {folder}`)")
-        manifest = json.loads(path.read_text())
-        names = [n for n in manifest["targets"] if targets is None or n in targets]
-        return cls({name: Predictor.load(folder / name) for name in names}, manifest)
+        current = path
+        try:
+            manifest = json.loads(path.read_text())
+            names = [n for n in manifest["targets"] if targets is None or n in targets]
+            predictors = {}
+            for name in names:
+                current = folder / name
+                predictors[name] = Predictor.load(current)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # json, XGBoost and missing-key errors alike
+            first = (str(exc).splitlines() or [exc.__class__.__name__])[0][:160]
+            raise DamagedModelError(f"{current}: damaged model file ({first}); {restore_hint(folder)}") from None
+        return cls(predictors, manifest)
+
+    def check_replaces(self, folder: Path) -> None:
+        """Refuse to write a bundle with no targets, or with fewer targets than the model already in `folder`."""
+        if not self.predictors:
+            raise ValueError(f"0 usable rows for every target ({self.manifest.get('training_records', 0)} records "
+                             "read): nothing written")
+        manifest = folder / MANIFEST
+        if not manifest.exists():
+            return
+        try:
+            existing = set(json.loads(manifest.read_text()).get("targets", {}))
+        except (OSError, ValueError, AttributeError):
+            return  # a damaged model may be replaced
+        lost = sorted(existing - set(self.predictors))
+        if lost:
+            raise ValueError(f"{folder}: the new model would lose target(s) {', '.join(lost)} (too few rows); "
+                             "nothing written (use another --out)")
+
+
+def restore_hint(folder: Path) -> str:
+    """How to get a working model back into `folder`."""
+    if Path(folder).resolve() == catalogs.default_model_dir().resolve():
+        return ("restore the shipped model with `git checkout -- models/default` or "
+                "`pip install --force-reinstall flexpredict`")
+    return f"retrain it with `flexpredict train --out {folder}`"
 
 
 def training_rows(records: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray]:
