@@ -10,6 +10,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from .bench.cli import app as bench_app
+from .board.command import board
 from .campaign.commands import app as campaign_app
 from .commands import data, explain, model, recommend
 from .commands.common import err_console
@@ -90,6 +91,7 @@ app.command()(model.predict)
 app.command()(recommend.recommend)
 app.command()(explain.explain)
 app.command()(explain.report)
+app.command()(board)
 
 
 def main() -> None:

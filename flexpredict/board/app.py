@@ -1,0 +1,9 @@
+"""The board's entry point (`streamlit run`): four pages in the sidebar."""
+
+import streamlit as st
+
+st.set_page_config(page_title="flexpredict board", layout="wide")
+st.navigation([st.Page("pages/dataset.py", title="Dataset", url_path="dataset", default=True),
+               st.Page("pages/predict.py", title="Predict", url_path="predict"),
+               st.Page("pages/recommend.py", title="Recommend", url_path="recommend"),
+               st.Page("pages/campaigns.py", title="Campaigns", url_path="campaigns")]).run()
