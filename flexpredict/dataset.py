@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from .ingest.openmlperf import OPENMLPERF_COLUMNS
+from .io import atomic_write
 from .schema import SchemaError, conform
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "mlperf_records.parquet"
@@ -43,26 +42,21 @@ def load(path: Path | str | None = None, *, extra: bool = False) -> pd.DataFrame
 
 
 def save(frame: pd.DataFrame, path: Path | str) -> Path:
-    """Write atomically (temp file + rename): an interrupted write never destroys what was stored."""
+    """Write atomically (temp file + rename): an interrupted write never destroys what was stored.
+
+    Raises SchemaError for a suffix other than .parquet/.csv/.json/.jsonl or a path that is a folder.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(handle)
-    try:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        elif suffix == ".json":
-            frame.to_json(tmp, orient="records", indent=1)
-        elif suffix == ".jsonl":
-            frame.to_json(tmp, orient="records", lines=True)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    if suffix not in _READERS:
+        raise SchemaError(f"{path}: expected a .parquet, .csv, .json or .jsonl file")
+    if path.is_dir():
+        raise SchemaError(f"{path}: is a folder (expected a .parquet, .csv, .json or .jsonl file)")
+    writers = {".csv": lambda tmp: frame.to_csv(tmp, index=False),
+               ".json": lambda tmp: frame.to_json(tmp, orient="records", indent=1),
+               ".jsonl": lambda tmp: frame.to_json(tmp, orient="records", lines=True),
+               ".parquet": lambda tmp: frame.to_parquet(tmp, index=False)}
+    return atomic_write(path, writers[suffix])
 
 
 def append(records: pd.DataFrame, path: Path | str) -> pd.DataFrame:

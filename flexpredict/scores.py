@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from . import catalogs
+from .io import atomic_write
 
 FOLDER = "scores"
 KEY = ("accelerator", "count", "nodes", "precision", "engine")
@@ -76,17 +76,7 @@ def read(model_dir: Path, key: str, model_id: str, scenario: str) -> pd.DataFram
 
 def write(table: pd.DataFrame, folder: Path, model_id: str, scenario: str) -> Path | None:
     """Write atomically; a folder we may not write to is skipped (the table is only a shortcut)."""
-    path = _file(folder, model_id, scenario)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
-            temporary = Path(handle.name)
+        return atomic_write(_file(folder, model_id, scenario), table.to_parquet)
     except OSError:
         return None
-    try:
-        table.to_parquet(temporary)
-        os.replace(temporary, path)
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        return None
-    return path

@@ -107,12 +107,12 @@ def test_cli_strict_fails_and_writes_nothing(small_tree, tmp_path):
     assert out.exists() and "skipped 1 files" in lenient.output
     out.unlink()
     strict = runner.invoke(app, ["data", "build", "-q", "--strict", "--source", str(small_tree), "--out", str(out)])
-    assert strict.exit_code == 1
+    assert strict.exit_code == 2
     assert not out.exists()
 
 
 def test_cli_no_input_is_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["data", "build", "-q", "--source", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no records could be read" in result.output
     assert "Traceback" not in result.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from enum import Enum
 from pathlib import Path
@@ -10,8 +9,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import console, fail, load_records, progress_bar
-from .model import COUNT, ENGINE, MODEL, NODES, PRECISION, SCENARIO, configuration_record
+from ..io import strict_json
+from .common import console, fail, load_model, load_records, model_folder, positive_count, progress_bar
+from .model import COUNT, ENGINE, MODEL, MODEL_DIR, NODES, PRECISION, SCENARIO, configuration_record
 
 
 class Format(str, Enum):
@@ -29,25 +29,21 @@ def explain(
     out: Path = typer.Option(None, "--out", "-o", help="Write the plots (PNG) into this folder."),
     output_format: Format = typer.Option(Format.table, "--format", help="table or json."),
     sample: int = typer.Option(4000, help="Global view: design rows explained per target (0: all)."),
-    top: int = typer.Option(8, help="Features shown per target."),
+    top: int = typer.Option(8, help="Features shown per target.", callback=positive_count),
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
-    model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: shipped)."),
+    model_dir: Path = MODEL_DIR,
 ) -> None:
     """Why the model predicts what it does (SHAP): globally without a configuration, or for one configuration
     (--accelerator ... --model ...) or dataset record (--record-id)."""
     from ..explain import ExplainError
     from ..predictors import TARGETS
-    from ..predictors.bundle import ModelBundle
 
     for name in target or []:
         if name not in TARGETS:
             fail(f"unknown target '{name}' (expected one of {', '.join(TARGETS)})")
     if record_id and (accelerator or model):
         fail("give one configuration (--accelerator, --model, ...) or --record-id, not both")
-    try:
-        bundle = ModelBundle.load(model_dir, targets=tuple(target) if target else None)
-    except FileNotFoundError as exc:
-        fail(str(exc))
+    bundle = load_model(model_dir, targets=tuple(target) if target else None)
     names = list(target) if target else [n for n in TARGETS if hasattr(bundle.predictors.get(n), "transfer_design")]
     if out:
         import matplotlib
@@ -90,9 +86,9 @@ def _local(bundle, names, record, out, output_format, top) -> None:
             plots.append(str(out / f"waterfall_{item.target}.png"))
             waterfall_plot(item, plots[-1])
     if output_format is Format.json:
-        print(json.dumps({"view": "local", "configuration": explanations[0].configuration,
-                          "record_id": explanations[0].record_id,
-                          "targets": {e.target: e.to_dict(top) for e in explanations}, "plots": plots}, indent=1))
+        print(strict_json({"view": "local", "configuration": explanations[0].configuration,
+                           "record_id": explanations[0].record_id,
+                           "targets": {e.target: e.to_dict(top) for e in explanations}, "plots": plots}, indent=1))
         return
     console.print(f"[bold]{explanations[0].configuration}[/]", highlight=False)
     for item in explanations:
@@ -115,8 +111,8 @@ def _global(bundle, names, records, out, output_format, sample, top) -> None:
         update(len(names), len(names), "done")
     plots = _global_plots(explanations, out, DEPENDENCE) if out else []
     if output_format is Format.json:
-        print(json.dumps({"view": "global", "targets": {g.target: g.to_dict(top) for g in explanations},
-                          "plots": plots}, indent=1))
+        print(strict_json({"view": "global", "targets": {g.target: g.to_dict(top) for g in explanations},
+                           "plots": plots}, indent=1))
         return
     for glob in explanations:
         note = "" if glob.same_data else " (not the records the model was trained on)"
@@ -158,7 +154,7 @@ def report(
                                      "default: all)."),
     sample: int = typer.Option(2000, help="Design rows explained per target (0: all)."),
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
-    model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: shipped)."),
+    model_dir: Path = MODEL_DIR,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """One self-contained HTML page: dataset coverage, accuracy, parity plots, SHAP summaries, campaign status."""
@@ -166,18 +162,13 @@ def report(
 
     from ..explain import ExplainError
     from ..predictors import TARGETS
-    from ..catalogs import default_model_dir
-    from ..predictors.bundle import ModelBundle
     from ..report_html import build_report, quick_evaluation
 
     matplotlib.use("Agg")
     for name in target or []:
         if name not in TARGETS:
             fail(f"unknown target '{name}' (expected one of {', '.join(TARGETS)})")
-    try:
-        bundle = ModelBundle.load(model_dir)
-    except FileNotFoundError as exc:
-        fail(str(exc))
+    bundle = load_model(model_dir)
     records = load_records(dataset_file)
     evaluation = None
     if evaluate:
@@ -185,7 +176,7 @@ def report(
             evaluation = quick_evaluation(records, on_progress=update)
     try:
         path = build_report(out / "report.html", bundle=bundle, records=records, targets=list(target or []) or None,
-                            evaluation=evaluation, model_card=(model_dir or default_model_dir()).parent / "README.md",
+                            evaluation=evaluation, model_card=model_folder(model_dir).parent / "README.md",
                             sample=sample or None)
     except ExplainError as exc:
         fail(str(exc))
