@@ -53,14 +53,26 @@ class AcceleratorCatalog:
     patterns: tuple[tuple[re.Pattern, str], ...]
 
     def match(self, name: str | None) -> dict | None:
-        """The catalog row whose alias matches a submitted name (first in file order), or None."""
+        """The catalog row whose alias matches a submitted name (first in file order), or None. A heterogeneous
+        system ("A (x32), B (x16)") is named by the part holding the most accelerators."""
         if not name:
             return None
-        text = " ".join(str(name).lower().replace("®", "").replace("™", "").split())
+        text = _majority_part(" ".join(str(name).lower().replace("®", "").replace("™", "").split()))
         for pattern, ident in self.patterns:
             if pattern.search(text):
                 return self.by_id[ident]
         return None
+
+
+_PART_COUNT = re.compile(r"\(x\s*(\d+)\)")
+
+
+def _majority_part(text: str) -> str:
+    """The listed part with the largest "(xN)" count (first on a tie); the whole text unless several are listed."""
+    parts = [part for part in text.split(",") if _PART_COUNT.search(part)]
+    if len(parts) < 2:
+        return text
+    return max(parts, key=lambda part: int(_PART_COUNT.search(part).group(1))).strip()
 
 
 @lru_cache(maxsize=None)
