@@ -50,6 +50,7 @@ _SCENARIOS = {
     "offline": "Offline", "server": "Server", "interactive": "Interactive",
     "singlestream": "SingleStream", "single-stream": "SingleStream", "single_stream": "SingleStream",
     "multistream": "MultiStream", "multi-stream": "MultiStream", "multi_stream": "MultiStream",
+    "closedloop": "ClosedLoop", "closed-loop": "ClosedLoop", "closed_loop": "ClosedLoop",
 }
 
 
@@ -68,6 +69,9 @@ _BENCHMARK_ALIASES = {
 }
 
 
+_VERSION_UNDERSCORE = re.compile(r"(?<=[a-z])(\d)_(\d)(?=-|$)")
+
+
 def benchmark(text) -> str | None:
     """Canonical MLPerf benchmark name ('resnet50' -> 'resnet', 'llama3_1-405b' -> 'llama3.1-405b')."""
     if text is None:
@@ -75,6 +79,7 @@ def benchmark(text) -> str | None:
     s = str(text).strip().lower()
     if not s:
         return None
+    s = _VERSION_UNDERSCORE.sub(r"\1.\2", s)  # llama3_1-8b (a folder name) is llama3.1-8b
     return _BENCHMARK_ALIASES.get(s, s)
 
 

@@ -41,7 +41,8 @@ COLUMNS: tuple[Column, ...] = tuple(
         ("availability", "string", "", "available / preview / rdi (research, development, internal)."),
         ("benchmark", "string", "", "MLPerf benchmark name as in the rules, e.g. llama2-70b-99.9, resnet."),
         ("model", "string", "", "Canonical model id, e.g. llama2-70b, resnet50 (features/models.yaml)."),
-        ("scenario", "string", "", "Offline / Server / Interactive / SingleStream / MultiStream."),
+        ("scenario", "string", "", "Offline / Server / Interactive / SingleStream / MultiStream (the scenario folder"
+         " and published table, never the log's Scenario line: Interactive logs say Server) / ClosedLoop."),
         ("valid", "boolean", "", "Result valid (LoadGen VALID, no errors, compliance passed where known)."),
         ("source", "string", "", "Path of the file the record came from, relative to the source root."),
         ("source_kind", "string", "", "results-tree / summary-results / cmx-summary / cm-result / openmlperf /"
@@ -112,10 +113,12 @@ COLUMNS: tuple[Column, ...] = tuple(
         ("latency_p50_ms", "float64", "ms", "Median query latency."),
         ("latency_p90_ms", "float64", "ms", "90th percentile query latency (MLPerf SingleStream metric)."),
         ("latency_p99_ms", "float64", "ms", "99th percentile query latency (MLPerf MultiStream/Server metric)."),
-        ("ttft_p50_ms", "float64", "ms", "Median time to first token (LLM Server/Interactive)."),
+        ("ttft_p50_ms", "float64", "ms", "Median time to first token (LLM Server/Interactive); for"
+         " latency-under-load samples the run's central statistic (the source does not say mean or median)."),
         ("ttft_p90_ms", "float64", "ms", "90th percentile time to first token."),
         ("ttft_p99_ms", "float64", "ms", "99th percentile time to first token."),
-        ("tpot_p50_ms", "float64", "ms", "Median time per output token."),
+        ("tpot_p50_ms", "float64", "ms", "Median time per output token (central statistic for latency-under-load"
+         " samples, as ttft_p50_ms)."),
         ("tpot_p90_ms", "float64", "ms", "90th percentile time per output token."),
         ("tpot_p99_ms", "float64", "ms", "99th percentile time per output token."),
         ("power_w", "float64", "W", "Average system power during the run (MLPerf power measurement)."),
@@ -131,7 +134,9 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 METRIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.group == "metrics")
 KEY_COLUMNS: tuple[str, ...] = ("round", "division", "submitter", "system_id", "benchmark", "scenario")
-SCENARIOS: tuple[str, ...] = ("Offline", "Server", "Interactive", "SingleStream", "MultiStream")
+SCENARIOS: tuple[str, ...] = ("Offline", "Server", "Interactive", "SingleStream", "MultiStream", "ClosedLoop")
+"""MLPerf's five scenarios, plus ClosedLoop: a fixed number of requests in flight (`concurrency`), as latency-under-load
+sweeps run them; not an MLPerf scenario."""
 
 
 class SchemaError(ValueError):

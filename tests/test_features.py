@@ -82,3 +82,20 @@ def test_featurizer_is_a_sklearn_transformer():
     again = featurizer.transform(raw)
     pd.testing.assert_series_equal(again["acc_bandwidth_tbs"].reset_index(drop=True),
                                    matrix["acc_bandwidth_tbs"].reset_index(drop=True))
+
+
+def test_editing_a_completed_frame_gives_the_fresh_answer():
+    """Completion is content-checked: a completed frame whose accelerator is edited is completed afresh."""
+    config = pd.DataFrame([{"accelerator": "nvidia-h100-sxm-80gb", "accelerators_per_node": 8, "nodes": 1,
+                            "model": "llama2-70b", "benchmark": "llama2-70b-99", "scenario": "Offline",
+                            "precision": "fp8", "division": "closed"}])
+    completed = RecordFeaturizer.complete(config)
+    assert RecordFeaturizer.complete(completed) is completed  # unchanged: reused
+    edited = completed.copy()
+    edited.loc[:, "accelerator"] = "nvidia-gb200-nvl72-186gb"
+    fresh = RecordFeaturizer.complete(config.assign(accelerator="nvidia-gb200-nvl72-186gb"))
+    again = RecordFeaturizer.complete(edited)
+    assert again is not edited
+    for column in ("acc_bandwidth_tbs", "acc_memory_gb", "roofline_per_accelerator", "accelerator_vendor"):
+        assert again[column].iloc[0] == fresh[column].iloc[0]
+    assert again["acc_bandwidth_tbs"].iloc[0] != completed["acc_bandwidth_tbs"].iloc[0]

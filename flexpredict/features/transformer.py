@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .. import normalize as norm
 from ..ingest.records import finalize_partial
+from ..schema import BY_NAME, COLUMNS
 from .physics import physics
 
 CATEGORICAL = ("accelerator", "accelerator_vendor", "acc_kind", "acc_family", "model", "model_kind", "scenario",
@@ -27,7 +28,9 @@ NUMERIC_PHYSICS = ("acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs", "ac
                    "model_hidden", "model_kv_heads", "model_head_dim", "model_moe", "model_gflops_per_sample",
                    "bytes_per_param", "total_memory_gb", "total_bandwidth_tbs", "total_tflops", "weights_gb",
                    "memory_headroom", "fits_in_memory", "kv_bytes_per_token", "flops_per_byte")
-_COMPLETE_MARK = "flexpredict_complete"
+# completion stores, per row, a hash of the record fields it read: a frame is reused only while they are unchanged
+COMPLETION_KEY = "completed_from"
+_INPUT_COLUMNS = tuple(c.name for c in COLUMNS if c.group != "metrics")
 DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline", "log_work_bound")
 
 
@@ -77,13 +80,17 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
 
     @staticmethod
     def complete(records: pd.DataFrame) -> pd.DataFrame:
-        """Records completed (catalog ids, engine, ...) and joined with their physics features; a frame that is
-        already complete (or a row subset of one) is returned as it is."""
-        if records.attrs.get(_COMPLETE_MARK):
+        """Records completed (catalog ids, engine, ...) and joined with their physics features, as a new frame.
+
+        A frame this returned (or a row subset of one) is returned as it is while its record fields are unchanged;
+        after an edit (another accelerator, count, model...) it is completed afresh from the edited fields.
+        """
+        if is_complete(records):
             return records
         frame = finalize_partial(records)
         phys = physics(frame)
-        frame = pd.concat([frame, phys], axis=1)
+        stale = [c for c in (*phys.columns, *DERIVED, COMPLETION_KEY) if c in frame.columns and c not in BY_NAME]
+        frame = pd.concat([frame.drop(columns=stale), phys], axis=1)
         frame["is_llm"] = frame["benchmark"].map(lambda b: float(norm.is_llm_benchmark(b) if isinstance(b, str)
                                                                  else False))
         frame["cpu_only"] = frame["cpu_only"].astype("float64")
@@ -91,8 +98,19 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
         frame["round_index"] = frame["round"].map(round_index)
         frame["log_roofline"] = np.log(pd.to_numeric(frame["roofline_per_accelerator"], errors="coerce"))
         frame["log_work_bound"] = np.log(pd.to_numeric(frame["work_bound_per_accelerator"], errors="coerce"))
-        frame.attrs[_COMPLETE_MARK] = True
+        frame[COMPLETION_KEY] = _input_hash(frame)
         return frame
+
+
+def is_complete(records: pd.DataFrame) -> bool:
+    """True when every row was completed from exactly the record fields it holds now."""
+    if COMPLETION_KEY not in records.columns:
+        return False
+    return bool((records[COMPLETION_KEY].to_numpy() == _input_hash(records).to_numpy()).all())
+
+
+def _input_hash(frame: pd.DataFrame) -> pd.Series:
+    return pd.util.hash_pandas_object(frame[[c for c in _INPUT_COLUMNS if c in frame.columns]], index=False)
 
 
 def _major(version) -> float:

@@ -6,17 +6,19 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from . import bench_results, cm_result, cmx_summary, openmlperf, results_tree  # noqa: F401  (register readers)
+from . import aic_silicon, bench_results, cm_result, cmx_summary, openmlperf, results_tree  # noqa: F401  (register)
 from .base import READERS, BuildReport, Reader
 from .records import finalize
 
-DEFAULT_ROUNDS = ("v3.1", "v4.0", "v4.1", "v5.0")
+ROUND_FOLDER = re.compile(r"^v\d+\.\d+$")
 _FILE_READERS = {
+    "silicon_sample.csv": "aic-silicon",
     "cm-result.json": "cm-result",
     "cmx-result-summary.json": "cmx-summary",
     "benchmark_results.json": "flexpredict-bench",
@@ -43,11 +45,18 @@ def shared_data_dir() -> Path | None:
 
 
 def default_sources() -> list[tuple[Path, Path]]:
-    """(root, path) of each round in the shared MLPerf folder; paths in records are relative to that folder."""
+    """(root, path) of every round folder (`raw/vX.Y`, found by name: the next round needs no code change) in the
+    shared MLPerf folder, and of the latency-under-load sample beside it; paths in records are relative to the root."""
     shared = shared_data_dir()
     if shared is None:
         raise NoInputError("no --source given and ../shared/data/mlperf not found (set FLEXPREDICT_MLPERF_DATA)")
-    return [(shared, shared / "raw" / rnd) for rnd in DEFAULT_ROUNDS if (shared / "raw" / rnd).is_dir()]
+    rounds = sorted((p for p in (shared / "raw").iterdir() if p.is_dir() and ROUND_FOLDER.match(p.name)),
+                    key=lambda p: tuple(int(x) for x in p.name[1:].split(".")))
+    sources = [(shared, path) for path in rounds]
+    sample = shared.parent / "aic_silicon_sample"
+    if sample.is_dir():
+        sources.append((shared.parent, sample))
+    return sources
 
 
 def readers_for(root: Path, path: Path, report: BuildReport) -> list[Reader]:
@@ -90,13 +99,15 @@ def build_dataset(sources: Iterable[Path | tuple[Path, Path]] | None = None, *,
         if on_progress:
             on_progress(done, len(work), reader.kind)
     for reader in finishers.values():
-        finish = getattr(reader, "finish", None)
-        if finish:
-            raw.extend(finish())
+        raw.extend(reader.finish())
     if not raw:
         raise NoInputError("no records could be read from the given sources"
                            + (f" ({len(report.skipped)} files skipped)" if report.skipped else ""))
-    return finalize(raw), report
+    frame = finalize(raw)
+    sources, kinds = frame["source"].astype(str), frame["source_kind"]
+    for table in report.tables.values():
+        table.records = int((sources.str.startswith(table.prefix) & kinds.isin(table.kinds)).sum())
+    return frame, report
 
 
 __all__ = ["BuildReport", "NoInputError", "build_dataset", "default_sources", "shared_data_dir"]

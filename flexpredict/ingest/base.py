@@ -15,20 +15,55 @@ from typing import ClassVar
 
 
 @dataclass
+class Reconciliation:
+    """How one published table (and the logs beside it) became records: every published result exactly once."""
+
+    label: str  # the table, relative to the source root
+    prefix: str  # `source` of every record that came from it starts with this
+    kinds: tuple[str, ...]  # the source_kind of those records
+    published: int = 0  # performance results the table lists (one per result)
+    matched: int = 0  # published results read from their LoadGen log
+    table_only: int = 0  # published results without a log: records from the table alone
+    log_only: int = 0  # logs the table does not list: records flagged published = False
+    doubled: list[str] = field(default_factory=list)  # results the table lists more than once
+    records: int = 0  # records of this source in the finished dataset
+
+    @property
+    def missing(self) -> int:
+        """Published results that did not become a record."""
+        return max(self.published + self.log_only - self.records, 0)
+
+    def line(self) -> str:
+        return (f"{self.label}: published {self.published}, records {self.records}, matched to a log "
+                f"{self.matched}, from the table only {self.table_only}, logs not in the table {self.log_only}"
+                + (f", doubled {len(self.doubled)} ({', '.join(self.doubled[:3])})" if self.doubled else "")
+                + (f", MISSING {self.missing}" if self.missing else ""))
+
+
+@dataclass
 class BuildReport:
-    """What a build read, what it skipped and why."""
+    """What a build read, what it skipped and why, and how each published table reconciles with the records."""
 
     files_read: Counter = field(default_factory=Counter)  # source_kind -> files
     rows_read: Counter = field(default_factory=Counter)  # source_kind -> raw rows
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     dropped: Counter = field(default_factory=Counter)  # reason -> rows
+    tables: dict[str, Reconciliation] = field(default_factory=dict)  # label -> reconciliation
 
     def skip(self, path: Path | str, reason: str) -> None:
         self.skipped.append((str(path), reason))
 
+    def table(self, label: str, prefix: str, kinds: tuple[str, ...]) -> Reconciliation:
+        return self.tables.setdefault(label, Reconciliation(label, prefix, kinds))
+
     @property
     def total_files(self) -> int:
         return sum(self.files_read.values())
+
+    @property
+    def incomplete(self) -> list[Reconciliation]:
+        """Tables with a published result missing from the records, or listed twice."""
+        return [t for t in self.tables.values() if t.missing or t.doubled]
 
 
 class Reader(ABC):
@@ -48,6 +83,10 @@ class Reader(ABC):
     @abstractmethod
     def read(self, path: Path) -> list[dict]:
         """Raw records from one file; problems go to `self.report`, never raise."""
+
+    def finish(self) -> list[dict]:
+        """Records that only exist once every file was read (e.g. published rows without a log)."""
+        return []
 
     def relative(self, path: Path) -> str:
         try:

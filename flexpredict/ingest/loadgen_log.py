@@ -33,6 +33,13 @@ class LoadGenResult:
     settings: dict[str, float] = field(default_factory=dict)
     """Test parameters (target_qps, ttft_latency_ms, tpot_latency_ms, min_duration_ms, ...)."""
 
+    def bounds(self) -> dict[str, float]:
+        """The latency bounds the run was held to, as record columns (ttft/tpot for LLMs, target_latency else)."""
+        token = "ttft_latency_ms" in self.settings or "tpot_latency_ms" in self.settings
+        names = {"ttft_latency_ms": "ttft_bound_ms", "tpot_latency_ms": "tpot_bound_ms"} if token else \
+            {"target_latency_ms": "latency_bound_ms"}
+        return {column: self.settings[key] for key, column in names.items() if self.settings.get(key, 0) > 0}
+
     @property
     def valid(self) -> bool:
         """VALID and free of errors: LoadGen can print VALID while its token accounting failed."""
@@ -52,8 +59,10 @@ _SUMMARY_KEYS = {
     "90.00 percentile latency (ns)": ("latency_p90_ms", _NS_PER_MS),
     "99.00 percentile latency (ns)": ("latency_p99_ms", _NS_PER_MS),
     "50.00 percentile first token latency (ns)": ("ttft_p50_ms", _NS_PER_MS),
+    "90.00 percentile first token latency (ns)": ("ttft_p90_ms", _NS_PER_MS),
     "99.00 percentile first token latency (ns)": ("ttft_p99_ms", _NS_PER_MS),
     "50.00 percentile time to output token (ns)": ("tpot_p50_ms", _NS_PER_MS),
+    "90.00 percentile time to output token (ns)": ("tpot_p90_ms", _NS_PER_MS),
     "99.00 percentile time to output token (ns)": ("tpot_p99_ms", _NS_PER_MS),
 }
 # early-stopping estimates: the MLPerf SingleStream / MultiStream metrics

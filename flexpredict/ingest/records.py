@@ -12,8 +12,10 @@ from .. import normalize as norm
 from ..schema import COLUMN_NAMES, KEY_COLUMNS, conform
 
 # lower wins when two sources hold the same result: raw logs beat published tables beat re-exports
-SOURCE_PRIORITY = {"results-tree": 0, "flexpredict-bench": 0, "summary-results": 1, "cmx-summary": 1,
-                   "cm-result": 1, "openmlperf": 2}
+SOURCE_PRIORITY = {"results-tree": 0, "flexpredict-bench": 0, "aic-silicon": 0, "summary-results": 1,
+                   "cmx-summary": 1, "cm-result": 1, "openmlperf": 2}
+# sources whose every row is its own run (no MLPerf result key): unique by record_id
+RUN_SOURCES = ("flexpredict-bench", "aic-silicon")
 _SAMPLES_PER_QUERY = {"MultiStream": 8}
 
 
@@ -22,9 +24,9 @@ def finalize(raw: list[dict]) -> pd.DataFrame:
     if not raw:
         return conform(pd.DataFrame())
     frame = _complete(pd.DataFrame(raw))
-    frame["record_id"] = [rid if rid else _hash(*key) for rid, *key in
+    frame["record_id"] = [rid if rid else record_hash(*key) for rid, *key in
                           zip(frame["record_id"], *(frame[c] for c in KEY_COLUMNS))]
-    frame["run_group"] = [grp if grp else _hash(r, d, s, p, m, sc) for grp, r, d, s, p, m, sc in zip(
+    frame["run_group"] = [grp if grp else record_hash(r, d, s, p, m, sc) for grp, r, d, s, p, m, sc in zip(
         frame["run_group"], frame["round"], frame["division"], frame["submitter"],
         frame["system_id"], frame["model"], frame["scenario"])]
     return _deduplicate(conform(frame))
@@ -49,6 +51,7 @@ def _complete(frame: pd.DataFrame) -> pd.DataFrame:
     _hardware(frame)
     _software(frame)
     _metrics(frame)
+    _bounds(frame)
     return frame
 
 
@@ -84,7 +87,7 @@ def _accelerator_catalog():
 
 def _hardware(frame: pd.DataFrame) -> None:
     catalog = _accelerator_catalog()
-    cpu_only, raw_names, per_node, ids, vendors = [], [], [], [], []
+    cpu_only, raw_names, per_node, ids, vendors, guesses = [], [], [], [], [], []
     for name, count, cpu, sockets, given_cpu_only, given_id in zip(
             frame["accelerator_raw"], frame["accelerators_per_node"], frame["host_cpu"],
             frame["host_cpus_per_node"], frame["cpu_only"], frame["accelerator"]):
@@ -94,15 +97,19 @@ def _hardware(frame: pd.DataFrame) -> None:
         cpu_only.append(bool(no_accelerator))
         raw_names.append(name)
         per_node.append(count)
-        row = _match(catalog, name) if catalog and not given_id else None
+        # a given catalog id wins over the name; its catalog row (not an older vendor value) names the vendor
+        row = catalog.by_id.get(given_id) if given_id else _match(catalog, name)
         ids.append(given_id or (row["id"] if row else None))
-        vendors.append(row.get("vendor") if row else _vendor_guess(name))
+        vendors.append(row.get("vendor") if row else None)
+        guesses.append(_vendor_guess(name))
     frame["cpu_only"], frame["accelerator_raw"], frame["accelerators_per_node"] = cpu_only, raw_names, per_node
     frame["accelerator"] = ids
-    frame["accelerator_vendor"] = [v if v else g for v, g in zip(frame["accelerator_vendor"], vendors)]
+    frame["accelerator_vendor"] = [v or given or g for v, given, g in zip(vendors, frame["accelerator_vendor"],
+                                                                           guesses)]
     frame["nodes"] = [n if n else 1 for n in frame["nodes"]]
-    frame["accelerators_total"] = [a * n if a else None for a, n in zip(frame["accelerators_per_node"],
-                                                                        frame["nodes"])]
+    # a total stated outright (newer tables, heterogeneous systems) beats per-node x nodes
+    frame["accelerators_total"] = [t if t else (a * n if a else None) for t, a, n in zip(
+        frame["accelerators_total"], frame["accelerators_per_node"], frame["nodes"])]
 
 
 _MATCHES: dict = {}
@@ -142,8 +149,28 @@ def _software(frame: pd.DataFrame) -> None:
                                                                          frame["weight_data_types"])]
 
 
+def _bounds(frame: pd.DataFrame) -> None:
+    """Latency bounds of Server/Interactive results whose log is not at hand (tables-only rounds such as v5.0):
+    the benchmark's published bounds, which every valid result met by the rules."""
+    presets: dict = {}
+    for i, (bench, scen) in enumerate(zip(frame["benchmark"], frame["scenario"])):
+        if scen not in ("Server", "Interactive") or not bench:
+            continue
+        base = norm.benchmark_base(bench)
+        if base not in presets:
+            found = catalogs.find_slo_preset(base)
+            presets[base] = found[1] if found else {}
+        bounds = presets[base].get("interactive" if scen == "Interactive" else "server") or {}
+        for column, key in (("ttft_bound_ms", "ttft_ms"), ("tpot_bound_ms", "tpot_ms"),
+                            ("latency_bound_ms", "latency_ms")):
+            if frame.at[frame.index[i], column] is None and bounds.get(key):
+                frame.at[frame.index[i], column] = float(bounds[key])
+
+
 def _metrics(frame: pd.DataFrame) -> None:
-    llm = np.array([norm.is_llm_benchmark(b) for b in frame["benchmark"]])
+    # LLMs count tokens: by benchmark name, or (sources without an MLPerf benchmark) by a token rate alone
+    llm = np.array([norm.is_llm_benchmark(b) for b in frame["benchmark"]], dtype=bool) | (
+        frame["tokens_per_s"].notna() & frame["samples_per_s"].isna()).to_numpy()
     tps = pd.to_numeric(frame["tokens_per_s"], errors="coerce")
     sps = pd.to_numeric(frame["samples_per_s"], errors="coerce")
     per_sample = pd.to_numeric(frame["tokens_per_sample"], errors="coerce")
@@ -191,15 +218,16 @@ def _headline(is_llm, tokens, samples, row) -> tuple[float | None, str | None]:
     return None, None
 
 
-def _hash(*parts) -> str:
+def record_hash(*parts) -> str:
+    """A short stable id from the parts of a key."""
     return hashlib.sha1("|".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:16]
 
 
 def _deduplicate(frame: pd.DataFrame) -> pd.DataFrame:
-    """One record per result: the best source wins. Own benchmark runs are each unique."""
+    """One record per result: the best source wins. Runs without an MLPerf key (own runs, samples) are each unique."""
     frame = frame.assign(_rank=frame["source_kind"].map(SOURCE_PRIORITY).fillna(3))
     frame = frame.sort_values(["_rank", "source"], kind="stable")
-    bench = frame["source_kind"] == "flexpredict-bench"
+    bench = frame["source_kind"].isin(RUN_SOURCES)
     mlperf = frame[~bench].drop_duplicates(list(KEY_COLUMNS), keep="first")
     # OpenMLPerf rows carry no Platform: match them on the system name instead
     named = mlperf["source_kind"] != "openmlperf"

@@ -2,9 +2,12 @@
 
 `<division>/<submitter>/results/<Platform>/<benchmark>/<scenario>/performance/run_1/mlperf_log_summary.txt` (and
 `mlperf_log_detail.txt`), joined with `<division>/<submitter>/systems/<Platform>.json` and
-`<division>/<submitter>/measurements/<Platform>/<benchmark>/<scenario>/*.json`. When the tree root has a
-`summary_results.json` (the round's published table), its power, accuracy and availability are joined by Location,
-and its results without a log in the tree still become records. Works on a fresh clone of any round.
+`<division>/<submitter>/measurements/<Platform>/<benchmark>/<scenario>/*.json` (newer rounds: a `measurements.json`
+or `measurements/` folder inside the results folder). When the tree root has a `summary_results.json` (the round's
+published table), its power, accuracy and availability are joined by Location (however it is spelled), its results
+without a log in the tree still become records, and logs it does not list become records flagged
+`published = False`. The scenario is the folder's (an Interactive log says `Scenario : Server`); compliance runs
+(`TEST01`...`TEST09` folders inside a scenario folder) are audits, never records. Works on a fresh clone of any round.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 from .. import normalize as norm
 from .base import Reader, register
 from .loadgen_log import LoadGenResult, LogFormatError, parse_detail, parse_summary, result_from_detail
-from .summary_rows import SummaryFields, apply_power, apply_result, key_of, power_of, to_record
+from .summary_rows import (SummaryFields, apply_power, apply_result, key_of, power_of, to_record,
+                           total_accelerators)
 
 SUMMARY_RESULTS_FIELDS = SummaryFields(
     submitter="Submitter", division="Category", system_type="Suite", system_name="System", platform="Platform",
@@ -28,6 +32,7 @@ SUMMARY_RESULTS_FIELDS = SummaryFields(
 )
 _LOG_NAMES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
 _ROUND_IN_PATH = re.compile(r"(?:^|[_\-/])v?(\d+\.\d+)(?:$|[_\-/])")
+_COMPLIANCE = re.compile(r"^TEST\d+$", re.IGNORECASE)
 
 
 @register
@@ -39,6 +44,7 @@ class ResultsTreeReader(Reader):
         self._systems: dict[Path, dict | None] = {}
         self._summaries: dict[Path, dict[tuple[str, str], dict]] = {}
         self._seen: set[tuple[Path, tuple[str, str]]] = set()
+        self._tables: dict[Path, object] = {}  # tree -> its Reconciliation (trees with a published table)
 
     def find(self) -> list[Path]:
         if not self.path.is_dir():
@@ -46,7 +52,8 @@ class ResultsTreeReader(Reader):
         runs: dict[Path, Path] = {}
         for name in _LOG_NAMES:  # prefer the summary; a run with only a detail log still counts
             for path in self.path.rglob(f"results/*/*/*/performance/run_1/{name}"):
-                runs.setdefault(path.parent, path)
+                if not _COMPLIANCE.match(path.parents[2].name):
+                    runs.setdefault(path.parent, path)
         return sorted(runs.values())
 
     def read(self, path: Path) -> list[dict]:
@@ -66,30 +73,44 @@ class ResultsTreeReader(Reader):
         result = self._parse_logs(path)
         if result is None:
             return []
-        location = "/".join((division, submitter, "results", platform, bench_dir, scenario_dir))
-        summary_key = (location.lower(), norm.scenario(scenario_dir) or scenario_dir)
+        where = "/".join((division, submitter, "results", platform, bench_dir, scenario_dir))
+        index = self._summary_index(tree)
+        scenario = norm.scenario(scenario_dir)
+        summary_key = (where.lower(), scenario or scenario_dir)
+        published = index.get(summary_key)
+        if (tree, summary_key) in self._seen:  # the same result's folder spelled twice (case): read it once
+            return []
         self._seen.add((tree, summary_key))
-        published = self._summary_index(tree).get(summary_key)
+        table = self._tables.get(tree)
+        if table is not None:
+            if published is not None:
+                table.matched += 1
+            else:
+                table.log_only += 1
 
+        result_dir = path.parents[2]
         system = self._system(tree / division / submitter / "systems" / f"{platform}.json") or {}
         record = self._from_system(system, division=division, submitter=submitter, platform=platform)
         record.update({
             "round": self._round(tree, published),
             "benchmark": norm.benchmark(bench_dir),
-            "scenario": norm.scenario(result.scenario) or norm.scenario(scenario_dir),
+            # the folder names the scenario: LoadGen runs Interactive as a Server run and logs it as such
+            "scenario": scenario or norm.scenario((published or {}).get(SUMMARY_RESULTS_FIELDS.scenario)) or norm.scenario(result.scenario),
             "valid": result.valid,
             "source": self.relative(path),
             "source_kind": self.kind,
-            "weight_data_types": self._weights(tree / division / submitter / "measurements" / platform / bench_dir,
-                                               scenario_dir),
+            "weight_data_types": self._weights(result_dir, tree / division / submitter / "measurements" / platform
+                                               / bench_dir, scenario_dir),
             "target_qps": result.settings.get("target_qps"),
-            "location": location,
+            "location": where,
+            "published": None if table is None else published is not None,
         })
         record.update(result.values)
+        record.update(result.bounds())
         if published is not None:
             self._join_published(record, published)
         else:
-            record["accuracy_raw"] = self._accuracy(path.parents[2] / "accuracy" / "accuracy.txt")
+            record["accuracy_raw"] = self._accuracy(result_dir / "accuracy" / "accuracy.txt")
         return [record]
 
     def finish(self) -> list[dict]:
@@ -99,6 +120,7 @@ class ResultsTreeReader(Reader):
             source = self.relative(tree / "summary_results.json")
             for key, row in index.items():
                 if (tree, key) not in self._seen:
+                    self._tables[tree].table_only += 1
                     records.append(to_record(row, SUMMARY_RESULTS_FIELDS, source=source,
                                              source_kind="summary-results", power=power_of(row,
                                                                                            SUMMARY_RESULTS_FIELDS)))
@@ -143,9 +165,19 @@ class ResultsTreeReader(Reader):
             if isinstance(rows, list):
                 self.report.files_read["summary-results"] += 1
                 self.report.rows_read["summary-results"] += len(rows)
+                label = self.relative(path)
+                table = self.report.table(label, label.rsplit("summary_results.json", 1)[0],
+                                          (self.kind, "summary-results"))
+                self._tables[tree] = table
                 for row in rows:
-                    if isinstance(row, dict):
-                        index.setdefault(key_of(row, SUMMARY_RESULTS_FIELDS), row)
+                    if not isinstance(row, dict):
+                        self.report.dropped.update(["published row is not a JSON object"])
+                        continue
+                    key = key_of(row, SUMMARY_RESULTS_FIELDS)
+                    if key in index:
+                        table.doubled.append("/".join(key))
+                    index.setdefault(key, row)
+                table.published = len(index)
             elif rows is not None:
                 self.report.skip(self.relative(path), "expected a JSON list of results")
             self._summaries[tree] = index
@@ -154,6 +186,7 @@ class ResultsTreeReader(Reader):
     @staticmethod
     def _from_system(system: dict, *, division: str, submitter: str, platform: str) -> dict:
         return {
+            "accelerators_total": total_accelerators(system),
             "division": division,
             "submitter": submitter,
             "system_id": platform,
@@ -172,18 +205,20 @@ class ResultsTreeReader(Reader):
             "operating_system": norm.clean_text(system.get("operating_system")),
         }
 
-    def _weights(self, folder: Path, scenario_dir: str) -> str | None:
-        """weight_data_types from the measurements JSON of this result (any scenario spelling)."""
+    def _weights(self, result_dir: Path, folder: Path, scenario_dir: str) -> str | None:
+        """weight_data_types from the measurements JSON of this result: inside the results folder (newer rounds:
+        `measurements.json` or `measurements/*.json`), else `measurements/<Platform>/<benchmark>/<scenario>/`
+        (any scenario spelling)."""
         wanted = norm.scenario(scenario_dir)
-        if not folder.is_dir():
-            return None
-        for sub in sorted(folder.iterdir()):
-            if norm.scenario(sub.name) != wanted or not sub.is_dir():
-                continue
-            for path in sorted(sub.glob("*.json")):
-                data = self.load_json(path)
-                if isinstance(data, dict) and data.get("weight_data_types"):
-                    return str(data["weight_data_types"])
+        candidates = [result_dir / "measurements.json", *sorted((result_dir / "measurements").glob("*.json"))]
+        if folder.is_dir():
+            for sub in sorted(folder.iterdir()):
+                if sub.is_dir() and norm.scenario(sub.name) == wanted:
+                    candidates += sorted(sub.glob("*.json"))
+        for path in candidates:
+            data = self.load_json(path) if path.is_file() else None
+            if isinstance(data, dict) and data.get("weight_data_types"):
+                return str(data["weight_data_types"])
         return None
 
     @staticmethod
@@ -212,6 +247,7 @@ class ResultsTreeReader(Reader):
         record["availability"] = norm.clean_text(row.get(fields.availability)) or record.get("availability")
         record["used_model"] = norm.clean_text(row.get(fields.used_model))
         record["weight_data_types"] = record.get("weight_data_types") or norm.clean_text(row.get(fields.weights))
+        record["accelerators_total"] = record.get("accelerators_total") or total_accelerators(row)
         if (norm.to_int(row.get(fields.errors)) or 0) > 0:
             record["valid"] = False
         value, unit = norm.to_float(row.get(fields.result)), norm.clean_text(row.get(fields.units))

@@ -8,6 +8,7 @@ share one code path. Power arrives either on the performance row or as a separat
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -58,10 +59,28 @@ class SummaryFields:
     host_memory: str | None = None
 
 
+_RUN_SUFFIX = re.compile(r"/performance(?:/run_\d+)?$")
+TOTAL_ACCELERATOR_KEYS = ("Total Accelerators", "total_accelerators", "total_accelerator_count")
+
+
+def location(text) -> str:
+    """A result's folder, `<division>/<submitter>/results/<system>/<benchmark>/<scenario>`, however the table spells
+    it: with or without a leading './' and a trailing '/performance/run_1'."""
+    value = str(text or "").strip().replace("\\", "/")
+    while value.startswith(("./", "/")):
+        value = value[1:] if value.startswith("/") else value[2:]
+    return _RUN_SUFFIX.sub("", value.rstrip("/"))
+
+
 def key_of(row: dict, fields: SummaryFields) -> tuple[str, str]:
     """Identity of a published result inside one summary source: (Location, Scenario)."""
-    return (str(row.get(fields.location, "")).strip().rstrip("/").lower(),
+    return (location(row.get(fields.location)).lower(),
             str(norm.scenario(row.get(fields.scenario)) or row.get(fields.scenario)))
+
+
+def total_accelerators(row: dict) -> int | None:
+    """The total accelerator count newer tables and systems files state outright."""
+    return next((norm.to_int(row[k]) for k in TOTAL_ACCELERATOR_KEYS if norm.to_int(row.get(k))), None)
 
 
 def is_power_row(row: dict, fields: SummaryFields) -> bool:
@@ -115,7 +134,9 @@ def to_record(row: dict, fields: SummaryFields, *, source: str, source_kind: str
         "accuracy_raw": norm.clean_text(row.get(fields.accuracy)),
         "throughput": value,
         "throughput_unit": unit,
-        "location": str(row.get(fields.location, "")).strip().rstrip("/"),
+        "location": location(row.get(fields.location)),
+        "accelerators_total": total_accelerators(row),
+        "published": True,
     }
     if fields.accelerator_memory:
         record["accelerator_memory_gb"] = norm.memory_gb(row.get(fields.accelerator_memory))
@@ -152,7 +173,7 @@ def apply_power(record: dict, value: float | None, unit: str | None) -> None:
 def _benchmark(row: dict, fields: SummaryFields) -> str | None:
     """The results folder name of the result; in the open division it names the variant actually run (a sweep
     publishes many variants under one MLPerf task), in the closed division it is the MLPerf benchmark name."""
-    parts = str(row.get(fields.location) or "").strip("/").split("/")
+    parts = location(row.get(fields.location)).split("/")
     if len(parts) >= 6 and parts[2] == "results":
         return norm.benchmark(parts[4])
     return norm.benchmark(row.get(fields.benchmark))
@@ -211,5 +232,15 @@ class SummaryListReader(Reader):
             self.report.skip(self.relative(path), "expected a JSON list of results")
             return []
         self.report.rows_read[self.kind] += len(rows)
-        return records_from_rows(rows, self.fields, source=self.relative(path), source_kind=self.kind,
-                                 report_drop=lambda reason: self.report.dropped.update([reason]))
+        records = records_from_rows(rows, self.fields, source=self.relative(path), source_kind=self.kind,
+                                    report_drop=lambda reason: self.report.dropped.update([reason]))
+        # a result may sit in several files of one import (closed and closed-power experiments): count it once
+        table = self.report.table(f"{self.relative(self.path)} ({self.kind})", self.relative(self.path), (self.kind,))
+        seen = self._published.setdefault(table.label, set())
+        seen.update((r["location"].lower(), r["scenario"]) for r in records)
+        table.published = table.table_only = len(seen)
+        return records
+
+    def __init__(self, path, report, root=None):
+        super().__init__(path, report, root)
+        self._published: dict[str, set] = {}
