@@ -6,8 +6,12 @@ factor; a test pins the formula.)
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from . import catalogs
 
@@ -24,35 +28,47 @@ def usd_per_million(usd_per_hour: float, units_per_second: float) -> float:
 @dataclass(frozen=True)
 class Price:
     accelerator: str
-    usd_per_accelerator_hour: float | None  # cheapest on-demand
+    usd_per_accelerator_hour: float | None  # cheapest current on-demand
     provider: str | None
     purchase_usd: float | None
     source: str | None
-    as_of: str | None
+    as_of: str | None  # date of the on-demand price
+    purchase_as_of: str | None = None
+    purchase_source: str | None = None
+
+    def date_for(self, pricing: str) -> str | None:
+        """The date of the price that `--pricing cloud` (on-demand) or `own` (purchase) uses."""
+        return self.purchase_as_of if pricing == "own" else self.as_of
+
+
+@dataclass(frozen=True)
+class PriceDates:
+    """How current the prices behind a set of recommendations are."""
+    kind: str  # on-demand or purchase
+    oldest: dt.date
+    newest: dt.date
+    stale: bool  # even the newest price is older than STALE_AFTER_MONTHS
+
+    def warning(self) -> str | None:
+        if not self.stale:
+            return None
+        return (f"the newest {self.kind} price used is from {self.newest}, older than {STALE_AFTER_MONTHS} months: "
+                "prices change monthly, pass --prices FILE with current quotes")
+
+
+STALE_AFTER_MONTHS = 6
 
 
 class PriceBook:
-    """The cheapest on-demand price and the list price per accelerator id; a user file overrides rows."""
+    """Per accelerator id: the newest quote of each provider, the cheapest of those on demand ('other' only when
+    no named provider has one), and the newest purchase price; a user file overrides rows."""
 
     def __init__(self, rows: list[dict]):
-        self.prices: dict[str, Price] = {}
+        grouped: dict[str, list[dict]] = defaultdict(list)
         for row in rows:
-            ident = row.get("accelerator")
-            if not ident:
-                continue
-            current = self.prices.get(ident)
-            hourly = _positive(row.get("usd_per_accelerator_hour"))
-            purchase = _positive(row.get("purchase_usd"))
-            best_hourly = current.usd_per_accelerator_hour if current else None
-            take_hourly = hourly is not None and (best_hourly is None or hourly < best_hourly)
-            self.prices[ident] = Price(
-                accelerator=ident,
-                usd_per_accelerator_hour=hourly if take_hourly else best_hourly,
-                provider=row.get("provider") if take_hourly else (current.provider if current else None),
-                purchase_usd=purchase if purchase is not None else (current.purchase_usd if current else None),
-                source=row.get("source") if take_hourly else (current.source if current else row.get("source")),
-                as_of=str(row.get("as_of")) if take_hourly else (current.as_of if current else str(row.get("as_of"))),
-            )
+            if row.get("accelerator"):
+                grouped[row["accelerator"]].append(row)
+        self.prices: dict[str, Price] = {ident: _price(ident, group) for ident, group in grouped.items()}
 
     @classmethod
     def load(cls, override: Path | None = None) -> PriceBook:
@@ -64,12 +80,63 @@ class PriceBook:
                 if not isinstance(row, dict) or not row.get("accelerator"):
                     raise catalogs.CatalogError(f"{override}: price row {i + 1}: expected 'accelerator:' and "
                                                 "'usd_per_accelerator_hour:' and/or 'purchase_usd:'")
+                if row.get("as_of") is not None and not _is_iso_date(row["as_of"]):
+                    raise catalogs.CatalogError(f"{override}: price row {i + 1}: as_of: expected an ISO date "
+                                                f"(YYYY-MM-DD), got {row['as_of']!r}")
             named = {row["accelerator"] for row in mine}
             rows = [row for row in rows if row.get("accelerator") not in named] + list(mine)
         return cls(rows)
 
     def get(self, accelerator: str | None) -> Price | None:
         return self.prices.get(accelerator) if accelerator else None
+
+    def dates(self, accelerators, pricing: str, today: dt.date | None = None) -> PriceDates | None:
+        """Date range of the prices used for these accelerators; stale when the newest is over 6 months old."""
+        found = [self.get(ident).date_for(pricing) for ident in accelerators if self.get(ident)]
+        days = sorted(dt.date.fromisoformat(str(day)) for day in found if day)
+        if not days:
+            return None
+        today = today or dt.date.today()
+        cutoff = (pd.Timestamp(today) - pd.DateOffset(months=STALE_AFTER_MONTHS)).date()
+        kind = "purchase" if pricing == "own" else "on-demand"
+        return PriceDates(kind=kind, oldest=days[0], newest=days[-1], stale=days[-1] < cutoff)
+
+
+def _price(ident: str, rows: list[dict]) -> Price:
+    newest_per_provider: dict = {}
+    for row in rows:
+        if _positive(row.get("usd_per_accelerator_hour")) is None:
+            continue
+        known = newest_per_provider.get(row.get("provider"))
+        if known is None or (_date_text(row) or "") > (_date_text(known) or ""):
+            newest_per_provider[row.get("provider")] = row
+    quotes = list(newest_per_provider.values())
+    quotes = [row for row in quotes if row.get("provider") != "other"] or quotes
+    hourly = min(quotes, key=lambda row: _positive(row["usd_per_accelerator_hour"]), default=None)
+    purchases = [row for row in rows if _positive(row.get("purchase_usd")) is not None]
+    bought = max(purchases, key=lambda row: _date_text(row) or "", default=None)
+    return Price(
+        accelerator=ident,
+        usd_per_accelerator_hour=_positive(hourly["usd_per_accelerator_hour"]) if hourly else None,
+        provider=hourly.get("provider") if hourly else None,
+        purchase_usd=_positive(bought["purchase_usd"]) if bought else None,
+        source=hourly.get("source") if hourly else None,
+        as_of=_date_text(hourly),
+        purchase_as_of=_date_text(bought),
+        purchase_source=bought.get("source") if bought else None,
+    )
+
+
+def _is_iso_date(value) -> bool:
+    try:
+        dt.date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _date_text(row: dict | None) -> str | None:
+    return str(row["as_of"]) if row and row.get("as_of") else None
 
 
 def _positive(value) -> float | None:

@@ -113,7 +113,18 @@ def _header(result) -> dict:
     req = result.request
     return {"model": result.model["id"], "model_is_default": req.model is None, "scenario": result.scenario,
             "unit": result.unit, "slo_ms": result.slo, "budget_usd": req.budget, "budget_period": req.budget_period,
-            "pricing": req.pricing, "load": req.load, "objective": req.objective, "confidence": req.confidence}
+            "pricing": req.pricing, "load": req.load, "objective": req.objective, "confidence": req.confidence,
+            "prices_as_of": _price_dates(result)}
+
+
+def _price_dates(result) -> dict | None:
+    """Date range of the prices behind the ranked rows, and a warning when even the newest is over 6 months old."""
+    from ..costs import PriceBook
+
+    dates = PriceBook.load(result.request.prices_file).dates(result.top["accelerator"], result.request.pricing) \
+        if len(result.top) else None
+    return {"kind": dates.kind, "oldest": str(dates.oldest), "newest": str(dates.newest), "stale": dates.stale,
+            "warning": dates.warning()} if dates else None
 
 
 def _document(result, rows) -> dict:
@@ -136,6 +147,11 @@ def _print_table(result, rows) -> None:
     if result.explanation:
         _print_funnel(result)
         return
+    dates = _price_dates(result)
+    if dates:
+        console.print(f"{dates['kind']} prices as of {dates['oldest']} to {dates['newest']}", highlight=False)
+    if dates and dates["warning"]:
+        console.print(f"[yellow]warning: {dates['warning']}[/]", highlight=False)
     llm = result.unit == "tokens/s"
     unit = "tok/s" if llm else "samples/s"
     table = Table(show_lines=False, pad_edge=False)
