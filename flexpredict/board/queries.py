@@ -107,15 +107,17 @@ def prediction_rows(bundle, record: pd.DataFrame) -> pd.DataFrame:
 
 def nearest_runs(records: pd.DataFrame, record: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
     """Measured runs of the same model and scenario, closest first: fewest differences in accelerator, precision
-    and engine, then the nearest accelerator count (in factors of two)."""
+    and engine (those the configuration sets), then the nearest accelerator count (in factors of two)."""
     wanted = record.iloc[0]
     same = records[(records["model"] == wanted["model"]) & (records["scenario"] == wanted["scenario"])
                    & records["throughput_per_accelerator"].notna()]
     if same.empty:
         return records_table(same).assign(differences=pd.Series(dtype="float64"))
-    differences = sum((same[key].astype(str) != str(wanted[key])).astype(int) for key in NEAREST_KEYS)
+    keys = [key for key in NEAREST_KEYS if pd.notna(wanted[key])]  # an unset engine or precision matches any
+    differences = sum((same[key].astype(str) != str(wanted[key])).astype(int) for key in keys)
     counts = pd.to_numeric(same["accelerators_total"], errors="coerce").astype("float64")
-    distance = differences + np.abs(np.log2(counts / float(wanted["accelerators_total"]))).fillna(8) / 8
+    # the count only orders runs with as many differences: its term stays below one
+    distance = differences + np.abs(np.log2(counts / float(wanted["accelerators_total"]))).clip(upper=7).fillna(7) / 8
     order = distance.sort_values(kind="stable").index[:limit]
     return records_table(same.loc[order]).assign(differences=differences.loc[order].to_numpy())
 
