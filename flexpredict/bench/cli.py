@@ -14,34 +14,32 @@ from rich.table import Table
 
 from flexpredict.bench.base import BUILTIN_BACKENDS, MODES, SCENARIOS, BenchError, create_backend
 from flexpredict.bench.engine_env import ENGINES, EngineSetupError, default_engine_python, setup_engine
-from flexpredict.bench.prompts import PromptSetError, load_prompts
+from flexpredict.bench.prompts import PromptSetError, load_prompts, synthetic_prompts
 from flexpredict.bench.slo import resolve_slo
 from flexpredict.bench.system import capture_system
 from flexpredict.bench.tiny_model import TinyModelError, make_tiny_model
+from flexpredict.bench.validity import bounds_note
+from flexpredict.commands.common import fail
 from flexpredict.ingest.loadgen_log import LogFormatError
 from flexpredict.schema import SchemaError
 
 app = typer.Typer(help="Benchmark an inference engine with MLPerf LoadGen and record the result as a dataset row.",
                   no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
+SYNTHETIC_PROMPTS = 64
 _USER_ERRORS = (BenchError, EngineSetupError, PromptSetError, TinyModelError, SchemaError, LogFormatError)
 
 
 def _runtime():
-    """The runner, imported on use: it and the backends need the `bench` extra (LoadGen, aiohttp, requests), which
-    the rest of flexpredict does without."""
+    """The runner, imported on use (LoadGen and the HTTP clients load only when a benchmark runs)."""
     try:
         from flexpredict.bench import runner
         for module in BUILTIN_BACKENDS:
             importlib.import_module(module)
     except ImportError as exc:
-        _fail(f"the benchmark needs the '{exc.name}' package: pip install 'flexpredict[bench]'")
+        fail(f"the benchmark needs the '{exc.name}' package, a flexpredict dependency: reinstall flexpredict "
+              "(pip install -e .)")
     return runner
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(1)
 
 
 @app.command()
@@ -63,6 +61,10 @@ def run(
     max_tokens: int = typer.Option(128, "--max-tokens", help="Maximum generated tokens per query."),
     dataset: str = typer.Option("default", "--dataset", help="Bundled prompt set name or a .jsonl/.parquet file "
                                 "with a 'prompt' (and optional 'reference') column."),
+    isl: int = typer.Option(None, "--isl", help="Synthetic prompts of exactly this many random tokens from the local "
+                            "--model's tokenizer (instead of --dataset); --samples of them (default 64)."),
+    osl: int = typer.Option(None, "--osl", help="Generate exactly this many tokens per query (--max-tokens N "
+                            "--ignore-eos)."),
     mode: str = typer.Option("performance", "--mode", help=f"{' | '.join(MODES)}."),
     out: Path = typer.Option(None, "--out", help="Output folder (default: runs/bench-<time>)."),
     sweep: int = typer.Option(None, "--sweep", help="Offline run for the peak, then N Server runs up to 1.2x it."),
@@ -90,7 +92,10 @@ def run(
     """Run LoadGen against an engine; write LoadGen logs, benchmark_results.json and the dataset record."""
     runner = _runtime()
     try:
-        prompt_set = load_prompts(dataset)
+        prompt_set = synthetic_prompts(Path(model or ""), isl, samples or SYNTHETIC_PROMPTS) if isl is not None \
+            else load_prompts(dataset)
+        if osl is not None:
+            max_tokens, ignore_eos = osl, True
         cfg = runner.RunConfig(scenario=scenario, target_qps=target_qps, samples=samples,
                                min_duration_s=min_duration, max_tokens=max_tokens, mode=mode,
                                concurrency=concurrency, slo=resolve_slo(slo_preset, ttft_slo, tpot_slo))
@@ -110,7 +115,7 @@ def run(
                                     dtype=dtype, quantization=quantization,
                                     gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
                                     enforce_eager=enforce_eager, extra_args=tuple(engine_arg or ()),
-                                    startup_timeout_s=startup_timeout, ignore_eos=ignore_eos)
+                                    startup_timeout_s=startup_timeout, ignore_eos=ignore_eos, sequences=concurrency)
         out = out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
         with engine:
             with console.status(f"starting {kind} backend (engine log: {out / 'engine.log'})"
@@ -119,26 +124,36 @@ def run(
             info, system = engine.info(), capture_system()
             console.print(f"engine: {info.framework_raw or info.engine or 'unknown'}; model {info.model}; "
                           f"{len(prompt_set)} prompts from '{prompt_set.name}'", highlight=False)
+            if info.args.get("kv_cache"):
+                console.print(info.args["kv_cache"], highlight=False)
+            note = bounds_note(cfg.slo, "Server" if sweep is not None else scenario)
+            if note:
+                console.print(note, highlight=False)
             columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("queries"), TimeElapsedColumn())
+                       TimeElapsedColumn())
             with Progress(*columns, console=console) as progress:
                 if sweep is not None:
                     runs = runner.run_sweep(engine, prompt_set, cfg, out, sweep, system, info, progress)
                 else:
                     runs = [runner.run_benchmark(engine, prompt_set, cfg, out, system, info, progress)]
     except _USER_ERRORS as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted (partial LoadGen logs kept)")
+        fail("interrupted (partial LoadGen logs kept)")
     _report(runs, out)
+    for r in runs:
+        reasons = (r.get("validity") or {}).get("reasons")
+        if reasons:
+            console.print(f"{r['settings']['scenario']} {_fmt(r['settings']['target_qps'])} QPS not valid: "
+                          + "; ".join(reasons), highlight=False)
     records = [r["record"] for r in runs if "record" in r]
     if append_to is not None:
         if not records:
-            _fail("no performance record to append (accuracy-only run)")
+            fail("no performance record to append (accuracy-only run)")
         try:
             added = runner.append_records(records, append_to)
-        except (OSError, ValueError, *_USER_ERRORS) as exc:  # ValueError: not a parquet file
-            _fail(f"cannot append to {append_to}: {exc}")
+        except (OSError, *_USER_ERRORS) as exc:
+            fail(f"cannot append to {append_to}: {exc}")
         console.print(f"appended {added} record(s) to {append_to}", highlight=False)
 
 
@@ -175,7 +190,7 @@ def make_tiny_model_cmd(
         with console.status(f"building tiny model in {out_dir}"):
             path = make_tiny_model(out_dir, corpus, engine_python or default_engine_python())
     except TinyModelError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"tiny model written to {path}", highlight=False)
 
 
@@ -185,10 +200,20 @@ def setup_engine_cmd(
     venv: Path = typer.Option(None, "--venv", help="Virtual environment folder (default: .venv-<engine>)."),
 ) -> None:
     """Create the engine's own virtual environment (does nothing when it already works)."""
+    columns = (SpinnerColumn(), TextColumn("setup-engine"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+               TimeElapsedColumn(), TextColumn("{task.description}"))
     try:
-        with console.status(f"setting up {engine}") as status:
-            python = setup_engine(engine, venv, say=lambda msg: status.update(msg))
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"setting up {engine}", total=None)
+
+            def say(message: str) -> None:
+                progress.update(task, description=escape(message))
+                if not message.startswith(("Collecting", "Downloading")):
+                    progress.console.print(escape(message), highlight=False)  # steps and installs stay visible
+
+            python = setup_engine(engine, venv, say=say,
+                                  on_step=lambda done, total: progress.update(task, completed=done, total=total))
     except EngineSetupError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{engine} ready: {python}\nuse it with: flexpredict bench run --engine-python {python} ...",
                   highlight=False)

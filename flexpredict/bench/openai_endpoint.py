@@ -74,8 +74,10 @@ class OpenAIEndpoint(Backend):
             raise BenchError(f"endpoint {self.base} does not serve '{self.model}' (it serves: {', '.join(served)})")
         self._served = served[self.model]
 
-    async def generate(self, prompt: str, max_tokens: int, on_first_token: FirstToken | None = None) -> Completion:
-        body = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
+    async def generate(self, prompt: str | tuple[int, ...], max_tokens: int,
+                       on_first_token: FirstToken | None = None) -> Completion:
+        body = {"model": self.model, "prompt": prompt if isinstance(prompt, str) else list(prompt),
+                "max_tokens": max_tokens, "temperature": 0.0,
                 "stream": True, "stream_options": {"include_usage": True}}
         if self.ignore_eos:
             body["ignore_eos"] = True  # vLLM extension: fixed output lengths for throughput runs

@@ -5,13 +5,14 @@ No hub download: a benchmark must run on an air-gapped machine, so prompts are e
 
 from __future__ import annotations
 
-from flexpredict import catalogs
-
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from flexpredict import catalogs
 
 PROMPT_COLUMNS = ("prompt", "input", "question", "text")
 REFERENCE_COLUMNS = ("reference", "output", "answer", "response")
@@ -24,7 +25,8 @@ class PromptSetError(ValueError):
 @dataclass(frozen=True)
 class PromptSet:
     name: str
-    prompts: tuple[str, ...]
+    prompts: tuple[str | tuple[int, ...], ...]
+    """Texts, or token ids (synthetic prompts of an exact length, sent as the completions API's token prompt)."""
     references: tuple[str, ...] | None
     """Reference answers, aligned with prompts; None when the set has none (accuracy mode then has no ROUGE)."""
 
@@ -80,3 +82,23 @@ def _read(path: Path) -> pd.DataFrame:
 
 def _pick(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
     return next((name for name in names if name in frame.columns), None)
+
+
+def synthetic_prompts(model_dir: Path, input_tokens: int, count: int, seed: int = 0) -> PromptSet:
+    """`count` prompts of exactly `input_tokens` random token ids from the model's own vocabulary (special tokens
+    left out), as `vllm bench serve --dataset-name random` makes them: workload shapes without a dataset."""
+    path = Path(model_dir) / "tokenizer.json"
+    if input_tokens < 1:
+        raise PromptSetError(f"--isl must be at least 1 (got {input_tokens})")
+    try:
+        tokenizer = json.loads(path.read_text(encoding="utf-8"))
+        vocab = tokenizer["model"]["vocab"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PromptSetError(f"{path}: --isl needs the model folder's tokenizer.json with a vocabulary "
+                             f"({type(exc).__name__}: {exc})") from None
+    ids = vocab.values() if isinstance(vocab, dict) else range(len(vocab))
+    special = {token["id"] for token in tokenizer.get("added_tokens") or () if token.get("special")}
+    usable = sorted(set(ids) - special)
+    draw = random.Random(seed)
+    prompts = tuple(tuple(draw.choices(usable, k=input_tokens)) for _ in range(count))
+    return PromptSet(name=f"random-isl{input_tokens}", prompts=prompts, references=None)

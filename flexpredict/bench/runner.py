@@ -27,7 +27,9 @@ from flexpredict.bench.prompts import PromptSet
 from flexpredict.bench.slo import Slo
 from flexpredict.bench.sut import LlmSUT, QueryTiming
 from flexpredict.bench.system import PowerSampler, SystemInfo
+from flexpredict.bench.validity import bounds_note, explain
 from flexpredict.ingest.loadgen_log import LoadGenResult, parse_detail, parse_summary, result_from_detail
+from flexpredict import dataset
 from flexpredict.schema import conform
 
 LOADGEN_SCENARIOS = {name: getattr(lg.TestScenario, name) for name in SCENARIOS}
@@ -105,6 +107,10 @@ def run_benchmark(backend: Backend, prompt_set: PromptSet, cfg: RunConfig, out_d
                 "harness_overhead_ms": _overhead_ms(detail, stats),
             }
             results["record"] = build_record(result, stats, cfg, system, engine, power.summary(), out_dir, started)
+            results["validity"] = {"valid": results["record"]["valid"],
+                                   "reasons": explain(result, detail, stats["errors"]),
+                                   "bounds": result.bounds() if cfg.scenario == "Server" else {},
+                                   "bounds_source": bounds_note(cfg.slo, cfg.scenario)}
         if cfg.mode in ("accuracy", "both"):
             acc_dir = out_dir / "accuracy"
             acc_dir.mkdir(exist_ok=True)
@@ -135,11 +141,14 @@ def run_sweep(backend: Backend, prompt_set: PromptSet, cfg: RunConfig, out_dir: 
     if not peak:
         raise BenchError(f"the Offline run found no throughput to sweep from (see {out_dir / 'offline'})")
     runs = [offline]
+    sweep_task = progress.add_task("sweep points", total=points + 1, completed=1) if progress else None
     for i in range(1, points + 1):
         qps = round(SWEEP_HEADROOM * peak * i / points, 4)
         runs.append(run_benchmark(backend, prompt_set, replace(cfg, scenario="Server", target_qps=qps,
                                                                 mode="performance"),
                                   out_dir / f"server-{i:02d}-qps{qps:g}", system, engine, progress))
+        if progress:
+            progress.advance(sweep_task)
     return runs
 
 
@@ -152,7 +161,8 @@ def _run_loadgen(backend: Backend, prompts: Sequence[str], cfg: RunConfig, out_d
     log_settings = lg.LogSettings()
     log_settings.log_output = log_out
     log_settings.enable_trace = False
-    label = f"{cfg.scenario} {'accuracy' if mode == lg.TestMode.AccuracyOnly else 'performance'}"
+    load = f" at {cfg.target_qps:g} QPS" if cfg.scenario == "Server" else ""
+    label = f"{cfg.scenario}{load} {'accuracy' if mode == lg.TestMode.AccuracyOnly else 'performance'} queries"
     task = progress.add_task(label, total=expected_queries(cfg, mode, len(prompts))) if progress else None
     advance = (lambda: progress.advance(task)) if progress else None
     with LlmSUT(backend, prompts, cfg.max_tokens, report_first_token=cfg.scenario != "Offline",
@@ -278,7 +288,9 @@ def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: Sys
         "tokens_derived": derived, "samples_per_s": samples_per_s,
         "throughput_per_accelerator": tokens_per_s / per_node if tokens_per_s is not None else None,
         **{k: values.get(k) for k in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_p50_ms",
-                                      "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")},
+                                      "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p90_ms", "tpot_p99_ms")},
+        # the bounds a Server point was held to: with its load and latencies, a point of the latency-load curve
+        **(result.bounds() if (result.scenario or cfg.scenario) == "Server" else {}),
         "power_w": power_w,
         "energy_j_per_token": power_w / tokens_per_s if power_w and tokens_per_s else None,
         "energy_j_per_sample": power_w / samples_per_s if power_w and samples_per_s else None,
@@ -321,25 +333,14 @@ def write_results(out_dir: Path, results: dict) -> Path:
     return path
 
 
-def append_records(records: list[dict], dataset: Path) -> int:
-    """Append records to a parquet dataset (created if missing) without ever losing its rows: the new file is written
-    beside it and renamed over it. Records already there (same record_id) are not added twice. Returns rows added."""
-    dataset = Path(dataset)
-    new = conform(pd.DataFrame(records))
-    if dataset.exists():
-        old = pd.read_parquet(dataset)
-        if "record_id" in old.columns:
-            new = new[~new["record_id"].isin(set(old["record_id"].dropna()))]
-        frame = pd.concat([conform(old, extra=True), new], ignore_index=True)
-    else:
-        dataset.parent.mkdir(parents=True, exist_ok=True)
-        frame = new
-    tmp = dataset.with_name(f".{dataset.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, dataset)
-    finally:
-        tmp.unlink(missing_ok=True)
+def append_records(records: list[dict], path: Path) -> int:
+    """Append records to a dataset file with `dataset.append` (atomic, every stored row kept); a record already
+    stored (same record_id) is left as it is, not added again. Returns how many rows were added."""
+    path = Path(path)
+    stored = set(dataset.load(path, extra=True)["record_id"].dropna()) if path.exists() else set()
+    new = [r for r in records if r.get("record_id") not in stored]
+    if new:
+        dataset.append(pd.DataFrame(new), path)
     return len(new)
 
 

