@@ -27,12 +27,6 @@ FLOPS_KEYS = {
 DEFAULT_PRECISION_BYTES = 2.0
 _KV_BYTES = 2.0  # KV caches stay 16-bit in most MLPerf LLM submissions
 _MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
-# (input tokens, output tokens) per sample, rough sizes of the MLPerf LLM datasets (output lengths match the
-# published TOKENS_PER_SAMPLE; inputs are order-of-magnitude): they size the KV cache and the prefill share of the
-# work measure, never the upper bound
-LLM_SEQUENCE = {"llama2-70b": (1024, 294), "gptj": (900, 69), "mixtral-8x7b": (600, 145),
-                "llama3.1-405b": (9400, 650)}
-DEFAULT_SEQUENCE = (1024, 256)
 
 ACCELERATOR_FEATURES = ("acc_kind", "acc_family", "acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs",
                         "acc_tflops", "acc_tdp_w", "acc_interconnect_gbs")
@@ -111,7 +105,7 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
     out["memory_headroom"] = out["total_memory_gb"] / out["weights_gb"]
     out["fits_in_memory"] = float(out["weights_gb"] <= _MEMORY_FOR_WEIGHTS_AND_KV * out["total_memory_gb"]) \
         if not np.isnan(out["memory_headroom"]) else np.nan
-    out["kv_bytes_per_token"] = 2 * out["model_layers"] * out["model_kv_heads"] * out["model_head_dim"] * _KV_BYTES
+    out["kv_bytes_per_token"] = _kv_bytes_per_token(model, out)
     out["flops_per_byte"] = out["acc_tflops"] / out["acc_bandwidth_tbs"]
     out["roofline_per_accelerator"] = roofline(out, model, rec.benchmark, total)
     out["work_bound_per_accelerator"] = roofline(out, model, rec.benchmark, total, prefill=True)
@@ -123,8 +117,8 @@ def roofline(feat: dict, model: dict | None, benchmark, total: float, *, prefill
     format; NaN when unknown.
 
     prefill=False is a true upper bound (decode work only). prefill=True also charges each generated token its
-    share of the prompt's FLOPs at the benchmark's rough sequence lengths: not a bound, but the work measure that
-    makes efficiency comparable between chat-length and long-context models.
+    share of the prompt's FLOPs at the benchmark dataset's mean lengths (features/workloads.yaml): not a bound, but
+    the work measure that makes efficiency comparable between chat-length and long-context models.
     """
     flops = max(feat["acc_tflops"], feat["peak_tflops_any"]) * 1e12
     if np.isnan(flops) or model is None:
@@ -133,7 +127,7 @@ def roofline(feat: dict, model: dict | None, benchmark, total: float, *, prefill
         active = feat["model_params_active_b"] * 1e9
         if np.isnan(active):
             return np.nan
-        n_in, n_out = LLM_SEQUENCE.get(model["id"], DEFAULT_SEQUENCE)
+        n_in, n_out = catalogs.workload_sequence(benchmark if isinstance(benchmark, str) else None, model)
         compute_bound = flops / (2 * active * ((n_in + n_out) / n_out if prefill else 1.0))
         bandwidth = feat["acc_bandwidth_tbs"] * 1e12
         memory = feat["acc_memory_gb"] * 1e9
@@ -146,6 +140,14 @@ def roofline(feat: dict, model: dict | None, benchmark, total: float, *, prefill
         return float(min(compute_bound, batch / step))
     gflops = feat["model_gflops_per_sample"]
     return float(flops / (gflops * 1e9)) if gflops and not np.isnan(gflops) else np.nan
+
+
+def _kv_bytes_per_token(model: dict | None, out: dict) -> float:
+    """The catalog's 16-bit KV bytes per token (built from the config, so MLA is sized right), else
+    2 x layers x KV heads x head dim x 2 bytes."""
+    if model and _is_number(model.get("kv_bytes_per_token_bf16")):
+        return float(model["kv_bytes_per_token_bf16"])
+    return 2 * out["model_layers"] * out["model_kv_heads"] * out["model_head_dim"] * _KV_BYTES
 
 
 def _num(value) -> float:
