@@ -109,26 +109,76 @@ class ModelCatalog:
     by_id: dict
     by_benchmark: dict
     by_key: dict
+    by_hf_config: dict
 
     def resolve(self, name: str | None) -> dict | None:
-        """Row for a canonical id, an MLPerf benchmark name, or a loose spelling of either."""
+        """Row for a canonical id, an MLPerf benchmark name, a Hugging Face id, or a loose spelling of these."""
         if not name:
             return None
         text = str(name).strip().lower()
-        return self.by_id.get(text) or self.by_benchmark.get(text) or self.by_key.get(model_key(text))
+        return self.by_id.get(text) or self.by_benchmark.get(text) or self.by_hf_config.get(text) \
+            or self.by_key.get(model_key(text))
+
+
+_registered_models: list[dict] = []  # rows built from user config.json files in this process
+
+
+def register_model(row: dict) -> dict:
+    """Add a config-built row to the default model catalog for the rest of the process (same id: kept once)."""
+    known = models().by_id.get(row["id"])
+    if known is not None:
+        return known
+    _registered_models.append(row)
+    models.cache_clear()
+    return row
 
 
 @lru_cache(maxsize=None)
 def models(path: Path | None = None) -> ModelCatalog:
+    """The model catalog; a row naming `hf_config: org/name` takes its architecture from the bundled config
+    (the row's own fields win), so the catalog stays the one place the physics reads."""
+    from .model_config import architecture, hf_config_dir, read_config
+
     path = path or resource_dir("features") / "models.yaml"
-    rows = tuple(load_yaml(path, "models"))
-    by_benchmark, by_key = {}, {}
+    rows = []
+    for row in load_yaml(path, "models"):
+        if row.get("hf_config"):
+            config = hf_config_dir() / row["hf_config"] / "config.json"
+            row = {**architecture(read_config(config), str(config)), **row}
+        rows.append(row)
+    if path == resource_dir("features") / "models.yaml":
+        rows += _registered_models
+    by_benchmark, by_key, by_hf_config = {}, {}, {}
     for row in rows:
         for bench in row.get("mlperf_benchmarks") or []:
             by_benchmark[str(bench).lower()] = row
         for alias in [row["id"]] + list(row.get("aliases") or []):
             by_key.setdefault(model_key(alias), row)
-    return ModelCatalog(rows, {row["id"]: row for row in rows}, by_benchmark, by_key)
+        if row.get("hf_config"):
+            by_hf_config[str(row["hf_config"]).lower()] = row
+    return ModelCatalog(tuple(rows), {row["id"]: row for row in rows}, by_benchmark, by_key, by_hf_config)
+
+
+@lru_cache(maxsize=None)
+def workloads() -> dict:
+    """Token lengths of each MLPerf LLM benchmark's dataset, plus `default` (features/workloads.yaml)."""
+    return dict(load_yaml(resource_dir("features") / "workloads.yaml", "workloads"))
+
+
+def workload_sequence(benchmark: str | None, model: dict | None) -> tuple[float, float]:
+    """(input, output) tokens per sample: the dataset of the record's benchmark, else of the model's own MLPerf
+    benchmark, else the default; a missing mean falls back to the cap of a capped length, then to the default."""
+    table = workloads()
+    owner = models().by_benchmark.get(str(benchmark).lower()) if benchmark else None
+    keys = [owner["id"] if owner else None, model["id"] if model else None, "default"]
+    entry = next(table[key] for key in keys if key in table)
+    default = table["default"]
+
+    def tokens(side: str) -> float:
+        stats = entry.get(side) or {}
+        return float(stats.get("mean") or (stats.get("capped") and stats.get("max")) or default[side]["mean"])
+
+    return tokens("input_tokens"), tokens("output_tokens")
 
 
 def prices(path: Path | None = None) -> list[dict]:

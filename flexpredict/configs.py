@@ -6,7 +6,7 @@ import difflib
 
 import pandas as pd
 
-from . import catalogs
+from . import catalogs, model_config
 from .features import resolve_accelerator
 from .schema import conform
 
@@ -16,8 +16,12 @@ class ConfigError(ValueError):
 
 
 def resolve_model(name: str) -> dict:
-    """Catalog row of a model id, MLPerf benchmark name or loose spelling; 'did you mean' when unknown."""
-    row = catalogs.models().resolve(name)
+    """Catalog row of a model id, MLPerf benchmark name, loose spelling, Hugging Face id or config.json path;
+    'did you mean' when unknown."""
+    try:
+        row = model_config.resolve(name)
+    except model_config.ModelConfigError as exc:
+        raise ConfigError(str(exc)) from exc
     if row is None:
         ids = [r["id"] for r in catalogs.models().rows]
         close = difflib.get_close_matches(str(name).lower(), ids, n=3, cutoff=0.5)
