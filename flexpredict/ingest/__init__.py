@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import aic_silicon, bench_results, cm_result, cmx_summary, openmlperf, results_tree  # noqa: F401  (register)
+from . import (aic_silicon, bench_results, cm_result, cmx_summary, endpoints_summary,  # noqa: F401  (register)
+               openmlperf, results_tree)
 from .base import READERS, BuildReport, Reader
 from .records import finalize
 
 ROUND_FOLDER = re.compile(r"^v\d+\.\d+$")
 _FILE_READERS = {
     "silicon_sample.csv": "aic-silicon",
+    "result_summary.json": "mlperf-endpoints",
     "cm-result.json": "cm-result",
     "cmx-result-summary.json": "cmx-summary",
     "benchmark_results.json": "flexpredict-bench",
