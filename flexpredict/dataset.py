@@ -62,7 +62,7 @@ def save(frame: pd.DataFrame, path: Path | str) -> Path:
 def append(records: pd.DataFrame, path: Path | str) -> pd.DataFrame:
     """Append records to a dataset file (created if missing), keeping every existing row."""
     path = Path(path)
-    existing = load(path) if path.exists() else conform(pd.DataFrame())
+    existing = load(path, extra=True) if path.exists() else conform(pd.DataFrame())
     combined = pd.concat([existing, conform(records)], ignore_index=True)
     combined = combined.drop_duplicates("record_id", keep="last").reset_index(drop=True)
     save(combined, path)
