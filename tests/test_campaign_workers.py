@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from flexpredict import dataset
 from flexpredict.campaign import Worker, load_campaign
 from flexpredict.campaign.candidates import config_key
-from flexpredict.campaign.study import fail_stale_trials, summary
+from flexpredict.campaign.study import fail_stale_trials, plain_postgresql, summary
 
 CAMPAIGN = {
     "name": "two-workers",
@@ -176,7 +176,7 @@ def postgres_url():
     subprocess.run([*run_as, pg_ctl, "-D", str(folder / "data"), "-o", f"-k {folder} -p {port} -h 127.0.0.1",
                     "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True)
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([*run_as, pg_ctl, "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True,
                        check=False)
@@ -191,7 +191,7 @@ def test_two_workers_share_a_postgresql_storage(tmp_path, postgres_url):
                for i in (1, 2)]
     counts = [trials_run_here(finish(w)) for w in workers]
     assert sum(counts) == 8 and min(counts) >= 1
-    study = optuna.load_study(study_name="on-postgres", storage=postgres_url)
+    study = optuna.load_study(study_name="on-postgres", storage=plain_postgresql(postgres_url))  # as workers do
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 8
     assert_each_configuration_once(study)
     local = [len(dataset.load(tmp_path / f"machine-{i}" / "records.parquet")) for i in (1, 2)]

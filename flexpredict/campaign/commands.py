@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 
@@ -26,16 +25,49 @@ class Format(str, Enum):
     json = "json"
 
 
-def _worker(path: Path, storage: str | None, directory: Path | None, seed: int | None = None):
+def _campaign(path: Path):
+    """The campaign definition, or one line naming the file."""
     import optuna
 
-    from ..schema import SchemaError
-    from . import CampaignError, Worker, load_campaign
+    from . import CampaignError, load_campaign
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return Worker(load_campaign(path), storage=storage, workdir=directory, seed=seed)
+        return load_campaign(path)
+    except CampaignError as exc:
+        fail(str(exc))
+    except UnicodeDecodeError:
+        fail(f"{path}: not a text (UTF-8) YAML file")
+
+
+def _worker(path: Path, storage: str | None, directory: Path | None, seed: int | None = None):
+    """A worker that may write the study (create, run)."""
+    from optuna.exceptions import StorageInternalError
+
+    from ..schema import SchemaError
+    from . import CampaignError, Worker
+
+    campaign = _campaign(path)
+    try:
+        return Worker(campaign, storage=storage, workdir=directory, seed=seed)
     except (CampaignError, SchemaError) as exc:
+        fail(str(exc))
+    except StorageInternalError as exc:
+        fail(f"storage: cannot write the study ({exc.__cause__ or exc})")
+
+
+def _reader(path: Path, storage: str | None, directory: Path | None):
+    """(campaign, study, workdir) opened read-only for status and export: nothing is created or written."""
+    from . import CampaignError
+    from .loop import campaign_dir
+    from .study import default_storage, load_existing_study, open_storage
+
+    campaign = _campaign(path)
+    workdir = Path(directory or campaign_dir(campaign))
+    url = storage or campaign.storage or default_storage(workdir)
+    try:
+        return campaign, load_existing_study(campaign, open_storage(url, campaign, read_only=True)), workdir
+    except CampaignError as exc:
         fail(str(exc))
 
 
@@ -60,6 +92,8 @@ def run(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIR
     Start one worker per machine (or GPU) with the same --storage: they share the study and never measure one
     configuration twice. Run it again to resume; a killed worker's trial is retried once after the grace period.
     """
+    from optuna.exceptions import StorageInternalError
+
     from . import CampaignError
     from .study import spending
 
@@ -75,6 +109,8 @@ def run(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIR
                                  on_fit=lambda w: show(f"refitted on {w.fitted_on} measurement(s)"), on_wait=show)
     except CampaignError as exc:
         fail(str(exc))
+    except StorageInternalError as exc:
+        fail(f"storage: cannot write the study ({exc.__cause__ or exc})")
     except KeyboardInterrupt:
         fail("interrupted: the running trial is retried once after the grace period (run again to resume)", 130)
     console.print(f"{outcome.trials} trial(s) run here; stopped: {outcome.reason}", highlight=False)
@@ -85,15 +121,16 @@ def status(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
            top: int = typer.Option(5, "--top", help="How many of the best configurations to show."),
            output_format: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
     """Progress, spending, failures and retries, the best configurations so far, and the prediction error."""
+    from ..io import strict_json
     from .study import summary
 
-    worker = _worker(campaign, storage, directory)
-    report = summary(worker.campaign, worker.study, top)
-    held = worker.backend.evaluation_records()
-    if held is not None:
-        report["prediction_error"]["mdape_held_out"] = _held_out_error(worker, held)
+    definition, study, workdir = _reader(campaign, storage, directory)
+    report = summary(definition, study, top)
+    held_out = _held_out_error(definition, study, workdir)
+    if held_out is not None:
+        report["prediction_error"]["mdape_held_out"] = held_out
     if output_format is Format.json:
-        print(json.dumps(report, indent=1, default=str))
+        print(strict_json(report, indent=1))
         return
     _print_status(report)
 
@@ -107,13 +144,12 @@ def export(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
     from .. import dataset
     from .study import measured_records
 
-    worker = _worker(campaign, storage, directory)
-    all_trials = worker.study.get_trials(deepcopy=False)
-    records = measured_records(all_trials, worker.campaign.parameter_names)
+    definition, study, _ = _reader(campaign, storage, directory)
+    records = measured_records(study.get_trials(deepcopy=False), definition.parameter_names)
     dataset.save(records[[c for c in records.columns if not c.startswith("param_")]], out)
     console.print(f"wrote {len(records)} record(s) to {out}", highlight=False)
     if trials_out:
-        frame = worker.study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs",
+        frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs",
                                                      "datetime_start", "datetime_complete"))
         frame = frame.drop(columns=[c for c in frame.columns if c == "user_attrs_record"])
         trials_out.parent.mkdir(parents=True, exist_ok=True)
@@ -121,19 +157,31 @@ def export(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
         console.print(f"wrote {len(frame)} trial(s) to {trials_out}", highlight=False)
 
 
-def _held_out_error(worker, held) -> float | None:
-    """MdAPE of the objective metric on the backend's held-out records, from a surrogate fitted now."""
+def _held_out_error(campaign, study, workdir: Path) -> float | None:
+    """MdAPE of the objective metric on the backend's held-out records (a replay's), from a surrogate fitted now
+    on what the study measured; None when the backend holds nothing out."""
     import numpy as np
+    import pandas as pd
 
-    from .study import with_parameters
+    from .backends import create_backend
+    from .study import measured_records, with_parameters
+    from .surrogate import Surrogate
 
+    backend = create_backend(campaign, workdir)
+    held = backend.evaluation_records()
+    if held is None:
+        return None
+    names = campaign.parameter_names
+    measured = measured_records(study.get_trials(deepcopy=False), names)
+    base = with_parameters(backend.base_records(), names)
+    surrogate = Surrogate(campaign)
     with err_console.status("fitting the predictor for the held-out error"):
-        worker.refit()
-    metric = worker.campaign.objective.metric
-    predicted = worker.surrogate.predict(with_parameters(held, worker.campaign.parameter_names))[metric]
+        surrogate.fit(pd.concat([base, measured], ignore_index=True) if len(measured) else base)
+    metric = campaign.objective.metric
+    predicted = surrogate.predict(with_parameters(held, names))[metric].to_numpy(dtype="float64")
     truth = held[metric].to_numpy(dtype="float64")
-    ok = np.isfinite(predicted.to_numpy(dtype="float64"))
-    return float(np.median(np.abs(predicted.to_numpy()[ok] / truth[ok] - 1))) if ok.any() else None
+    ok = np.isfinite(predicted)
+    return float(np.median(np.abs(predicted[ok] / truth[ok] - 1))) if ok.any() else None
 
 
 def _describe(trial) -> str:

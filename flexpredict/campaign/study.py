@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import threading
 import warnings
 from contextlib import contextmanager
@@ -42,34 +43,79 @@ def default_storage(workdir: Path) -> str:
     return f"sqlite:///{(Path(workdir) / 'study.db').absolute()}"
 
 
-def open_storage(url: str, campaign: Campaign) -> optuna.storages.RDBStorage:
-    """The RDB storage with the campaign's heartbeat and the retry-once callback; one-line errors."""
+def open_storage(url: str, campaign: Campaign, *, read_only: bool = False) -> optuna.storages.RDBStorage:
+    """The RDB storage with the campaign's heartbeat and the retry-once callback; one-line errors.
+
+    `read_only` (status, export): a SQLite file must exist and is opened read-only; nothing is created.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     try:
-        dialect = make_url(url).get_backend_name()
+        parsed = make_url(url)
     except ArgumentError:
         raise CampaignError(f"storage: not a database URL: '{url}' (e.g. sqlite:///study.db, "
                             "postgresql://user@host/db)") from None
+    dialect = parsed.get_backend_name()
     if dialect not in ("sqlite", "postgresql", "mysql"):
         raise CampaignError(f"storage: use SQLite, PostgreSQL or MySQL, got '{dialect}'")
+    url = plain_postgresql(url)
     # SQLite: wait for a busy database instead of failing ("database is locked", optuna#820)
     engine_kwargs = {"connect_args": {"timeout": 60}} if dialect == "sqlite" else {"pool_pre_ping": True}
     if dialect == "sqlite":
-        Path(make_url(url).database or ".").parent.mkdir(parents=True, exist_ok=True)
+        url = _sqlite_url(Path(parsed.database or "study.db"), read_only)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=campaign.heartbeat_interval,
-                grace_period=campaign.grace_period,
+                grace_period=campaign.grace_period, skip_table_creation=read_only,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES))
     except ImportError:
         driver = {"postgresql": "psycopg2-binary", "mysql": "PyMySQL"}.get(dialect, dialect)
         raise CampaignError(f"storage: the {dialect} driver is not installed (pip install {driver})") from None
     except SQLAlchemyError as exc:
-        raise CampaignError(f"storage: cannot open {safe_url(url)} ({str(exc.orig or exc).splitlines()[0]})") from None
+        raise CampaignError(f"storage: cannot open {safe_url(url)} ({_first_line(exc)})") from None
+
+
+def plain_postgresql(url: str) -> str:
+    """`postgresql://` as the docs write it: SQLAlchemy 2.1 reads it as psycopg (v3); without that driver, use
+    the installed psycopg2 instead of failing."""
+    import importlib.util
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername != "postgresql" or importlib.util.find_spec("psycopg") is not None:
+        return url
+    return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+
+
+def _sqlite_url(database: Path, read_only: bool) -> str:
+    """A SQLite file: created (with its folder) for writers; for readers it must exist and is opened read-only."""
+    if not read_only:
+        folder = database.absolute().parent
+        if not folder.exists():
+            raise CampaignError(f"storage: folder {folder} does not exist (create it, or use --dir)")
+        if not os.access(folder, os.W_OK) or (database.exists() and not os.access(database, os.W_OK)):
+            raise CampaignError(f"storage: {database} is read-only (workers write their trials there)")
+        return f"sqlite:///{database.absolute()}"
+    if not database.is_file():
+        raise CampaignError(f"storage: no campaign study at {database} (run `flexpredict campaign create` first)")
+    return f"sqlite:///file:{database.absolute()}?mode=ro&uri=true"
+
+
+def load_existing_study(campaign: Campaign, storage: optuna.storages.RDBStorage) -> optuna.Study:
+    """The campaign's study as stored, for readers: never created, never written."""
+    try:
+        return optuna.load_study(study_name=campaign.name, storage=storage)
+    except KeyError:
+        raise CampaignError(f"storage: no campaign '{campaign.name}' in {safe_url(storage.url)} (run `flexpredict "
+                            "campaign create` first)") from None
+
+
+def _first_line(exc) -> str:
+    return (str(getattr(exc, "orig", None) or exc).splitlines() or [exc.__class__.__name__])[0][:200]
 
 
 def open_study(campaign: Campaign, storage: optuna.storages.RDBStorage, sampler=None) -> optuna.Study:
