@@ -25,7 +25,8 @@ KEY = ("accelerator", "count", "nodes", "precision", "engine")
 
 
 # the code a remembered prediction depends on (featurisation, predictors, candidate scoring), relative to the package
-CODE = ("features", "predictors", "ingest/records.py", "configs.py", "normalize.py", "schema.py", "recommend.py")
+CODE = ("features", "predictors", "ingest/records.py", "configs.py", "model_config.py", "normalize.py", "schema.py",
+        "recommend.py")
 
 
 def fingerprint(model_dir: Path) -> str:
@@ -35,8 +36,9 @@ def fingerprint(model_dir: Path) -> str:
     code = sorted(p for name in CODE for p in ((package / name).rglob("*.py") if (package / name).is_dir()
                                                else [package / name]))
     digest = hashlib.sha256()
-    for path in [model_dir / "manifest.json", catalogs.resource_dir("features") / "accelerators.yaml",
-                 catalogs.resource_dir("features") / "models.yaml", *code]:
+    features = catalogs.resource_dir("features")
+    for path in [model_dir / "manifest.json", features / "accelerators.yaml", features / "models.yaml",
+                 features / "workloads.yaml", *sorted(features.glob("hf_configs/*/*/config.json")), *code]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
