@@ -145,7 +145,7 @@ def models(path: Path | None = None) -> ModelCatalog:
         if row.get("hf_config"):
             config = hf_config_dir() / row["hf_config"] / "config.json"
             row = {**architecture(read_config(config), str(config)), **row}
-        rows.append(row)
+        rows.append(_with_kv_bytes(row))
     if path == resource_dir("features") / "models.yaml":
         rows += _registered_models
     by_benchmark, by_key, by_hf_config = {}, {}, {}
@@ -157,6 +157,17 @@ def models(path: Path | None = None) -> ModelCatalog:
         if row.get("hf_config"):
             by_hf_config[str(row["hf_config"]).lower()] = row
     return ModelCatalog(tuple(rows), {row["id"]: row for row in rows}, by_benchmark, by_key, by_hf_config)
+
+
+def _with_kv_bytes(row: dict) -> dict:
+    """A row without a config still gets its 16-bit KV bytes per token: 2 (K and V) x layers x KV heads x head dim
+    x 2 bytes, and its attention kind (GQA when it has fewer KV heads than heads)."""
+    sizes = [row.get(key) for key in ("layers", "kv_heads", "head_dim")]
+    if row.get("kind") != "llm" or "kv_bytes_per_token_bf16" in row or not all(isinstance(v, int) for v in sizes):
+        return row
+    layers, kv_heads, head_dim = sizes
+    return {"attention": "GQA" if kv_heads < (row.get("attention_heads") or kv_heads) else "MHA", **row,
+            "kv_bytes_per_token_bf16": 2 * layers * kv_heads * head_dim * 2}
 
 
 @lru_cache(maxsize=None)

@@ -85,6 +85,8 @@ def test_kv_bytes_per_token_gqa_and_mla():
     assert deepseek["native_precision"] == "fp8"
     gpt_oss = model_config.architecture(bundled("openai/gpt-oss-120b"))
     assert (gpt_oss["kv_bytes_per_token_bf16"], gpt_oss["native_precision"]) == (36 * 2 * 8 * 64 * 2, "fp4")
+    gptj = catalogs.models().resolve("gptj")  # no bundled config: derived from the row's own fields
+    assert (gptj["attention"], gptj["kv_bytes_per_token_bf16"]) == ("MHA", 2 * 28 * 16 * 256 * 2)
 
 
 def test_physics_reads_kv_bytes_and_workload_lengths_from_the_catalog():

@@ -25,7 +25,6 @@ FLOPS_KEYS = {
     "fp16": ("fp16", "bf16"), "fp32": ("tf32", "fp32"), None: ("fp16", "bf16", "int8", "fp32"),
 }
 DEFAULT_PRECISION_BYTES = 2.0
-_KV_BYTES = 2.0  # KV caches stay 16-bit in most MLPerf LLM submissions
 _MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
 
 ACCELERATOR_FEATURES = ("acc_kind", "acc_family", "acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs",
@@ -105,7 +104,8 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
     out["memory_headroom"] = out["total_memory_gb"] / out["weights_gb"]
     out["fits_in_memory"] = float(out["weights_gb"] <= _MEMORY_FOR_WEIGHTS_AND_KV * out["total_memory_gb"]) \
         if not np.isnan(out["memory_headroom"]) else np.nan
-    out["kv_bytes_per_token"] = _kv_bytes_per_token(model, out)
+    # KV caches stay 16-bit in most MLPerf LLM submissions: the catalog's bf16 size (MLA included)
+    out["kv_bytes_per_token"] = _num(model.get("kv_bytes_per_token_bf16")) if model else np.nan
     out["flops_per_byte"] = out["acc_tflops"] / out["acc_bandwidth_tbs"]
     out["roofline_per_accelerator"] = roofline(out, model, rec.benchmark, total)
     out["work_bound_per_accelerator"] = roofline(out, model, rec.benchmark, total, prefill=True)
@@ -140,14 +140,6 @@ def roofline(feat: dict, model: dict | None, benchmark, total: float, *, prefill
         return float(min(compute_bound, batch / step))
     gflops = feat["model_gflops_per_sample"]
     return float(flops / (gflops * 1e9)) if gflops and not np.isnan(gflops) else np.nan
-
-
-def _kv_bytes_per_token(model: dict | None, out: dict) -> float:
-    """The catalog's 16-bit KV bytes per token (built from the config, so MLA is sized right), else
-    2 x layers x KV heads x head dim x 2 bytes."""
-    if model and _is_number(model.get("kv_bytes_per_token_bf16")):
-        return float(model["kv_bytes_per_token_bf16"])
-    return 2 * out["model_layers"] * out["model_kv_heads"] * out["model_head_dim"] * _KV_BYTES
 
 
 def _num(value) -> float:
