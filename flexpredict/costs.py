@@ -60,8 +60,9 @@ STALE_AFTER_MONTHS = 6
 
 
 class PriceBook:
-    """Per accelerator id: the newest quote of each provider, the cheapest of those on demand ('other' only when
-    no named provider has one), and the newest purchase price; a user file overrides rows."""
+    """Per accelerator id: the newest quote of each provider, the cheapest of those on demand that is at most 6
+    months older than the newest ('other' only when no named provider has one), and the newest purchase price;
+    a user file overrides rows."""
 
     def __init__(self, rows: list[dict]):
         grouped: dict[str, list[dict]] = defaultdict(list)
@@ -96,8 +97,7 @@ class PriceBook:
         days = sorted(dt.date.fromisoformat(str(day)) for day in found if day)
         if not days:
             return None
-        today = today or dt.date.today()
-        cutoff = (pd.Timestamp(today) - pd.DateOffset(months=STALE_AFTER_MONTHS)).date()
+        cutoff = _months_before(today or dt.date.today(), STALE_AFTER_MONTHS)
         kind = "purchase" if pricing == "own" else "on-demand"
         return PriceDates(kind=kind, oldest=days[0], newest=days[-1], stale=days[-1] < cutoff)
 
@@ -112,6 +112,10 @@ def _price(ident: str, rows: list[dict]) -> Price:
             newest_per_provider[row.get("provider")] = row
     quotes = list(newest_per_provider.values())
     quotes = [row for row in quotes if row.get("provider") != "other"] or quotes
+    latest = max((_date_text(row) or "" for row in quotes), default="")
+    if latest:  # a quote over 6 months older than the part's newest one does not undercut it
+        cutoff = str(_months_before(dt.date.fromisoformat(latest), STALE_AFTER_MONTHS))
+        quotes = [row for row in quotes if (_date_text(row) or "") >= cutoff]
     hourly = min(quotes, key=lambda row: _positive(row["usd_per_accelerator_hour"]), default=None)
     purchases = [row for row in rows if _positive(row.get("purchase_usd")) is not None]
     bought = max(purchases, key=lambda row: _date_text(row) or "", default=None)
@@ -125,6 +129,10 @@ def _price(ident: str, rows: list[dict]) -> Price:
         purchase_as_of=_date_text(bought),
         purchase_source=bought.get("source") if bought else None,
     )
+
+
+def _months_before(day: dt.date, months: int) -> dt.date:
+    return (pd.Timestamp(day) - pd.DateOffset(months=months)).date()
 
 
 def _is_iso_date(value) -> bool:
