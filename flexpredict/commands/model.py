@@ -16,7 +16,8 @@ SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
 # one configuration, as `predict` and `explain` take it
 COUNT = typer.Option(1, help="Accelerators per node.", callback=positive_count)
 NODES = typer.Option(1, help="Nodes.", callback=positive_count)
-MODEL = typer.Option(None, help="Model id or MLPerf benchmark name, e.g. llama2-70b.")
+MODEL = typer.Option(None, help="Model id, MLPerf benchmark, Hugging Face id (Qwen/Qwen3-32B) or a config.json "
+                           "(or its folder), e.g. llama2-70b.")
 SCENARIO = typer.Option("Offline", help=SCENARIO_HELP)
 PRECISION = typer.Option(None, help="fp4, fp8, int8, int4, bf16, fp16 or fp32.", callback=known_precision)
 ENGINE = typer.Option(None, help="tensorrt-llm, vllm, sglang, ... (default: unknown).", callback=known_engine)

@@ -32,7 +32,8 @@ def recommend(
                                  callback=positive_number),
     latency_slo: str = typer.Option(None, help="p99 latency bound: for LLMs the time per output token (TPOT), "
                                     "otherwise the query latency. 200ms, 0.2s or 200 (ms)."),
-    model: str = typer.Option(None, help="Model id or MLPerf benchmark name (default: llama2-70b)."),
+    model: str = typer.Option(None, help="Model id, MLPerf benchmark, Hugging Face id or config.json path "
+                                         "(default: llama2-70b)."),
     budget_period: str = typer.Option("month", help="hour, month (730 h) or year."),
     pricing: str = typer.Option("cloud", help="cloud (on-demand $/accelerator-hour) or own (purchase price "
                                 "amortised over --amortize-years plus electricity)."),
