@@ -112,7 +112,8 @@ def architecture(config: dict, origin: str = "config.json") -> dict:
 
 
 def _counts(embedding: int, tied: bool, attention: int, mlp: dict, norms: int) -> dict:
-    """Total, active (per token, without the input-embedding lookup) and input-embedding parameters."""
+    """Total, active and input-embedding parameters; active counts the output projection (a vocab x hidden
+    matrix, shared with the embedding when tied) but not the input-embedding lookup."""
     output = 0 if tied else embedding
     return {"total": embedding + output + attention + mlp["total"] + norms,
             "active": embedding + attention + mlp["active"] + norms, "embedding": embedding}
