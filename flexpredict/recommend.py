@@ -298,7 +298,8 @@ def _configurations(acc: dict, model: dict, llm: bool, scenario: str, engines: d
         if total > max_accelerators:
             continue
         for precision in supported:
-            if not fits_in_memory(model, acc, precision, total):
+            needed = (model.get("params_total_b") or 0) * BYTES_PER_PARAM[precision]
+            if needed > MEMORY_FOR_WEIGHTS * (acc.get("memory_gb") or 0) * total:
                 if counter is not None:
                     counter["candidates that do not fit in memory"] += 1
                 continue
@@ -307,14 +308,6 @@ def _configurations(acc: dict, model: dict, llm: bool, scenario: str, engines: d
                         "model": model["id"], "scenario": scenario, "tdp_w": acc.get("tdp_w"),
                         "accelerator_row": acc, "model_row": model} for engine in vendor_engines)
     return out
-
-
-def fits_in_memory(model: dict, acc: dict, precision: str | None, total: int) -> bool | None:
-    """Whether the weights fit in 90 % of the accelerators' memory (None: precision or memory unknown)."""
-    if precision not in BYTES_PER_PARAM or not acc.get("memory_gb"):
-        return None
-    return (model.get("params_total_b") or 0) * BYTES_PER_PARAM[precision] <= MEMORY_FOR_WEIGHTS * acc["memory_gb"] \
-        * total
 
 
 def catalog_candidates(model: dict, scenario: str, records: pd.DataFrame) -> pd.DataFrame:

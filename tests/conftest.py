@@ -23,8 +23,11 @@ def built(shared_mlperf):
 
 @pytest.fixture(autouse=True, scope="session")
 def isolated_score_cache(tmp_path_factory):
-    """Scores `recommend` remembers go to a temporary folder, not the user's cache (CLI subprocesses inherit it)."""
+    """Scores `recommend` remembers, and models `train` writes without --out, go to temporary folders, not the
+    user's cache and home (CLI subprocesses inherit them)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("FLEXPREDICT_CACHE_DIR", str(tmp_path_factory.mktemp("score-cache")))
+    mp.setenv("FLEXPREDICT_HOME", str(tmp_path_factory.mktemp("flexpredict-home")))
+    mp.delenv("FLEXPREDICT_MODEL_DIR", raising=False)
     yield
     mp.undo()

@@ -97,6 +97,8 @@ def test_shipped_model_predicts_records_and_one_configuration(tmp_path):
     predicted = pd.read_parquet(out)
     for name in ("throughput_per_accelerator", "ttft_p99_ms", "tpot_p99_ms", "power_w"):
         assert {f"pred_{name}", f"pred_{name}_lo", f"pred_{name}_hi"} <= set(predicted.columns)
+    assert set(predicted["match"]) <= {"resolved", "unknown"}  # unknown: a model or part the catalogs lack
+    predicted = predicted[predicted["match"] == "resolved"]
     throughput_rows = predicted["scenario"].isin(["Offline", "Server", "Interactive"])
     assert "ood" in predicted and throughput_rows.sum() > 50
     assert predicted.loc[throughput_rows, "pred_throughput_per_accelerator"].notna().all()

@@ -187,7 +187,8 @@ def predict(
 
 def predict_records(bundle, records, source: Path):
     """Input rows resolved as the single configuration is (ids, short ids, vendor names, HF ids), predicted; the
-    output carries the resolved accelerator, model, accelerators_total, fits and `match` (resolved / unknown).
+    output carries the resolved accelerator, model, accelerators_total, the prediction's `fits` and `match`
+    (resolved / unknown).
     Unresolved rows are reported on stderr; if none resolves, nothing is written."""
     import pandas as pd
 
@@ -214,9 +215,8 @@ def predict_records(bundle, records, source: Path):
     predicted = bundle.predict(resolved)
     predicted.index = records.index[positions]
     identity = resolved[["accelerator", "model", "accelerators_total"]].set_axis(records.index[positions])
-    identity["fits"] = pd.array([cfg["fits"] for _, cfg in configurations], dtype="boolean")
-    result = records.drop(columns=[c for c in ("accelerator", "model", "accelerators_total") if c in records])
-    result = result.join(identity).join(predicted)
+    replaced = {*identity.columns, *predicted.columns, "match"}  # an earlier prediction's columns are replaced
+    result = records.drop(columns=[c for c in records.columns if c in replaced]).join(identity).join(predicted)
     result["match"] = pd.Series("unknown", index=records.index).where(~records.index.isin(identity.index),
                                                                        "resolved")
     return result
@@ -228,7 +228,6 @@ def _row_configuration(row: dict) -> dict | str:
 
     from ..configs import ConfigError, accelerator_row, resolve_model
     from ..normalize import engine as canonical_engine, precision as canonical_precision, scenario as scenario_of
-    from ..recommend import fits_in_memory
 
     def given(*names):
         return next((row[n] for n in names if n in row and not pd.isna(row[n]) and str(row[n]).strip()), None)
@@ -245,10 +244,9 @@ def _row_configuration(row: dict) -> dict | str:
     per_node = given("accelerators_per_node", "count") or (given("accelerators_total") or 1) / nodes
     if not (float(per_node).is_integer() and float(nodes).is_integer() and per_node >= 1 and nodes >= 1):
         return f"count: expected whole numbers >= 1 of accelerators per node and nodes, got {per_node} x {nodes}"
-    precision = canonical_precision(given("precision"))
     return {"accelerator_row": acc, "model_row": model, "count": int(per_node), "nodes": int(nodes),
-            "scenario": scenario, "precision": precision, "engine": canonical_engine(given("engine"))[0],
-            "fits": fits_in_memory(model, acc, precision, int(per_node) * int(nodes))}
+            "scenario": scenario, "precision": canonical_precision(given("precision")),
+            "engine": canonical_engine(given("engine"))[0]}
 
 
 def configuration_record(accelerator, count, nodes, model, scenario, precision, engine):
