@@ -64,7 +64,8 @@ def physics(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _one(acc: dict | None, model: dict | None, rec) -> dict:
-    precision = rec.precision if isinstance(rec.precision, str) else None
+    # a record that does not say its precision runs the model's published weights (DeepSeek fp8, gpt-oss mxfp4)
+    precision = rec.precision if isinstance(rec.precision, str) else (model or {}).get("native_precision")
     total = float(rec.accelerators_total) if _is_number(rec.accelerators_total) and rec.accelerators_total > 0 \
         else np.nan
     out = {key: np.nan for key in ACCELERATOR_FEATURES + MODEL_FEATURES}
