@@ -18,10 +18,14 @@ from .predictors import TARGETS, pair_keys
 from .predictors.targets import make_predictor
 from .predictors.bundle import training_rows
 
-DEFAULT_PREDICTORS = ("xgboost", "lookup-median", "public-recipe", "roofline")
-FORWARD_ROUNDS = ("v4.1", "v5.0")
-SPLITS = ("forward-v4.1", "forward-v5.0", "grouped-kfold", "leave-one-accelerator-out", "leave-one-model-out")
+DEFAULT_PREDICTORS = ("xgboost", "lookup-median", "sibling-roofline", "model-roofline", "public-recipe", "roofline")
+SPLITS = ("forward-v4.1", "forward-v5.0", "forward-v5.1", "grouped-kfold", "leave-one-accelerator-out",
+          "leave-one-model-out", "leave-family-out")
 HOLDOUT_GROUPS = 5  # accelerators / models held out one at a time: the most measured ones
+# accelerator generations held out at once (catalog `family`): a whole new generation arriving
+FAMILY_HOLDOUTS = {"blackwell": ("blackwell", "blackwell-ultra"), "mi3xx": ("cdna3", "cdna4"),
+                   "hopper": ("hopper",)}
+CATEGORIES = ("seen-pair", "new-pair", "new-accelerator", "new-model", "both-new")
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,37 @@ def folds(records: pd.DataFrame, split: str, *, kfold: int = 5) -> Iterator[Fold
         values = records[column].astype("object")
         closed = records["division"] == "closed"
         for held in values[closed].value_counts().index[:HOLDOUT_GROUPS]:
-            test = np.flatnonzero((values == held).to_numpy())
-            # the held-out value never appears in training, nor do the run groups of its test rows
-            test_groups = set(groups[test])
-            train = np.flatnonzero(((values != held) & ~pd.Series(groups).isin(test_groups).to_numpy()).to_numpy())
-            yield Fold(split, str(held), train, test)
+            yield _held_out(split, str(held), (values == held).to_numpy(), groups)
+    elif split == "leave-family-out":
+        from .catalogs import accelerators
+
+        by_id = accelerators().by_id
+        family = records["accelerator"].map(lambda a: (by_id.get(a) or {}).get("family") if isinstance(a, str)
+                                            else None)
+        for name, members in FAMILY_HOLDOUTS.items():
+            held = family.isin(members).to_numpy()
+            if held.any():
+                yield _held_out(split, name, held, groups)
     else:
         raise ValueError(f"unknown split '{split}' (expected one of {', '.join(SPLITS)})")
+
+
+def _held_out(split: str, name: str, held: np.ndarray, groups: np.ndarray) -> Fold:
+    """Test on the held rows; train on the others, minus any run group that has a held row."""
+    test = np.flatnonzero(held)
+    train = np.flatnonzero(~held & ~pd.Series(groups).isin(set(groups[test])).to_numpy())
+    return Fold(split, name, train, test)
+
+
+def categories(test: pd.DataFrame, predictor) -> np.ndarray:
+    """What training had measured of each test configuration: its (model, accelerator) pair (seen-pair); both, but
+    never together (new-pair); the model on other parts only (new-accelerator); the part with other models only
+    (new-model); neither (both-new)."""
+    seen = pair_keys(test).isin(set(predictor.seen_pairs_)).to_numpy()
+    known_model = test["model"].astype("object").isin(set(predictor.seen_models_)).to_numpy()
+    known_part = test["accelerator"].astype("object").isin(set(predictor.seen_accelerators_)).to_numpy()
+    return np.select([seen, known_model & known_part, known_model, known_part],
+                     ["seen-pair", "new-pair", "new-accelerator", "new-model"], "both-new")
 
 
 def metrics(y: np.ndarray, pred: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
@@ -71,9 +99,12 @@ def metrics(y: np.ndarray, pred: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> 
     error = pred[ok] / y[ok] - 1
     ape = np.abs(error)
     covered = (y[ok] >= lo[ok]) & (y[ok] <= hi[ok])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = np.sqrt(hi[ok] / lo[ok])  # the interval as x/÷ a factor around its geometric centre
     return {"n": int(ok.sum()), "mdape": float(np.median(ape)), "mape": float(np.mean(ape)),
             "within_10": float(np.mean(ape <= 0.10)), "within_25": float(np.mean(ape <= 0.25)),
             "bias": float(np.median(error)), "coverage": float(np.mean(covered)),
+            "width": float(np.median(width)) if np.isfinite(width).any() else float("nan"),
             "missing": int((~ok).sum())}
 
 
@@ -104,12 +135,13 @@ def evaluate(records: pd.DataFrame, *, targets: list[str], splits: list[str] | N
             predictor = make_predictor(name, TARGETS[target], (params or {}).get(name))
             predictor.fit(train, y[fold.train])
             pred, lo, hi = predictor.predict_interval(test)
-            seen = pair_keys(test).isin(set(predictor.seen_pairs_)).to_numpy()
+            category = categories(test, predictor)
             llm = test["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False).to_numpy()
+            closed = (test["division"].astype("object") == "closed").to_numpy()
             predictions.append(pd.DataFrame({
                 "target": target, "split": fold.split, "fold": fold.name, "predictor": name,
                 "record_id": test["record_id"].to_numpy(), "y": test_y, "pred": pred, "lo": lo, "hi": hi,
-                "seen_pair": seen, "llm": llm}))
+                "seen_pair": category == "seen-pair", "category": category, "llm": llm, "closed": closed}))
     if on_progress:
         on_progress(total, total, "done")
     table = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
@@ -124,10 +156,16 @@ def evaluate(records: pd.DataFrame, *, targets: list[str], splits: list[str] | N
 
 
 def _subsets(part: pd.DataFrame) -> dict[str, np.ndarray]:
+    """all / llm / non-llm, each split into seen and unseen pairs, and the LLM rows per category (closed division:
+    tuned submissions, the situation a user's question is in)."""
     llm, seen = part["llm"].to_numpy(dtype=bool), part["seen_pair"].to_numpy(dtype=bool)
-    return {"all": np.ones(len(part), dtype=bool), "llm": llm, "llm-seen-pair": llm & seen,
-            "llm-unseen-pair": llm & ~seen, "non-llm": ~llm, "non-llm-seen-pair": ~llm & seen,
-            "non-llm-unseen-pair": ~llm & ~seen}
+    subsets = {"all": np.ones(len(part), dtype=bool), "llm": llm, "llm-seen-pair": llm & seen,
+               "llm-unseen-pair": llm & ~seen, "non-llm": ~llm, "non-llm-seen-pair": ~llm & seen,
+               "non-llm-unseen-pair": ~llm & ~seen}
+    closed, category = part["closed"].to_numpy(dtype=bool), part["category"].to_numpy()
+    for name in CATEGORIES:
+        subsets[f"llm-closed-{name}"] = llm & closed & (category == name)
+    return subsets
 
 
 def _round_order(rounds: pd.Series) -> dict[str, int]:

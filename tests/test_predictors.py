@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
+from sklearn.base import clone, is_regressor
+from sklearn.exceptions import NotFittedError
 from typer.testing import CliRunner
 
 from flexpredict import dataset
 from flexpredict.cli import app
 from flexpredict.evaluation import evaluate, folds
-from flexpredict.predictors import TARGETS, Predictor, XGBoostPredictor
+from flexpredict.predictors import PREDICTORS, TARGETS, Predictor, XGBoostPredictor
 from flexpredict.predictors.bundle import ModelBundle, training_rows
 from flexpredict.predictors.targets import make_predictor
 
@@ -28,12 +29,20 @@ def llm_rows():
     return rows[keep].reset_index(drop=True), y[keep]
 
 
-@pytest.mark.parametrize("name", ["xgboost", "lookup-median", "roofline", "public-recipe"])
-def test_fit_predict_interval_save_load_roundtrip(name, llm_rows, tmp_path):
+@pytest.mark.parametrize("name", sorted(PREDICTORS))
+def test_every_registered_predictor_fills_the_contract(name, llm_rows, tmp_path):
+    """is_regressor, clone without fitted state, NotFittedError, interval shape and order, JSON/UBJ round trip."""
     rows, y = llm_rows
     predictor = make_predictor(name, TARGETS["throughput_per_accelerator"], {"calibration_folds": 3})
+    assert is_regressor(predictor)
+    copy = clone(predictor)
+    assert copy.get_params() == predictor.get_params() and copy is not predictor
+    with pytest.raises(NotFittedError):
+        copy.predict_interval(rows)
     predictor.fit(rows, y)
+    assert not hasattr(clone(predictor), "seen_pairs_")
     pred, lo, hi = predictor.predict_interval(rows)
+    assert pred.shape == lo.shape == hi.shape == (len(rows),)
     ok = np.isfinite(pred)
     assert ok.mean() > 0.8
     assert (lo[ok] <= pred[ok]).all() and (pred[ok] <= hi[ok]).all()
@@ -43,11 +52,11 @@ def test_fit_predict_interval_save_load_roundtrip(name, llm_rows, tmp_path):
     np.testing.assert_allclose(again.predict_interval(rows)[0], pred, rtol=1e-6)
 
 
-def test_predictors_follow_the_sklearn_estimator_contract():
-    model = XGBoostPredictor(n_estimators=10)
-    copy = clone(model)
-    assert copy.get_params()["n_estimators"] == 10
-    assert copy is not model and not hasattr(copy, "booster_")
+def test_interval_level_is_a_parameter(llm_rows):
+    rows, y = llm_rows
+    wide = XGBoostPredictor(n_estimators=20, interval_level=0.95).fit(rows, y)
+    narrow = XGBoostPredictor(n_estimators=20, interval_level=0.5).fit(rows, y)
+    assert (np.log(wide.predict_interval(rows)[2]) > np.log(narrow.predict_interval(rows)[2])).mean() > 0.9
 
 
 def test_splits_never_put_a_run_group_on_both_sides(llm_rows):

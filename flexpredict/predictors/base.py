@@ -11,13 +11,14 @@ that hold out whole models or accelerators. Saved as JSON (+ the model's own for
 from __future__ import annotations
 
 import json
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.utils.validation import check_is_fitted
 
 PREDICTORS: dict[str, type[Predictor]] = {}
 STATE_FILE = "predictor.json"
@@ -35,13 +36,16 @@ def pair_keys(records: pd.DataFrame) -> pd.Series:
     return records["model"].astype("object").astype(str) + "|" + accelerator.astype(str)
 
 
-class Predictor(BaseEstimator, RegressorMixin):
-    """fit / predict / predict_interval / save / load, on schema records and positive target values."""
+class Predictor(RegressorMixin, BaseEstimator, ABC):
+    """fit / predict / predict_interval / save / load, on schema records and positive target values.
+
+    `interval_level` is the coverage the conformal intervals are calibrated for (0.9: a 90 % interval)."""
 
     name: ClassVar[str]
 
     def __init__(self, calibration_folds: int = 5, transfer_folds: int = 2, calibration_jobs: int = 2,
-                 random_state: int = 0):
+                 random_state: int = 0, interval_level: float = 0.9):
+        self.interval_level = interval_level
         self.calibration_folds = calibration_folds
         self.transfer_folds = transfer_folds
         self.calibration_jobs = calibration_jobs
@@ -87,10 +91,12 @@ class Predictor(BaseEstimator, RegressorMixin):
         return self
 
     def predict(self, records: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "seen_pairs_")
         return np.exp(self._predict_log(records))
 
     def predict_interval(self, records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(prediction, low, high): the calibrated 90 % interval (the level set at fit)."""
+        """(prediction, low, high): the conformal interval at `interval_level`."""
+        check_is_fitted(self, "seen_pairs_")
         log_pred = self._predict_log(records)
         seen = pair_keys(records).isin(set(self.seen_pairs_)).to_numpy()
         known_model = records["model"].astype("object").isin(set(self.seen_models_)).to_numpy()
@@ -108,7 +114,7 @@ class Predictor(BaseEstimator, RegressorMixin):
                 | accelerator.isna() | (~accelerator.astype(str).isin(set(self.seen_accelerators_)))
                 | (total > 2 * max(self.max_accelerators_, 1))).to_numpy()
 
-    def _calibrate(self, records: pd.DataFrame, y: np.ndarray, level: float = 0.9) -> None:
+    def _calibrate(self, records: pd.DataFrame, y: np.ndarray) -> None:
         """Cross-conformal quantiles of |log residual|, for seen and unseen (model, accelerator) pairs.
 
         Seen pairs: forward folds (round R predicted from every earlier round, for each R that has at least
@@ -119,6 +125,7 @@ class Predictor(BaseEstimator, RegressorMixin):
         from joblib import Parallel, delayed  # heavy imports, needed only when fitting
         from sklearn.model_selection import GroupKFold
 
+        level = self.interval_level
         pairs = pair_keys(records).to_numpy()
         models = records["model"].astype("object").fillna("?").astype(str).to_numpy()
         residuals, seen_flags, strata, signed, from_seen_scheme = [], [], [], [], []

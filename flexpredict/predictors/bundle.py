@@ -20,6 +20,7 @@ import pandas as pd
 
 from .. import catalogs
 from .base import Predictor
+from .constraints import constrain
 from .targets import TARGETS, make_predictor
 
 MANIFEST = "manifest.json"
@@ -76,7 +77,9 @@ class ModelBundle:
     # -- prediction --------------------------------------------------------------------------------------------
 
     def predict(self, records: pd.DataFrame) -> pd.DataFrame:
-        """pred_<target>, pred_<target>_lo/_hi (90 % interval) and ood_<target> per record; `ood` if any."""
+        """pred_<target>, pred_<target>_lo/_hi (90 % interval) and ood_<target> per record; `ood` if any; `fits`.
+        Physics and consistency hold (`constraints.constrain`): no prediction for what does not fit, power within
+        its bounds, energy = power / throughput, token latencies within the scenario's bound."""
         from ..features import RecordFeaturizer
 
         out = pd.DataFrame(index=records.index)
@@ -104,7 +107,7 @@ class ModelBundle:
             out[f"ood_{name}"] = pd.array(np.where(mask, ood, False), dtype="boolean")
             any_ood |= mask & ood
         out["ood"] = any_ood
-        return out
+        return constrain(records, out)
 
     # -- persistence -------------------------------------------------------------------------------------------
 

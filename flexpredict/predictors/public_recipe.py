@@ -25,9 +25,10 @@ class PublicRecipePredictor(Predictor):
     name = "public-recipe"
 
     def __init__(self, n_estimators: int = 100, calibration_folds: int = 5, transfer_folds: int = 2,
-                 calibration_jobs: int = 2, random_state: int = 0):
+                 calibration_jobs: int = 2, random_state: int = 0, interval_level: float = 0.9):
         super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
-                         calibration_jobs=calibration_jobs, random_state=random_state)
+                         calibration_jobs=calibration_jobs, random_state=random_state,
+                         interval_level=interval_level)
         self.n_estimators = n_estimators
 
     def _fit_log(self, records: pd.DataFrame, log_y: np.ndarray) -> None:

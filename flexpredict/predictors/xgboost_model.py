@@ -37,9 +37,10 @@ class XGBoostPredictor(Predictor):
                  reg_lambda: float = 1.0, roofline_exponent: float = 1.0, use_identity: bool = True,
                  objective: str = "reg:pseudohubererror", huber_slope: float = 0.1, max_correction: float = 3.0,
                  n_jobs: int = 2, calibration_folds: int = 3, transfer_folds: int = 2, calibration_jobs: int = 2,
-                 random_state: int = 0):
+                 random_state: int = 0, interval_level: float = 0.9):
         super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
-                         calibration_jobs=calibration_jobs, random_state=random_state)
+                         calibration_jobs=calibration_jobs, random_state=random_state,
+                         interval_level=interval_level)
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
