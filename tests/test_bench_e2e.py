@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -28,17 +29,17 @@ from flexpredict.schema import COLUMN_NAMES
 
 pytestmark = pytest.mark.slow
 cli = CliRunner()
-# small and quick on a 2-core CPU: fp32 (bf16 crashed on short prompts), no graph compile, 1 GiB of KV cache; on the
-# CPU, --gpu-memory-utilization is the share of the NUMA node's memory that must be free at start
-KNOBS = dict(dtype="float32", enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.3)
-CLI_KNOBS = ["--dtype", "float32", "--enforce-eager", "--max-model-len", "512", "--gpu-memory-utilization", "0.3"]
+# small and quick on a 2-core CPU: fp32 (bf16 crashed on short prompts), no graph compile; the KV cache is sized by
+# flexpredict for the run (no VLLM_CPU_KVCACHE_SPACE, no --gpu-memory-utilization)
+KNOBS = dict(dtype="float32", enforce_eager=True, max_model_len=512)
+CLI_KNOBS = ["--dtype", "float32", "--enforce-eager", "--max-model-len", "512"]
 MAX_TOKENS = 16
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cpu_engine_env():
+def no_user_kv_cache_size():
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+        patch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
         yield
 
 
@@ -71,6 +72,10 @@ def check_against_logs(run_dir: Path, results: dict, scenario: str) -> dict:
     assert set(record) == set(COLUMN_NAMES)
     assert record["scenario"] == log["effective_scenario"] == scenario
     assert record["valid"] == (log["result_validity"] == "VALID" and log["num_errors"] == 0)
+    assert bool(results["validity"]["reasons"]) != record["valid"], results["validity"]  # invalid says why
+    if scenario == "Server":
+        assert record["ttft_bound_ms"] == log["requested_server_ttft_latency"] / 1e6
+        assert record["tpot_bound_ms"] == log["requested_server_tpot_latency"] / 1e6
     assert record["target_qps"] == pytest.approx(log["effective_target_qps"])
     if scenario == "Server":
         tokens, samples = log["result_completed_tokens_per_second"], log["result_completed_samples_per_sec"]
@@ -186,14 +191,16 @@ def test_cli_starts_vllm_runs_single_stream_with_accuracy_and_stops_it(engine_py
     assert "--model" in saved["engine"]["args"]["command"]
 
 
-def test_model_that_does_not_fit_is_a_clear_error(engine_python, tiny_model, tmp_path, monkeypatch):
-    """On the CPU, vLLM refuses to start when the memory it must reserve is not free: the user is told so.
-    (Without a fixed KV cache size, vLLM sizes it from --gpu-memory-utilization, the share of the node's memory.)"""
-    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE")
+def test_engine_refusal_quotes_vllms_own_reason_in_one_line(engine_python, tiny_model, tmp_path):
+    """The user's --gpu-memory-utilization 0.99 turns flexpredict's sizing off; vLLM's CPU backend then refuses to start
+    because 99 % of the node's memory is not free. That is a refusal, not "does not fit", told in the engine's words."""
     backend = VllmServer(str(tiny_model), engine_python=engine_python, **dict(KNOBS, gpu_memory_utilization=0.99))
-    with pytest.raises(BenchError, match="^the model does not fit: vLLM server .* before it was ready") as err, backend:
+    with pytest.raises(BenchError) as err, backend:
         backend.start(tmp_path)
-    assert "gpu-memory-utilization" in str(err.value)  # the engine's own explanation, from its log tail
+    message = str(err.value)
+    assert "\n" not in message and "does not fit" not in message and backend.kv_cache is None
+    assert re.match(r"vLLM refused to start \(exit code \d+\): ValueError: Available memory on node 0 .* is less "
+                    r"than desired CPU memory utilization \(0.99, .*\(engine log: .*engine.log\)$", message), message
 
 
 def test_setup_engine_is_idempotent(engine_python):

