@@ -202,6 +202,8 @@ def resolve(name: str) -> dict | None:
     """
     text = str(name).strip()
     path = Path(text).expanduser()
+    if path.is_dir() and not (path / "config.json").is_file() and ("/" in text or text.startswith(".")):
+        raise ModelConfigError(f"{path}: no config.json in this folder (expected a Hugging Face model folder)")
     if not (text.endswith(".json") or (path / "config.json").is_file()):
         return catalogs.models().resolve(text)
     if not path.exists():

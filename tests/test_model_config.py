@@ -167,6 +167,11 @@ def test_a_config_named_like_a_catalog_model_gets_its_own_id(tmp_path):
     assert catalogs.models().resolve("qwen3-32b")["hf_config"] == "Qwen/Qwen3-32B"
 
 
+def test_a_folder_without_a_config_is_named(tmp_path):
+    with pytest.raises(model_config.ModelConfigError, match="no config.json in this folder"):
+        model_config.resolve(str(tmp_path))
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c.pop("num_hidden_layers"), "field 'num_hidden_layers': missing (expected a positive integer)"),
     (lambda c: c.update(num_key_value_heads="eight"), "field 'num_key_value_heads': expected a positive integer"),
