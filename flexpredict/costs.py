@@ -16,6 +16,7 @@ import pandas as pd
 from . import catalogs
 
 HOURS_PER = {"hour": 1.0, "month": 730.0, "year": 8760.0}
+STALE_AFTER_MONTHS = 6  # prices change monthly; older than this, `recommend` warns
 
 
 def usd_per_million(usd_per_hour: float, units_per_second: float) -> float:
@@ -54,9 +55,6 @@ class PriceDates:
             return None
         return (f"the newest {self.kind} price used is from {self.newest}, older than {STALE_AFTER_MONTHS} months: "
                 "prices change monthly, pass --prices FILE with current quotes")
-
-
-STALE_AFTER_MONTHS = 6
 
 
 class PriceBook:

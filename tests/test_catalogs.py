@@ -199,6 +199,9 @@ def test_a_price_file_with_a_bad_date_is_refused_naming_the_row(tmp_path):
     path.write_text(yaml.safe_dump({"prices": [_quote("aws", 2.0, "last week")]}))
     with pytest.raises(catalogs.CatalogError, match=r"prices.yaml: price row 1: as_of"):
         PriceBook.load(path)
+    result = runner.invoke(app, ["recommend", "--prices", str(path)])
+    assert result.exit_code == 2 and "price row 1: as_of" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 @pytest.fixture(scope="module")
