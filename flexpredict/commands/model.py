@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import (console, err_console, fail, known_engine, known_precision, load_model, load_records,
-                     positive_count, progress_bar)
+from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, load_model,
+                     load_records, positive_count, progress_bar)
 
 SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
 # one configuration, as `predict` and `explain` take it
@@ -240,13 +240,22 @@ def _row_configuration(row: dict) -> dict | str:
     scenario = scenario_of(given("scenario"))
     if scenario is None:
         return f"scenario: expected {SCENARIO_HELP[:-1]}, got '{given('scenario')}'"
-    nodes = given("nodes") or 1
-    per_node = given("accelerators_per_node", "count") or (given("accelerators_total") or 1) / nodes
-    if not (float(per_node).is_integer() and float(nodes).is_integer() and per_node >= 1 and nodes >= 1):
-        return f"count: expected whole numbers >= 1 of accelerators per node and nodes, got {per_node} x {nodes}"
+    try:
+        nodes = float(_first(given("nodes"), 1))
+        per_node = float(_first(given("accelerators_per_node", "count"), float(_first(given("accelerators_total"), 1))
+                                / nodes))
+    except (TypeError, ValueError):
+        per_node = nodes = float("nan")
+    if not (per_node.is_integer() and nodes.is_integer() and per_node >= 1 and nodes >= 1):
+        return (f"count: expected whole numbers >= 1 of accelerators per node and nodes, got "
+                f"{given('accelerators_per_node', 'count', 'accelerators_total')} x {given('nodes') or 1}")
+    precision, engine = given("precision"), given("engine")
+    if precision is not None and canonical_precision(precision) is None:
+        return f"precision: expected one of {', '.join(PRECISIONS)}, got '{precision}'"
+    if engine is not None and canonical_engine(engine)[0] is None:
+        return f"engine: expected a known engine (vllm, tensorrt-llm, sglang, ...), got '{engine}'"
     return {"accelerator_row": acc, "model_row": model, "count": int(per_node), "nodes": int(nodes),
-            "scenario": scenario, "precision": canonical_precision(given("precision")),
-            "engine": canonical_engine(given("engine"))[0]}
+            "scenario": scenario, "precision": canonical_precision(precision), "engine": canonical_engine(engine)[0]}
 
 
 def configuration_record(accelerator, count, nodes, model, scenario, precision, engine):
@@ -262,6 +271,10 @@ def configuration_record(accelerator, count, nodes, model, scenario, precision, 
                                 "scenario": canonical, "precision": precision, "engine": engine}])
     except ConfigError as exc:
         fail(str(exc))
+
+
+def _first(value, default):
+    return default if value is None else value
 
 
 def _require_columns(path: Path) -> None:
