@@ -21,12 +21,12 @@ from flexpredict.campaign import Measurement, Worker, load_campaign, register
 from flexpredict.campaign.backends.replay import ReplayBackend
 from flexpredict.cli import app
 
-PAGES = Path(__file__).resolve().parents[1] / "flexpredict" / "board" / "pages"
+VIEWS = Path(__file__).resolve().parents[1] / "flexpredict" / "board" / "views"
 cli = CliRunner()
 
 
 def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=90).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -190,7 +190,7 @@ register(CrashingReplay)
 
 @pytest.fixture(scope="module")
 def campaign_storage(tmp_path_factory) -> str:
-    """A real campaign (replay backend, 10 runs, some crashing) in a SQLite study."""
+    """A real campaign (replay backend, 6 runs, some crashing) in a SQLite study."""
     folder = tmp_path_factory.mktemp("campaign")
     definition = {
         "name": "mixtral-board", "acquisition": "random",
@@ -198,7 +198,7 @@ def campaign_storage(tmp_path_factory) -> str:
         "space": {"accelerator": {"similarity": 0.0}, "accelerators_per_node": {"similarity": 0.8},
                   "precision": {"similarity": 0.5}, "engine": {"similarity": 0.5}, "scenario": {"similarity": 0.3}},
         "objective": {"metric": "throughput_per_accelerator", "slo": {"ttft_p99_ms": 2000, "tpot_p99_ms": 200}},
-        "budget": {"runs": 10}, "batch_size": 2, "initial_trials": 2, "predictor": "knobs", "seed": 3}
+        "budget": {"runs": 6}, "batch_size": 2, "initial_trials": 2, "predictor": "knobs", "seed": 3}
     path = folder / "campaign.yaml"
     path.write_text(yaml.safe_dump(definition))
     worker = Worker(load_campaign(path), workdir=folder / "run")
@@ -213,11 +213,11 @@ def test_campaigns_page_shows_progress_error_best_and_failures_read_only(campaig
     at = page("campaigns")
     assert at.title[0].value == "Campaigns" and at.header[0].value == "mixtral-board"
     report = queries.campaign_reports(campaign_storage)[0]
-    assert report["spent"]["runs"] == 10 and at.get("progress")[0].proto.value == 100
+    assert report["spent"]["runs"] == 6 and at.get("progress")[0].proto.value == 100
     assert {m.label: int(m.value) for m in at.metric}["complete"] == report["states"]["complete"]
     best, failures = at.dataframe[0].value, at.dataframe[1].value
     assert best["trial"].tolist() == [b["trial"] for b in report["best"]]
-    assert failures["reason"].str.startswith("engine crashed").all() and len(failures) == report["states"]["fail"]
+    assert failures["reason"].str.startswith("engine crashed").all() and len(failures) == report["states"]["fail"] > 0
     error_chart = chart_data(at)
     assert len(error_chart) == report["prediction_error"]["measured_with_prediction"] > 0
     assert hashlib.sha256(database.read_bytes()).hexdigest() == before, "the board never writes the storage"

@@ -46,7 +46,9 @@ st.dataframe(predictions, hide_index=True, width="stretch",
 st.subheader("Why: SHAP waterfall")
 from flexpredict.explain import explain_configuration, waterfall_plot  # noqa: E402 (SHAP loads only when shown)
 
-target = st.selectbox("Target", list(predictions["target"]))
+targets = list(predictions["target"])
+target = st.selectbox("Target", targets, index=targets.index("throughput_per_accelerator")
+                      if "throughput_per_accelerator" in targets else 0)
 explanations = explain_configuration(bundle, record, target)
 if explanations:
     st.pyplot(waterfall_plot(explanations[0]), clear_figure=True)
