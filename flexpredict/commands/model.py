@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from ..io import strict_json
 from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, load_model,
                      load_records, positive_count, progress_bar)
 
@@ -120,7 +120,7 @@ def evaluate(
             console.print(metrics_table(part, title=f"{name}"))
     console.print(f"wrote {out / 'metrics.csv'} and {len(plots)} parity plots in {out}", highlight=False)
     if json_out:
-        json_out.write_text(json.dumps(results.to_dict("records"), indent=1))
+        json_out.write_text(strict_json(results.to_dict("records"), indent=1))
     if model_card:
         model_card.write_text(model_card_markdown(results))
         console.print(f"wrote model card {model_card}", highlight=False)
@@ -138,7 +138,6 @@ def predict(
 ) -> None:
     """Predict throughput, latency, power and energy (with 90 % intervals) for records or one configuration."""
     from .. import dataset
-    from ..io import strict_json
     from ..schema import SchemaError
 
     if input_file is not None:
