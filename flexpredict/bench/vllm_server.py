@@ -72,6 +72,9 @@ class VllmServer(OpenAIEndpoint):
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "engine.log"
         env = dict(os.environ, VLLM_NO_USAGE_STATS="1")
+        # uvicorn closes a connection idle for 5 s; a client lagging behind 256 streams on a busy host reuses it
+        # after that and gets "Server disconnected" (or a reset): keep connections as long as a request may last
+        env.setdefault("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", str(int(self.request_timeout_s)))
         if Path(self.model).is_dir():
             env["HF_HUB_OFFLINE"] = "1"  # a local model needs no hub; never hang on a network that is not there
         self.kv_cache = self._plan_kv_cache(env)
