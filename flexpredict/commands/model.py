@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..io import strict_json
 from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, load_model,
-                     load_records, positive_count, progress_bar)
+                     load_records, model_folder, positive_count, progress_bar)
 
 SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
 # one configuration, as `predict` and `explain` take it
@@ -168,6 +168,13 @@ def predict(
         if value == value:
             rows.append({"target": name, "prediction": value, "low": prediction[f"pred_{name}_lo"],
                          "high": prediction[f"pred_{name}_hi"], "ood": bool(prediction[f"ood_{name}"])})
+    if not rows and not prediction.get("fits", True):
+        rec = records.iloc[0]
+        fail(f"{rec['model']} does not fit in {rec['accelerators_total']}x {rec['accelerator']} (weights and one "
+             "sequence's KV cache exceed the memory): try a larger --count or a narrower --precision", code=1)
+    if not rows:
+        fail(f"{model_folder(model_dir)}: none of the model's targets ({', '.join(bundle.predictors)}) applies to "
+             "this configuration", code=1)
     if as_json:
         configuration = records.iloc[0][["accelerator", "accelerators_total", "model", "scenario", "precision",
                                          "engine"]].to_dict()
