@@ -1,7 +1,7 @@
 """The embedded benchmark: MLPerf LoadGen against an inference engine, producing records of the dataset schema.
 
 A thin facade: names are imported from their modules on first use, so `import flexpredict.bench` (and the main CLI)
-works without the benchmark's optional dependencies (`pip install 'flexpredict[bench]'`).
+starts without loading LoadGen and the HTTP clients.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ _EXPORTS = {
     "flexpredict.bench.base": ("REGISTRY", "Backend", "BenchError", "Completion", "EngineInfo", "create_backend",
                                "register"),
     "flexpredict.bench.engine_env": ("EngineSetupError", "setup_engine"),
-    "flexpredict.bench.prompts": ("PromptSet", "PromptSetError", "load_prompts"),
+    "flexpredict.bench.memory": ("KvCachePlan", "ModelDoesNotFit", "plan_cpu_kv_cache"),
+    "flexpredict.bench.prompts": ("PromptSet", "PromptSetError", "load_prompts", "synthetic_prompts"),
     "flexpredict.bench.runner": ("RunConfig", "append_records", "run_benchmark", "run_sweep"),
     "flexpredict.bench.slo": ("Slo", "resolve_slo"),
     "flexpredict.bench.system": ("PowerSampler", "SystemInfo", "capture_system"),
