@@ -36,6 +36,11 @@ class OneLineErrors(TyperGroup):
             else:
                 err_console.print(f"[bold red]error:[/] {escape(one_line(exc, args))}", highlight=False)
             code = EXIT_BAD_INPUT
+        except OSError as exc:  # a path the user gave that cannot be read or written (permissions, a full disk)
+            if exc.filename is None:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(f'{exc.filename}: {exc.strerror}')}", highlight=False)
+            code = EXIT_BAD_INPUT
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)

@@ -37,8 +37,11 @@ def user_dataset_file() -> Path:
 def atomic_write(path: Path | str, write: Callable[[Path], object]) -> Path:
     """Call `write(temporary)` beside `path`, then rename over it: an interrupted write keeps what was stored."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as exc:  # name the file the user asked for, not our temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.close(handle)
     temporary = Path(name)
     try:

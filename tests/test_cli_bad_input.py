@@ -45,6 +45,7 @@ def files(tmp: Path) -> dict[str, Path]:
     campaign.write_text(yaml.safe_dump({**CAMPAIGN, "name": "never-created"}))
     zero = tmp / "zero.parquet"
     dataset.load().head(5).to_parquet(zero)  # 5 records: under the 20 rows any target needs
+    (tmp / "folder.csv").mkdir()
     folder = tmp / "existing-folder"
     folder.mkdir()
     (folder / "keep.txt").write_bytes(STORED)
@@ -81,6 +82,11 @@ CASES = [
     (["predict", "--input", "<unknown.csv>", "--out", "<out.parquet>"], 2,
      "unknown.csv: none of 5 row(s) could be resolved (row 1: unknown accelerator 'nosuch-gpu'"),
     (["predict", "--input", "<good.csv>", "--out", "<out.xlsx>"], 2, "--out: expected a .parquet, .csv, .json, .jsonl"),
+    (["predict", "--input", "<good.csv>", "--out", "<folder.csv>"], 2, "folder.csv'"),
+    (["data", "export", "--out", "<out.xlsx>"], 2, "--out: "),
+    (["data", "export", "--out", "<folder.csv>", "--format", "csv"], 2, "--out: "),
+    (["campaign", "export", "<campaign.yaml>", "--dir", "<tmp>/missing", "--out", "<folder.csv>"], 2,
+     "no campaign study at"),
     (["predict", *H100, "--model-dir", "<existing-folder>"], 2, "existing-folder: no trained model here"),
     (["train", "--dataset", "<zero.parquet>", "--quiet"], 2, "0 usable rows for every target (5 records read)"),
     (["train", "--out", "<existing-folder>", "--quiet"], 2, "--out: "),
@@ -165,6 +171,20 @@ def test_model_dir_comes_from_the_environment(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {tmp_path}: no trained model here (run `flexpredict train --out " \
                                     f"{tmp_path}`)"
+
+
+def test_unwritable_output_names_the_file(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if shutil.which("chattr") is None or not _immutable(folder, True):
+        pytest.skip("chattr +i is not available here")
+    try:
+        result = runner.invoke(app, ["data", "export", "--out", str(folder / "records.parquet")])
+    finally:
+        _immutable(folder, False)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {folder / 'records.parquet'}: Operation not permitted", result.output
+    assert not list(folder.iterdir())
 
 
 def _immutable(path: Path, on: bool) -> bool:

@@ -142,18 +142,22 @@ def export(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
                                            "value, failure, prediction) to this CSV.")) -> None:
     """Write every configuration the campaign measured (from the storage, all workers) as dataset records."""
     from .. import dataset
+    from ..io import atomic_write
+    from ..schema import SchemaError
     from .study import measured_records
 
     definition, study, _ = _reader(campaign, storage, directory)
     records = measured_records(study.get_trials(deepcopy=False), definition.parameter_names)
-    dataset.save(records[[c for c in records.columns if not c.startswith("param_")]], out)
+    try:
+        dataset.save(records[[c for c in records.columns if not c.startswith("param_")]], out)
+    except SchemaError as exc:
+        fail(f"--out: {exc}")
     console.print(f"wrote {len(records)} record(s) to {out}", highlight=False)
     if trials_out:
         frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs",
                                                      "datetime_start", "datetime_complete"))
         frame = frame.drop(columns=[c for c in frame.columns if c == "user_attrs_record"])
-        trials_out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(trials_out, index=False)
+        atomic_write(trials_out, lambda temporary: frame.to_csv(temporary, index=False))
         console.print(f"wrote {len(frame)} trial(s) to {trials_out}", highlight=False)
 
 

@@ -143,7 +143,7 @@ def predict(
     if input_file is not None:
         if out is None:
             fail("--input needs --out FILE")
-        if out.suffix.lower() not in RECORD_SUFFIXES:
+        if out.suffix.lower() not in RECORD_SUFFIXES or out.is_dir():
             fail(f"--out: expected a {', '.join(RECORD_SUFFIXES)} file, got '{out}'")
         try:
             records = dataset.load(input_file, extra=True)
