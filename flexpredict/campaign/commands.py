@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..commands.common import console, err_console, fail, progress_bar
+from ..commands.common import console, err_console, fail, positive_count, progress_bar
 
 app = typer.Typer(help="Active benchmarking campaigns: Optuna chooses what to measure next, on one machine or many "
                   "workers sharing one storage.", no_args_is_help=True)
@@ -85,7 +85,7 @@ def create(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
 @app.command()
 def run(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIRECTORY,
         trials: int = typer.Option(None, "--trials", help="Stop this worker after N trials (default: until the "
-                                   "budget is spent)."),
+                                   "budget is spent).", callback=positive_count),
         seed: int = typer.Option(None, "--seed", help="This worker's sampler seed (default: the campaign's).")) -> None:
     """Work on the campaign: propose -> measure -> append -> refit, until the budget is spent.
 
@@ -118,7 +118,8 @@ def run(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIR
 
 @app.command()
 def status(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIRECTORY,
-           top: int = typer.Option(5, "--top", help="How many of the best configurations to show."),
+           top: int = typer.Option(5, "--top", help="How many of the best configurations to show.",
+                                   callback=positive_count),
            output_format: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
     """Progress, spending, failures and retries, the best configurations so far, and the prediction error."""
     from ..io import strict_json

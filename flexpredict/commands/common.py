@@ -48,6 +48,13 @@ def positive_count(value: int | None) -> int | None:
     return value
 
 
+def non_negative_count(value: int | None) -> int | None:
+    """A sample size where 0 means all."""
+    if value is not None and value < 0:
+        raise typer.BadParameter(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def existing_folder_file(value: Path | None) -> Path | None:
     """An output file (a plot) whose folder exists and that is not itself a folder: checked before any work."""
     if value is not None and (value.is_dir() or not value.parent.is_dir()):

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from ..io import strict_json
-from .common import console, fail, load_model, load_records, model_folder, positive_count, progress_bar
+from .common import (console, fail, load_model, load_records, model_folder, non_negative_count, positive_count,
+                     progress_bar)
 from .model import COUNT, ENGINE, MODEL, MODEL_DIR, NODES, PRECISION, SCENARIO, configuration_record
 
 
@@ -28,7 +29,8 @@ def explain(
                                      "model has, or that applies to the configuration)."),
     out: Path = typer.Option(None, "--out", "-o", help="Write the plots (PNG) into this folder."),
     output_format: Format = typer.Option(Format.table, "--format", help="table or json."),
-    sample: int = typer.Option(4000, help="Global view: design rows explained per target (0: all)."),
+    sample: int = typer.Option(4000, help="Global view: design rows explained per target (0: all).",
+                               callback=non_negative_count),
     top: int = typer.Option(8, help="Features shown per target.", callback=positive_count),
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
     model_dir: Path = MODEL_DIR,
@@ -152,7 +154,7 @@ def report(
                                   "(throughput on forward-v5.0, xgboost vs lookup-median; minutes)."),
     target: list[str] = typer.Option(None, "--target", "-t", help="Targets with a SHAP summary (repeatable; "
                                      "default: all)."),
-    sample: int = typer.Option(2000, help="Design rows explained per target (0: all)."),
+    sample: int = typer.Option(2000, help="Design rows explained per target (0: all).", callback=non_negative_count),
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
     model_dir: Path = MODEL_DIR,
     quiet: bool = typer.Option(False, "--quiet", "-q"),

@@ -87,6 +87,8 @@ def recommend(
         result = run(request, model_dir=model_folder(model_dir))
     except (RequestError, CatalogError, FileNotFoundError, DamagedModelError) as exc:
         fail(str(exc))
+    except UnicodeDecodeError:
+        fail(f"--prices: {prices}: not a text (UTF-8) YAML file")
     rows = _rows(result)
     if output_format is Format.json:
         print(strict_json(_document(result, rows), indent=1))
