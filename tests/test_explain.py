@@ -188,7 +188,7 @@ def test_cli_global_table_names_features_in_words():
     (["--record-id", "no-such-record"], "no record 'no-such-record'"),
     (["--record-id", "x", "--model", "llama2-70b"], "not both"),
     (["--accelerator", "h200-sxm-141gb"], "needs --accelerator and --model"),
-    (["-t", "speed"], "unknown target 'speed'"),
+    (["-t", "speed"], "--target: expected one of throughput_per_accelerator"),
     (["--accelerator", "h200-sxm-141gb", "--model", "resnet50", "--scenario", "Server", "-t", "tpot_p99_ms"],
      "none of tpot_p99_ms is predicted"),
 ])

@@ -76,4 +76,4 @@ def test_cli_report_with_quick_evaluation(tmp_path, monkeypatch):
     assert "MdAPE" in html and "Run `flexpredict report --evaluate`" not in html
     assert len(_images(html)) == 3  # coverage, parity, tpot summary
     bad = runner.invoke(app, ["report", "--out", str(tmp_path), "-t", "speed"])
-    assert bad.exit_code == 2 and "unknown target 'speed'" in bad.output
+    assert bad.exit_code == 2 and "--target: expected one of" in bad.output and "got 'speed'" in bad.output

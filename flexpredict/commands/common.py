@@ -95,6 +95,13 @@ def known_engine(value: str | None) -> str | None:
     return canonical
 
 
+def require_known(option: str, values, known) -> None:
+    """Repeatable names (--target, --split, --predictor): each one must be known."""
+    for value in values or []:
+        if value not in known:
+            fail(f"{option}: expected one of {', '.join(known)}, got '{value}'")
+
+
 def _did_you_mean(value: str, choices) -> str:
     close = difflib.get_close_matches(str(value).lower(), list(choices), n=3, cutoff=0.5)
     return f" (did you mean {', '.join(close)}?)" if close else f" ({', '.join(choices)})"

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..io import strict_json
 from .common import (console, fail, load_model, load_records, model_folder, non_negative_count, positive_count,
-                     progress_bar)
+                     progress_bar, require_known)
 from .model import COUNT, ENGINE, MODEL, MODEL_DIR, NODES, PRECISION, SCENARIO, configuration_record
 
 
@@ -40,9 +40,7 @@ def explain(
     from ..explain import ExplainError
     from ..predictors import TARGETS
 
-    for name in target or []:
-        if name not in TARGETS:
-            fail(f"unknown target '{name}' (expected one of {', '.join(TARGETS)})")
+    require_known("--target", target, TARGETS)
     if record_id and (accelerator or model):
         fail("give one configuration (--accelerator, --model, ...) or --record-id, not both")
     bundle = load_model(model_dir, targets=tuple(target) if target else None)
@@ -167,9 +165,7 @@ def report(
     from ..report_html import build_report, quick_evaluation
 
     matplotlib.use("Agg")
-    for name in target or []:
-        if name not in TARGETS:
-            fail(f"unknown target '{name}' (expected one of {', '.join(TARGETS)})")
+    require_known("--target", target, TARGETS)
     bundle = load_model(model_dir)
     records = load_records(dataset_file)
     evaluation = None

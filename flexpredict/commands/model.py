@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..io import strict_json
 from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, load_model,
-                     load_records, model_folder, positive_count, progress_bar)
+                     load_records, model_folder, positive_count, progress_bar, require_known)
 
 SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
 # one configuration, as `predict` and `explain` take it
@@ -42,8 +42,7 @@ def train(
     from ..predictors.bundle import ModelBundle
     from ..recommend import prescore
 
-    if predictor not in PREDICTORS:
-        fail(f"--predictor: expected one of {', '.join(PREDICTORS)}, got '{predictor}'")
+    require_known("--predictor", [predictor], PREDICTORS)
     target = out or user_model_dir()
     if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / "manifest.json").exists())):
         fail(f"--out: {target} is not a model folder (expected a new folder or one `train` wrote); nothing written")
@@ -94,15 +93,9 @@ def evaluate(
     from ..report import model_card_markdown, metrics_table
 
     targets = list(target or TARGETS)
-    for name in targets:
-        if name not in TARGETS:
-            fail(f"unknown target '{name}' (expected one of {', '.join(TARGETS)})")
-    for name in split or []:
-        if name not in SPLITS:
-            fail(f"unknown split '{name}' (expected one of {', '.join(SPLITS)})")
-    for name in predictor or []:
-        if name not in PREDICTORS:
-            fail(f"unknown predictor '{name}' (expected one of {', '.join(PREDICTORS)})")
+    require_known("--target", targets, TARGETS)
+    require_known("--split", split, SPLITS)
+    require_known("--predictor", predictor, PREDICTORS)
     records = load_records(dataset_file)
     with progress_bar("evaluating", enabled=not quiet) as update:
         results, rows = run(records, targets=targets, splits=list(split) if split else None,
