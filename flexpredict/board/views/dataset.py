@@ -25,13 +25,16 @@ for tab, (metric, label) in zip(st.tabs(list(queries.METRICS.values())), queries
         if summary.empty:
             st.info(f"no {label} in the selected records")
             continue
-        bars = alt.Chart(summary).mark_bar().encode(
-            x=alt.X("median:Q", title=f"median {label}", scale=alt.Scale(type="log")),
-            y=alt.Y("accelerator:N", sort="-x", title=None),
+        # median and quartiles per accelerator on a log axis (bars cannot start at zero on one)
+        accelerators = alt.Y("accelerator:N", sort=alt.EncodingSortField("median", order="descending"), title=None,
+                             axis=alt.Axis(labelLimit=320))
+        medians = alt.Chart(summary).mark_point(filled=True, size=70).encode(
+            x=alt.X("median:Q", title=f"median {label} (line: first to third quartile)", scale=alt.Scale(type="log")),
+            y=accelerators,
             tooltip=["accelerator", alt.Tooltip("median:Q", format=",.4g"), alt.Tooltip("q1:Q", format=",.4g"),
                      alt.Tooltip("q3:Q", format=",.4g"), "runs"])
-        whiskers = alt.Chart(summary).mark_rule().encode(x="q1:Q", x2="q3:Q", y=alt.Y("accelerator:N", sort="-x"))
-        st.altair_chart(bars + whiskers, width="stretch")
+        quartiles = alt.Chart(summary).mark_rule(strokeWidth=2).encode(x="q1:Q", x2="q3:Q", y=accelerators)
+        st.altair_chart(quartiles + medians, width="stretch")
 
 table = queries.records_table(chosen)
 st.subheader("Records")

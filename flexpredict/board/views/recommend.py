@@ -84,13 +84,15 @@ else:
                                     y=alt.Y("throughput:Q", scale=alt.Scale(type="log"),
                                             title=f"predicted {result.unit} per replica"))
     dots = base.mark_point(filled=True).encode(
-        color=alt.Color("origin:N", title="prediction"), tooltip=hover,
+        color=alt.Color("origin:N", title="prediction", scale=alt.Scale(domain=["measured", "transferred"],
+                                                                         range=["#e45756", "#4c78a8"])),
+        tooltip=hover,
         opacity=alt.condition(alt.datum.qualifies == "meets SLO within budget", alt.value(0.9), alt.value(0.25)),
         shape=alt.Shape("qualifies:N", title=None))
-    front = base.transform_filter(alt.datum.front).mark_line(color="orange")
+    front = base.transform_filter(alt.datum.front).mark_line(color="black")
     st.altair_chart((dots + front).interactive(), width="stretch")
     st.caption("measured: a matching MLPerf run exists; transferred: predicted from related runs. Faded points fail "
-               "the SLO or the budget; the orange line is the Pareto front of those that qualify.")
+               "the SLO or the budget; the black line is the Pareto front of those that qualify.")
 
 st.subheader("What was removed, and why")
 st.dataframe(queries.funnel_table(result), hide_index=True)
