@@ -91,6 +91,7 @@ CASES = [
     (["train", "--dataset", "<zero.parquet>", "--quiet"], 2, "0 usable rows for every target (5 records read)"),
     (["train", "--out", "<existing-folder>", "--quiet"], 2, "--out: "),
     (["train", "--predictor", "nosuch", "--quiet"], 2, "--predictor: expected one of lookup-median"),
+    (["train", "--name", "../escape", "--quiet"], 2, "--name: expected a plain folder name, got '../escape'"),
     (["evaluate", "--target", "speed", "--quiet"], 2, "--target: expected one of throughput_per_accelerator"),
     (["evaluate", "--split", "random", "--quiet"], 2, "--split: expected one of"),
     (["data", "build", "--quiet", "--source", "<header.csv>", "--out", "<existing-folder>"], 2, "--out: expected a"),

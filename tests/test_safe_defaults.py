@@ -77,16 +77,19 @@ def test_train_writes_the_user_home_and_refuses_to_lose_targets(my_runs, tmp_pat
     llama = dataset.load().query("model == 'llama2-70b'")
     combined = tmp_path / "combined.parquet"
     dataset.save(pd.concat([llama, dataset.load(my_runs)], ignore_index=True), combined)
-    trained = runner.invoke(app, ["train", "--dataset", str(combined), "--predictor", "lookup-median", "--quiet"])
+    trained = runner.invoke(app, ["train", "--dataset", str(combined), "--predictor", "lookup-median", "--name",
+                                  "mine", "--quiet"])
     assert trained.exit_code == 0, trained.output
-    target = user_model_dir()
+    target = user_model_dir("mine")
+    assert target == tmp_path / "home" / "models" / "mine"
     assert f"use it with --model-dir {target}" in trained.stdout
     assert {"manifest.json", "throughput_per_accelerator", "tpot_p99_ms"} <= {p.name for p in target.iterdir()}
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
     model = tree_hashes(target)
     offline_only = tmp_path / "offline.parquet"
     dataset.save(llama[llama["scenario"] == "Offline"], offline_only)
-    refused = runner.invoke(app, ["train", "--dataset", str(offline_only), "--predictor", "lookup-median", "-q"])
+    refused = runner.invoke(app, ["train", "--dataset", str(offline_only), "--predictor", "lookup-median", "--name",
+                                  "mine", "-q"])
     assert refused.exit_code == 2
     assert refused.stderr.strip().startswith(f"error: {target}: the new model would lose target(s) ")
     assert tree_hashes(target) == model

@@ -30,9 +30,10 @@ UNRESOLVED_SHOWN = 5
 def train(
     dataset_file: Path = typer.Option(None, "--dataset", help="Records to learn from (default: the shipped "
                                       "dataset)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Model folder (default: $FLEXPREDICT_HOME/models/default, "
-                             "else ~/.local/share/flexpredict/models/default). The shipped models/default is "
+    out: Path = typer.Option(None, "--out", "-o", help="Model folder (default: $FLEXPREDICT_HOME/models/NAME, "
+                             "else ~/.local/share/flexpredict/models/NAME). The shipped models/default is "
                              "replaced only when named here."),
+    name: str = typer.Option("default", "--name", help="The user model folder's name when --out is not given."),
     predictor: str = typer.Option("xgboost", help="xgboost, lookup-median, roofline or public-recipe."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -43,7 +44,9 @@ def train(
     from ..recommend import prescore
 
     require_known("--predictor", [predictor], PREDICTORS)
-    target = out or user_model_dir()
+    if not out and (not name or Path(name).name != name or name.startswith(".")):
+        fail(f"--name: expected a plain folder name, got '{name}'")
+    target = out or user_model_dir(name)
     if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / "manifest.json").exists())):
         fail(f"--out: {target} is not a model folder (expected a new folder or one `train` wrote); nothing written")
     records = load_records(dataset_file)
