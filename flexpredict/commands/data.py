@@ -144,11 +144,15 @@ def export(
 ) -> None:
     """Export the dataset as parquet, CSV, or in the OpenMLPerf column layout."""
     from .. import dataset
+    from ..schema import SchemaError
 
     frame = load_records(file)
     if format is ExportFormat.openmlperf:
         frame = dataset.to_openmlperf(frame)
     elif format is ExportFormat.csv and out.suffix.lower() != ".csv":
         out = out.with_suffix(".csv")
-    dataset.save(frame, out)
+    try:
+        dataset.save(frame, out)
+    except SchemaError as exc:  # an unknown suffix, or a folder
+        fail(f"--out: {exc}")
     console.print(f"wrote {len(frame)} rows to {out}", highlight=False)
