@@ -117,6 +117,24 @@ def test_predict_page_refuses_an_unusable_model_file_inline(upload, message):
     assert not at.exception and message in errors(at)[0] and not at.dataframe
 
 
+def test_predict_page_takes_an_uploaded_hugging_face_config():
+    config = Path(__file__).resolve().parents[1] / "features" / "hf_configs" / "meta-llama" / \
+        "Llama-3.1-8B-Instruct" / "config.json"
+    at = page("predict")
+    at.sidebar.file_uploader[0].set_value(("config.json", config.read_bytes(), "application/json")).run()
+    next(t for t in at.sidebar.text_input if t.label == "Name of the uploaded model").set_value("my-llama-8b").run()
+    assert not at.exception and not at.error
+    assert " · my-llama-8b · " in at.caption[0].value
+    assert "throughput_per_accelerator" in set(at.dataframe[0].value["target"])
+
+
+def test_predict_page_refuses_a_bad_name_for_the_uploaded_model_inline():
+    at = page("predict")
+    at.sidebar.file_uploader[0].set_value(("config.json", b"{}", "application/json"))
+    next(t for t in at.sidebar.text_input if t.label == "Name of the uploaded model").set_value("../x").run()
+    assert errors(at) == ["model name: expected letters, digits, '.', '-' or '_', got '../x'"] and not at.exception
+
+
 def test_predict_page_refuses_zero_accelerators_inline():
     at = page("predict")
     at.sidebar.number_input[0].set_value(0).run()

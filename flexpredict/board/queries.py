@@ -7,6 +7,7 @@ pages stay thin enough to test without a browser. Nothing here imports Streamlit
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ TABLE_COLUMNS = ("source", "record_id", "round", "division", "submitter", "syste
                  "accelerator", "accelerator_vendor", "accelerators_total", "engine", "precision", "throughput",
                  "throughput_unit", "throughput_per_accelerator", "latency_p99_ms", "ttft_p99_ms", "tpot_p99_ms",
                  "power_w")
+UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NEAREST_KEYS = ("accelerator", "precision", "engine")  # what a measured run must share to count as close
 
 
@@ -61,18 +63,21 @@ def records_table(records: pd.DataFrame) -> pd.DataFrame:
 
 # -- predict -----------------------------------------------------------------------------------------------------
 
-def model_argument(choice: str, uploaded: bytes | None, folder: Path) -> str:
-    """What `predict --model` would get: the catalog id, or the path of an uploaded Hugging Face config.json
-    (written into `folder`), checked to be a JSON object first."""
+def model_argument(choice: str, uploaded: bytes | None, name: str, folder: Path) -> str:
+    """What `predict --model` would get: the catalog id, or the path of an uploaded Hugging Face config.json,
+    written into `folder`/`name`/ (the model is named after its folder, as for a downloaded model)."""
     if uploaded is None:
         return choice
+    if not UPLOAD_NAME.fullmatch(name):
+        raise BoardInputError(f"model name: expected letters, digits, '.', '-' or '_', got '{name}'")
     try:
         document = json.loads(uploaded)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BoardInputError(f"config.json: not valid JSON ({exc})") from None
     if not isinstance(document, dict):
         raise BoardInputError("config.json: expected a JSON object (a Hugging Face model config)")
-    path = Path(folder) / "config.json"
+    path = Path(folder) / name / "config.json"
+    path.parent.mkdir()
     path.write_bytes(uploaded)
     return str(path)
 

@@ -6,6 +6,7 @@ import matplotlib
 import streamlit as st
 
 from flexpredict.board import queries, resources
+from flexpredict.explain import explain_configuration, waterfall_plot
 
 matplotlib.use("Agg")
 st.title("Predict")
@@ -19,6 +20,7 @@ with st.sidebar:
     nodes = st.number_input("Nodes", value=1, step=1)
     model = st.selectbox("Model (catalog)", ids["models"], index=ids["models"].index("llama2-70b"))
     uploaded = st.file_uploader("…or a Hugging Face config.json", type=["json"])
+    upload_name = st.text_input("Name of the uploaded model", value="uploaded-model")
     scenario = st.selectbox("Scenario", ["Server", "Interactive", "Offline", "SingleStream", "MultiStream"])
     precision = st.selectbox("Precision", seen["precision"] + ["any"], index=seen["precision"].index("fp8"))
     engine = st.selectbox("Engine", ["any"] + seen["engine"])
@@ -27,7 +29,7 @@ with st.sidebar:
 
 try:
     with tempfile.TemporaryDirectory() as folder:
-        name = queries.model_argument(model, uploaded.getvalue() if uploaded else None, folder)
+        name = queries.model_argument(model, uploaded.getvalue() if uploaded else None, upload_name, folder)
         record = queries.configuration(accelerator, int(count), int(nodes), name, scenario,
                                        None if precision == "any" else precision, None if engine == "any" else engine)
 except queries.BoardInputError as exc:
@@ -44,8 +46,6 @@ st.dataframe(predictions, hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("prediction", "low", "high")})
 
 st.subheader("Why: SHAP waterfall")
-from flexpredict.explain import explain_configuration, waterfall_plot  # noqa: E402 (SHAP loads only when shown)
-
 targets = list(predictions["target"])
 target = st.selectbox("Target", targets, index=targets.index("throughput_per_accelerator")
                       if "throughput_per_accelerator" in targets else 0)
