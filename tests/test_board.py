@@ -244,12 +244,14 @@ def test_campaigns_page_shows_progress_error_best_and_failures_read_only(campaig
 @pytest.mark.parametrize("url, message", [
     ("nonsense", "storage: not a database URL: 'nonsense'"),
     ("sqlite:///{tmp}/missing.db", "storage: no SQLite database at"),
+    ("sqlite:///{tmp}/empty.db", "storage: no Optuna studies in sqlite:///"),
 ])
 def test_campaigns_page_refuses_a_bad_storage_inline_and_creates_nothing(url, message, tmp_path, monkeypatch):
+    (tmp_path / "empty.db").touch()
     monkeypatch.setenv(STORAGE_ENV, url.format(tmp=tmp_path))
     at = page("campaigns")
     assert errors(at)[0].startswith(message) and not at.exception
-    assert not (tmp_path / "missing.db").exists()
+    assert not (tmp_path / "missing.db").exists() and (tmp_path / "empty.db").stat().st_size == 0
 
 
 def test_campaigns_page_asks_for_a_storage_when_started_without_one(monkeypatch):

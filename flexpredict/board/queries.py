@@ -175,8 +175,11 @@ def funnel_table(result) -> pd.DataFrame:
 def open_storage_read_only(url: str):
     """The campaign storage, for reading: no table is created, a missing SQLite file is an error, not a new one."""
     import optuna
+    import sqlalchemy
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from ..campaign.study import safe_url
 
     try:
         parsed = make_url(url)
@@ -185,11 +188,19 @@ def open_storage_read_only(url: str):
             from None
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
         raise BoardInputError(f"storage: no SQLite database at '{parsed.database}'")
+    engine = None
     try:
-        return optuna.storages.RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True)
-    except Exception as exc:  # drivers raise their own types for unreachable servers and bad credentials
+        engine = sqlalchemy.create_engine(parsed)
+        optuna_tables = sqlalchemy.inspect(engine).has_table("studies")
+    except (SQLAlchemyError, ImportError) as exc:  # unreachable server, bad credentials, missing driver
         first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
-        raise BoardInputError(f"storage: cannot open {_safe(url)} ({first})") from None
+        raise BoardInputError(f"storage: cannot open {safe_url(url)} ({first})") from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+    if not optuna_tables:
+        raise BoardInputError(f"storage: no Optuna studies in {safe_url(url)}")
+    return optuna.storages.RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True)
 
 
 def campaign_reports(url: str) -> list[dict]:
@@ -200,20 +211,15 @@ def campaign_reports(url: str) -> list[dict]:
     from ..campaign.study import prediction_errors, summary
 
     storage = open_storage_read_only(url)
-    try:
-        names = [s.study_name for s in storage.get_all_studies()]
-    except Exception as exc:  # an empty or foreign database has no Optuna tables
-        first = str(exc).splitlines()[0][:200]
-        raise BoardInputError(f"storage: no Optuna studies in {_safe(url)} ({first})") from None
     reports = []
-    for name in names:
+    for name in [frozen.study_name for frozen in storage.get_all_studies()]:
         study = optuna.load_study(study_name=name, storage=storage)
         if "campaign" not in study.user_attrs:
             continue  # an Optuna study, but not a flexpredict campaign
         campaign = from_document(study.user_attrs["campaign"])
-        trials = study.get_trials(deepcopy=False)
-        errors = pd.DataFrame(prediction_errors(trials, campaign.objective.metric), columns=["trial", "error"])
-        reports.append({**summary(campaign, study), "errors": errors, "trials": len(trials)})
+        errors = pd.DataFrame(prediction_errors(study.get_trials(deepcopy=False), campaign.objective.metric),
+                              columns=["trial", "error"])
+        reports.append({**summary(campaign, study), "errors": errors})
     return reports
 
 
@@ -221,9 +227,3 @@ def progress(report: dict) -> float:
     """The share of the tightest budget spent (runs, GPU-hours or dollars), 0 to 1."""
     shares = [report["spent"][k] / v for k, v in report["budget"].items() if v]
     return min(1.0, max(shares)) if shares else 0.0
-
-
-def _safe(url: str) -> str:
-    from ..campaign.study import safe_url
-
-    return safe_url(url)
