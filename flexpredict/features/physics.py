@@ -77,6 +77,7 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
         # submitters state the starting weights ("fp16") and quantize at build time: the bound uses the fastest
         # format the part has
         out["peak_tflops_any"] = max((v for v in tflops.values() if _is_number(v)), default=np.nan)
+        out["acc_tflops_by_format"] = tflops
         out.update({
             "acc_kind": acc.get("kind"), "acc_family": acc.get("family"),
             "acc_release_year": _num(acc.get("release_year")), "acc_memory_gb": _num(acc.get("memory_gb")),
@@ -110,6 +111,7 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
     out["flops_per_byte"] = out["acc_tflops"] / out["acc_bandwidth_tbs"]
     out["roofline_per_accelerator"] = roofline(out, model, rec.benchmark, total)
     out["work_bound_per_accelerator"] = roofline(out, model, rec.benchmark, total, prefill=True)
+    out.pop("acc_tflops_by_format", None)  # read by the roofline only, not a feature
     return out
 
 
@@ -129,18 +131,48 @@ def roofline(feat: dict, model: dict | None, benchmark, total: float, *, prefill
         if np.isnan(active):
             return np.nan
         n_in, n_out = catalogs.workload_sequence(benchmark if isinstance(benchmark, str) else None, model)
-        compute_bound = flops / (2 * active * ((n_in + n_out) / n_out if prefill else 1.0))
+        per_token = 2 * active * ((n_in + n_out) / n_out if prefill else 1.0)
+        if prefill:  # the work measure also counts attention over the context (long prompts, long reasoning)
+            per_token += attention_flops_per_token(model, feat["kv_bytes_per_token"], n_in, n_out)
+        compute_bound = flops / per_token
         bandwidth = feat["acc_bandwidth_tbs"] * 1e12
         memory = feat["acc_memory_gb"] * 1e9
         if np.isnan(bandwidth) or np.isnan(memory) or np.isnan(feat["kv_bytes_per_token"]):
             return compute_bound
-        weights = feat["model_params_total_b"] * 1e9 * feat["bytes_per_param"] / (total if total > 0 else 1)
-        kv_per_sequence = feat["kv_bytes_per_token"] * (n_in + n_out / 2) / (total if total > 0 else 1)
-        batch = max((_MEMORY_FOR_WEIGHTS_AND_KV * memory - weights) / kv_per_sequence, 1.0)
-        step = (weights + batch * kv_per_sequence) / bandwidth
-        return float(min(compute_bound, batch / step))
+        parts = total if total > 0 else 1
+        usable = _MEMORY_FOR_WEIGHTS_AND_KV * memory
+        # weights and each sequence's KV cache are split over the parts; the batch is system-wide
+        weights = feat["model_params_total_b"] * 1e9 * _weight_bytes(feat, usable * parts, prefill) / parts
+        kv_per_sequence = feat["kv_bytes_per_token"] * (n_in + n_out / 2) / parts
+        batch = max((usable - weights) / kv_per_sequence, 1.0)
+        step = (weights + batch * kv_per_sequence) / bandwidth  # every part streams its share once per step
+        return float(min(compute_bound, batch / step / parts))
     gflops = feat["model_gflops_per_sample"]
     return float(flops / (gflops * 1e9)) if gflops and not np.isnan(gflops) else np.nan
+
+
+def attention_flops_per_token(model: dict, kv_bytes_per_token: float, n_in: float, n_out: float) -> float:
+    """Attention FLOPs per generated token: scores and values over the context while decoding (mean context
+    n_in + n_out / 2) plus the prompt's quadratic prefill shared over the output. 4 x layers x heads x d per context
+    position, d = the head size, or for MLA the latent each position caches (KV bytes / 2 bytes / layers)."""
+    layers, heads = _num(model.get("layers")), _num(model.get("attention_heads"))
+    d = _num(model.get("head_dim"))
+    if str(model.get("attention") or "").upper() == "MLA" or np.isnan(d):
+        d = kv_bytes_per_token / 2.0 / layers if layers else np.nan
+    per_position = 4.0 * layers * heads * d
+    if not np.isfinite(per_position):
+        return 0.0
+    return per_position * ((n_in + n_out / 2) + n_in * n_in / (2 * n_out))
+
+
+def _weight_bytes(feat: dict, memory: float, stated: bool) -> float:
+    """Bytes per weight for the memory bound: the stated precision while its weights fit (the work measure), else
+    and for the upper bound (`stated` False) the smallest format the part computes in: MLPerf submitters state the
+    starting weights ("fp16") and quantise at build time."""
+    smallest = min((BYTES_PER_PARAM[k] for k, v in (feat.get("acc_tflops_by_format") or {}).items()
+                    if k in BYTES_PER_PARAM and _is_number(v) and v > 0), default=feat["bytes_per_param"])
+    fits = feat["model_params_total_b"] * 1e9 * feat["bytes_per_param"] < memory
+    return feat["bytes_per_param"] if stated and fits else min(smallest, feat["bytes_per_param"])
 
 
 def _num(value) -> float:

@@ -20,7 +20,12 @@ LEVELS: tuple[tuple[tuple[str, ...], bool], ...] = (
     (("model", "accelerator", "scenario", "precision"), False),
     (("model", "accelerator", "scenario"), False),
     (("model", "accelerator"), False),
+    # a known model on another part: its efficiency with the same engine on the same generation (B200 for a B300),
+    # then anywhere
+    (("model", "scenario", "precision", "engine", "acc_family"), True),
+    (("model", "scenario", "engine", "acc_family"), True),
     (("model", "scenario"), True),
+    # a new model on a known part: the part's efficiency with models of the same kind and build (dense / MoE)
     (("accelerator", "scenario", "model_kind"), True),
 )
 
