@@ -3,9 +3,11 @@
     python experiments/accuracy.py                      # the table the model card quotes
     python experiments/accuracy.py --json accuracy.json --model-card models/README.md --plots evaluation/
 
-Throughput is evaluated forward in time and leaving accelerators / models out, with every predictor; TTFT/TPOT and
-energy per token (v4.1 only: no forward split exists) on grouped folds, the other targets forward to v5.0, against the
-lookup median (the baseline that matters) — the roofline and the public recipe only model throughput.
+Throughput is evaluated forward in time (v4.1, v5.0, v5.1), leaving accelerators / models / whole accelerator
+generations out, with every predictor (incl. the sibling-roofline and model-roofline baselines); TTFT/TPOT forward to
+v5.1 (logs exist for v4.1 and v5.1) and on grouped folds; the other targets forward to v5.0 and v5.1 and, for power
+and energy, leaving accelerators out, against the lookup median — the roofline baselines and the public recipe only
+model throughput.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ from flexpredict.report import metrics_table, model_card_markdown
 PLAN = [
     (["throughput_per_accelerator"], [s for s in SPLITS if s != "grouped-kfold"], DEFAULT_PREDICTORS),
     (["ttft_p99_ms", "tpot_p99_ms", "energy_j_per_token"], ["grouped-kfold"], ("xgboost", "lookup-median")),
-    (["latency_p99_ms", "latency_p90_ms", "power_w", "energy_j_per_sample"], ["forward-v5.0"],
+    (["ttft_p99_ms", "tpot_p99_ms"], ["forward-v5.1"], ("xgboost", "lookup-median")),
+    (["latency_p99_ms", "latency_p90_ms", "power_w", "energy_j_per_sample"], ["forward-v5.0", "forward-v5.1"],
+     ("xgboost", "lookup-median")),
+    (["power_w", "energy_j_per_token", "energy_j_per_sample"], ["leave-one-accelerator-out"],
      ("xgboost", "lookup-median")),
 ]
-SUBSETS = ("all", "llm", "llm-seen-pair", "llm-unseen-pair", "non-llm", "non-llm-seen-pair", "non-llm-unseen-pair")
+SUBSETS = ("all", "llm", "llm-seen-pair", "llm-unseen-pair", "non-llm", "non-llm-seen-pair", "non-llm-unseen-pair",
+           "llm-closed-seen-pair", "llm-closed-new-pair", "llm-closed-new-accelerator", "llm-closed-new-model",
+           "llm-closed-both-new")
 
 
 def main() -> None:
@@ -36,11 +43,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the metrics as JSON")
     parser.add_argument("--model-card", type=Path, help="write the model card (Markdown)")
     parser.add_argument("--plots", type=Path, help="write parity plots into this folder")
-    parser.add_argument("--quick", action="store_true", help="throughput on forward-v5.0 only")
+    parser.add_argument("--quick", action="store_true", help="throughput on forward-v5.1 only")
     args = parser.parse_args()
     console = Console(width=160)
     records = dataset.load()
-    plan = [(["throughput_per_accelerator"], ["forward-v5.0"], DEFAULT_PREDICTORS)] if args.quick else PLAN
+    plan = [(["throughput_per_accelerator"], ["forward-v5.1"], DEFAULT_PREDICTORS)] if args.quick else PLAN
     started = time.perf_counter()
     results, rows = [], []
     for targets, splits, predictors in plan:

@@ -68,6 +68,7 @@ class ModelBundle:
         manifest = {
             "predictor": predictor, "targets": {n: {"rows": rows[n], "unit": TARGETS[n].unit} for n in fitted},
             "training_data_hash": data_hash(records), "training_records": len(records),
+            "training_rounds": _counts(records["round"]), "training_sources": _counts(records["source_kind"]),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "train_seconds": round(time.perf_counter() - started, 1),
             "versions": _versions(), "metrics": {},
@@ -178,6 +179,11 @@ def training_rows(records: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.nd
     subset = records.loc[keep].assign(_y=values[keep])
     subset = subset.drop_duplicates(["run_group", "_y"]).reset_index(drop=True)
     return subset.drop(columns="_y"), subset["_y"].to_numpy()
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    """Records per value (round, source kind): which data a model learned from, for its card."""
+    return {str(k): int(v) for k, v in values.fillna("(none)").value_counts().sort_index().items()}
 
 
 def _versions() -> dict:
