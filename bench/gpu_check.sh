@@ -11,15 +11,15 @@ ENGINE=${GPU_CHECK_ENGINE:-vllm}
 if [ -e "$OUT" ]; then echo "error: $OUT already exists (give another OUT folder)" >&2; exit 2; fi
 if [ "$ENGINE" = vllm ]; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-    DTYPE=bfloat16; KNOBS=(--gpu-memory-utilization 0.5)
+    DTYPE=bfloat16; KNOBS=(--gpu-memory-utilization 0.5); PACKAGE=".[bench]"; NEEDS="import flexpredict, pynvml"
 else
-    DTYPE=float32; KNOBS=()
+    DTYPE=float32; KNOBS=(); PACKAGE="."; NEEDS="import flexpredict"
 fi
 start=$(date +%s)
 step() { echo "== $(( $(date +%s) - start )) s: $*" >&2; }
 
-step "flexpredict with the bench extra (NVML power)"
-pip install --quiet -e ".[bench]"
+step "flexpredict (with the bench extra for NVML power on a GPU)"
+python -c "$NEEDS" 2>/dev/null || pip install --quiet -e "$PACKAGE"
 step "engine venv .venv-$ENGINE"
 flexpredict bench setup-engine "$ENGINE"
 PY=".venv-$ENGINE/bin/python"
