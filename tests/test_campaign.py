@@ -63,7 +63,7 @@ def configs(study) -> list[str]:
     ({"space": {"max_num_seqs": {"values": [8, 8]}}}, "space.max_num_seqs.values: lists a value twice"),
     ({"space": {"max_num_seqs": {"low": 8, "high": 4}}}, "space.max_num_seqs: expected numbers low <= high"),
     ({"space": {"x": {"values": [1], "similarity": 2}}}, "space.x.similarity: expected a number from 0 to 1"),
-    ({"acquisition": "bayes"}, "acquisition: expected one of uncertainty, improvement, random, tpe, gp"),
+    ({"acquisition": "bayes"}, "acquisition: expected one of uncertainty, shrinkage, improvement, random, tpe,"),
     ({"grace_period": 1}, "grace_period: must exceed heartbeat_interval"),
     ({"name": "a b"}, "name: use letters, digits"),
 ])
@@ -113,7 +113,7 @@ def test_candidates_keys_nearest_and_similarity():
 
 # -- the loop on the replay backend ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("acquisition", ["uncertainty", "improvement", "random", "tpe"])
+@pytest.mark.parametrize("acquisition", ["uncertainty", "shrinkage", "improvement", "random", "tpe"])
 def test_campaign_measures_appends_refits_and_proposes(tmp_path, acquisition):
     worker = Worker(load_campaign(write(tmp_path, acquisition=acquisition)), workdir=tmp_path / "c")
     fits = []
@@ -226,7 +226,7 @@ def test_cli_create_run_status_export(tmp_path):
     path, folder = write(tmp_path, budget={"runs": 6}), tmp_path / "c"
     result = cli.invoke(app, ["campaign", "create", str(path), "--dir", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "26 candidate configurations, 2 trial(s) in sqlite:///" in result.output
+    assert "32 candidate configurations, 2 trial(s) in sqlite:///" in result.output
     result = cli.invoke(app, ["campaign", "run", str(path), "--dir", str(folder), "--trials", "4"])
     assert result.exit_code == 0, result.output
     assert "4 trial(s) run here; stopped: ran the 4 trial(s) asked for" in result.output

@@ -30,6 +30,11 @@ def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=frame.columns, dtype=object)
 
 
+def param_column(name: str) -> str:
+    """The record column holding a search-space parameter's value (records may also have a column of that name)."""
+    return f"param_{name}"
+
+
 def config_key(params: dict) -> str:
     """A configuration's identity: the same for 8 and 8.0, whatever the order of the parameters."""
     return json.dumps({k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
@@ -113,6 +118,26 @@ class CandidateSet:
             else:
                 log_k += steps * log_s
         return np.exp(log_k)
+
+
+def similarity_between(space: tuple[Parameter, ...], rows: pd.DataFrame, cols: pd.DataFrame) -> np.ndarray:
+    """K[i, j] = product over parameters of similarity ** steps between configurations rows[i] and cols[j], for any
+    configurations (held-out ones too, not only candidates): steps are the number of doublings apart for a `log`
+    number, the difference for another number, 1 for another category."""
+    log_k = np.zeros((len(rows), len(cols)))
+    for p in space:
+        a, b = ([plain(v) for v in frame[p.name]] for frame in (rows, cols))
+        x, y = (pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy(dtype="float64") for v in (a, b))
+        if np.isfinite(x).all() and np.isfinite(y).all() and (not p.log or (min(x.min(), y.min()) > 0)):
+            scale = np.log2 if p.log else (lambda v: v)
+            steps = np.abs(scale(x)[:, None] - scale(y)[None, :])
+        else:
+            steps = (np.array(a, dtype=str)[:, None] != np.array(b, dtype=str)[None, :]).astype("float64")  # None alike
+        if p.similarity == 0:
+            log_k = np.where(steps > 0, -np.inf, log_k)
+        else:
+            log_k += steps * math.log(p.similarity)
+    return np.exp(log_k)
 
 
 def grid(space: tuple[Parameter, ...]) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..commands.common import console, err_console, fail, positive_count, progress_bar
+from ..commands.common import console, fail, positive_count, progress_bar
 
 app = typer.Typer(help="Active benchmarking campaigns: Optuna chooses what to measure next, on one machine or many "
                   "workers sharing one storage.", no_args_is_help=True)
@@ -125,11 +125,11 @@ def status(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
     from ..io import strict_json
     from .study import summary
 
-    definition, study, workdir = _reader(campaign, storage, directory)
+    definition, study, _ = _reader(campaign, storage, directory)
     report = summary(definition, study, top)
-    held_out = _held_out_error(definition, study, workdir)
+    held_out = study.user_attrs.get("held_out")  # stored by the worker's latest refit: status fits nothing
     if held_out is not None:
-        report["prediction_error"]["mdape_held_out"] = held_out
+        report["prediction_error"]["mdape_held_out"] = held_out["mdape"]
     if output_format is Format.json:
         print(strict_json(report, indent=1))
         return
@@ -162,33 +162,6 @@ def export(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
         console.print(f"wrote {len(frame)} trial(s) to {trials_out}", highlight=False)
 
 
-def _held_out_error(campaign, study, workdir: Path) -> float | None:
-    """MdAPE of the objective metric on the backend's held-out records (a replay's), from a surrogate fitted now
-    on what the study measured; None when the backend holds nothing out."""
-    import numpy as np
-    import pandas as pd
-
-    from .backends import create_backend
-    from .study import measured_records, with_parameters
-    from .surrogate import Surrogate
-
-    backend = create_backend(campaign, workdir)
-    held = backend.evaluation_records()
-    if held is None:
-        return None
-    names = campaign.parameter_names
-    measured = measured_records(study.get_trials(deepcopy=False), names)
-    base = with_parameters(backend.base_records(), names)
-    surrogate = Surrogate(campaign)
-    with err_console.status("fitting the predictor for the held-out error"):
-        surrogate.fit(pd.concat([base, measured], ignore_index=True) if len(measured) else base)
-    metric = campaign.objective.metric
-    predicted = surrogate.predict(with_parameters(held, names))[metric].to_numpy(dtype="float64")
-    truth = held[metric].to_numpy(dtype="float64")
-    ok = np.isfinite(predicted)
-    return float(np.median(np.abs(predicted[ok] / truth[ok] - 1))) if ok.any() else None
-
-
 def _describe(trial) -> str:
     if "failure" in trial.user_attrs:
         return f"#{trial.number} failed"
@@ -198,7 +171,9 @@ def _describe(trial) -> str:
 def _print_status(report: dict) -> None:
     spent, budget = report["spent"], report["budget"]
     money = ", ".join(f"{spent[k]:g} of {v:g} {k.replace('_', '-')}" for k, v in budget.items())
-    states = ", ".join(f"{n} {s}" for s, n in report["states"].items() if n)
+    states = ", ".join(f"{n} {s}" + (f" ({len(report['stale'])} stale: no heartbeat within the grace period, "
+                                      "retried by the next worker)" if s == "running" and report["stale"] else "")
+                       for s, n in report["states"].items() if n)
     console.print(f"[bold]{report['campaign']}[/] · acquisition {report['acquisition']} · spent {money} · trials: "
                   f"{states or 'none'}" + (f" · {report['exhausted']}" if report["exhausted"] else ""),
                   highlight=False)

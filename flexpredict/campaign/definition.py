@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 DIRECTIONS = ("maximize", "minimize")
-PREDICTORS = ("xgboost", "knobs")
-ACQUISITIONS = ("uncertainty", "improvement", "random", "tpe", "gp")
+PREDICTORS = ("xgboost", "knobs", "transfer")
+ACQUISITIONS = ("uncertainty", "shrinkage", "improvement", "random", "tpe", "gp")
 MAX_CANDIDATES = 50_000
 
 
@@ -70,7 +70,8 @@ class Campaign:
     seed: int = 0
     predictor: str = "xgboost"
     """xgboost: flexpredict's predictor (measured priors, physics), for campaigns across hardware, models and
-    precisions; knobs: trees on the search-space parameters, for engine knobs the xgboost priors cannot see."""
+    precisions; knobs: trees on the search-space parameters, for engine knobs the xgboost priors cannot see;
+    transfer: xgboost fitted once on the base records, corrected by what the campaign measured (a new part)."""
     predictor_params: dict = field(default_factory=dict)
     storage: str | None = None
     """Optuna RDB URL; default: a SQLite file in the campaign folder."""
@@ -137,7 +138,7 @@ def parse_campaign(data: dict, source: Path | None = None) -> Campaign:
         name=name, backend=backend["kind"], backend_options=options, space=_space(data.get("space")),
         objective=_objective(data.get("objective") or {}), budget=_budget(data.get("budget")),
         acquisition=_choice(data, "acquisition", ACQUISITIONS, "uncertainty"),
-        batch_size=_positive_int(data, "batch_size", 4), initial_trials=_positive_int(data, "initial_trials", 4),
+        batch_size=_positive_int(data, "batch_size", 4), initial_trials=_count(data, "initial_trials", 4),
         seed=_int(data, "seed", 0), predictor=_choice(data, "predictor", PREDICTORS, "xgboost"),
         predictor_params=_mapping(data, "predictor_params"), storage=data.get("storage"),
         heartbeat_interval=_positive_int(data, "heartbeat_interval", 60),
@@ -281,6 +282,13 @@ def _positive_int(data: dict, key: str, default: int) -> int:
     value = _int(data, key, default)
     if value < 1:
         raise CampaignError(f"{key}: expected a whole number >= 1, got {value!r}")
+    return value
+
+
+def _count(data: dict, key: str, default: int) -> int:
+    value = _int(data, key, default)
+    if value < 0:
+        raise CampaignError(f"{key}: expected a whole number >= 0, got {value!r}")
     return value
 
 

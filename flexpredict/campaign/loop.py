@@ -27,9 +27,10 @@ from .candidates import CandidateSet, plain
 from .definition import Campaign
 from .study import (Heartbeat, constraint_values, default_storage, fail_stale_trials, file_lock, measured_records,
                     open_storage, open_study, proposal_lock, spending, with_parameters)
-from .surrogate import Surrogate
 
 RECORDS_FILE = "records.parquet"
+TRANSFER_CACHE = "transfer-predictors"
+"""Beside the campaign folders: fitted transfer predictors, shared by every campaign over the same base records."""
 MAX_WAIT_S = 5.0
 
 
@@ -48,8 +49,11 @@ class Worker:
     """Runs trials of one campaign; construct once per process."""
 
     def __init__(self, campaign: Campaign, *, storage: str | None = None, workdir: Path | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, refit_at: tuple[int, ...] | None = None):
+        """`refit_at`: refit when that many measurements are done (e.g. 1, 2, 4, 8: a batch that doubles), instead of
+        every `batch_size`."""
         self.campaign = campaign
+        self.refit_at = refit_at
         self.workdir = Path(workdir or campaign_dir(campaign))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.url = storage or campaign.storage or default_storage(self.workdir)
@@ -60,7 +64,12 @@ class Worker:
         self.context = Context(self.candidates, campaign.objective)
         self.sampler = create_sampler(campaign, self.context, seed)
         self.study = open_study(campaign, self.storage, self.sampler)
-        self.surrogate = Surrogate(campaign)
+        from .surrogate import make_surrogate  # the predictors (scikit-learn): not for `campaign status`
+
+        self.surrogate = make_surrogate(campaign, self.workdir.parent / TRANSFER_CACHE)
+        self.held_out = self.backend.evaluation_records()
+        self.evaluation: dict | None = None
+        """The latest fit's held-out error (`held_out_error` and the measurements it learned from)."""
         self.base = with_parameters(self.backend.base_records(), campaign.parameter_names)
         self.dataset = self.workdir / RECORDS_FILE
         self.fitted_on = -1
@@ -101,12 +110,26 @@ class Worker:
     def refit(self, trials=None) -> None:
         """Fit the surrogate on the base records and every measurement in the storage; predict every candidate."""
         trials = self.study.get_trials(deepcopy=False) if trials is None else trials
-        measured = measured_records(trials, self.campaign.parameter_names)
-        records = pd.concat([self.base, measured], ignore_index=True) if len(measured) else self.base
-        self.surrogate.fit(records)
+        self.surrogate.fit(self.base, measured_records(trials, self.campaign.parameter_names))
         self.context.predictions = self.surrogate.predict(self.candidate_records())
         self.context.fitted = frozenset(t.number for t in trials if t.state == TrialState.COMPLETE)
         self.fitted_on = len(self.context.fitted)
+        if self.held_out is not None:  # `campaign status` shows it without fitting anything itself
+            self.evaluation = {"measurements": self.fitted_on, **self.held_out_error()}
+            self.study.set_user_attr("held_out", self.evaluation)
+
+    def held_out_error(self) -> dict:
+        """MdAPE and 90 % interval coverage of the objective metric on the backend's held-out records, from the
+        latest fit."""
+        metric = self.campaign.objective.metric
+        predicted = self.surrogate.predict(with_parameters(self.held_out, self.campaign.parameter_names))
+        truth = pd.to_numeric(self.held_out[metric], errors="coerce").to_numpy(dtype="float64")
+        pred, lo, hi = (predicted[c].to_numpy(dtype="float64") for c in (metric, f"{metric}_lo", f"{metric}_hi"))
+        ok = np.isfinite(pred) & np.isfinite(truth)
+        if not ok.any():
+            return {"mdape": None, "coverage": None, "records": 0}
+        return {"mdape": float(np.median(np.abs(pred[ok] / truth[ok] - 1))),
+                "coverage": float(np.mean((lo[ok] <= truth[ok]) & (truth[ok] <= hi[ok]))), "records": int(ok.sum())}
 
     def candidate_records(self) -> pd.DataFrame:
         return with_parameters(self.candidates.records, self.campaign.parameter_names, self.candidates.frame)
@@ -115,7 +138,11 @@ class Worker:
 
     def _refit_due(self, trials) -> bool:
         complete = sum(t.state == TrialState.COMPLETE for t in trials)
-        return self.fitted_on < 0 or complete >= self.fitted_on + self.campaign.batch_size
+        if self.fitted_on < 0:
+            return True
+        if self.refit_at is not None:
+            return any(self.fitted_on < n <= complete for n in self.refit_at)
+        return complete >= self.fitted_on + self.campaign.batch_size
 
     def _blocked(self, trials) -> str | None:
         """Why no trial can start now ('wait: ...' while running trials may still free one), None when one can."""

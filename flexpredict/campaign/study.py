@@ -31,9 +31,8 @@ from optuna.trial import TrialState
 
 from ..schema import conform
 from .acquisition.base import trial_params
-from .candidates import plain
+from .candidates import param_column, plain
 from .definition import Campaign, CampaignError, from_document
-from .surrogate import param_column
 
 RETRIES = 1
 """A trial whose worker died is measured once more; a second death leaves it failed."""
@@ -291,6 +290,7 @@ def summary(campaign: Campaign, study: optuna.Study, top: int = 5) -> dict:
                                 ("usd", campaign.budget.usd)) if v is not None}
     return {
         "campaign": campaign.name, "acquisition": campaign.acquisition, "states": states,
+        "stale": stale_trials(study),
         "spent": {"runs": spent.runs, "gpu_hours": round(spent.gpu_hours, 4), "usd": round(spent.usd, 2)},
         "budget": budget, "exhausted": spent.exhausted(campaign), "best": best, "failures": failures,
         "retries": retried, "metric": campaign.objective.metric, "slo": campaign.objective.slo,
@@ -300,6 +300,16 @@ def summary(campaign: Campaign, study: optuna.Study, top: int = 5) -> dict:
             "mdape_last_batch": float(np.median(last)) if last else None,
             "target": campaign.objective.target_error},
     }
+
+
+def stale_trials(study: optuna.Study) -> list[int]:
+    """Numbers of running trials whose worker stopped beating for longer than the grace period (Optuna's own test;
+    a worker fails and requeues them on its next step)."""
+    storage = study._storage
+    if storage.get_heartbeat_interval() is None:  # opened without the campaign's heartbeat: nothing to judge by
+        return []
+    stale = set(storage._get_stale_trial_ids(study._study_id))
+    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in stale]
 
 
 def status(root: Path | str = Path("runs") / "campaigns") -> dict | None:

@@ -1,6 +1,7 @@
 """Acquisitions: each one an Optuna sampler over the campaign's candidate configurations, one module each.
 
     uncertainty  -- what most reduces the predictor's uncertainty (toward a target prediction error)
+    shrinkage    -- what shrinks the others' intervals most, given the batch in flight (a new part)
     improvement  -- expected improvement under the SLO (toward the best configuration)
     random       -- the baseline
     tpe, gp      -- Optuna's own samplers, snapped to free candidates
@@ -13,9 +14,10 @@ from .base import CandidateSampler, Context, trial_params
 from .improvement import ImprovementSampler
 from .optuna_samplers import GpSampler, TpeSampler
 from .random import RandomCandidateSampler
+from .shrinkage import ShrinkageSampler
 from .uncertainty import UncertaintySampler
 
-OWN = {cls.name: cls for cls in (UncertaintySampler, ImprovementSampler, RandomCandidateSampler)}
+OWN = {cls.name: cls for cls in (UncertaintySampler, ShrinkageSampler, ImprovementSampler, RandomCandidateSampler)}
 OPTUNA = {cls.name: cls for cls in (TpeSampler, GpSampler)}
 
 
@@ -28,4 +30,4 @@ def create_sampler(campaign: Campaign, context: Context, seed: int | None = None
 
 
 __all__ = ["OPTUNA", "OWN", "CandidateSampler", "Context", "GpSampler", "ImprovementSampler", "RandomCandidateSampler",
-           "TpeSampler", "UncertaintySampler", "create_sampler", "trial_params"]
+           "ShrinkageSampler", "TpeSampler", "UncertaintySampler", "create_sampler", "trial_params"]

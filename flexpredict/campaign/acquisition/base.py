@@ -20,8 +20,22 @@ from optuna.trial import TrialState
 from ..candidates import CandidateSet
 from ..definition import Objective
 
+Z90 = 1.6448536269514722
+"""The 90 % interval is +-1.645 sigma of a log-normal."""
+MAX_SIGMA = 3.0
+"""An uncalibrated interval (too few measurements) counts as a factor e^3 = 20 either way, not as infinite."""
+NOISE_SD = 0.1
+"""Log-scale spread of one configuration's repeated runs (submitters, rounds, system set-up): what a measurement
+leaves unknown about the configuration itself."""
 MAX_SCORED = 2000
 """Most candidates scored against each other per proposal (the kernel is quadratic); a random subset beyond."""
+
+
+def log_sd(pred: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The log-normal sd a 90 % interval's upper half says, capped at MAX_SIGMA where it is infinite or missing."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = (np.log(hi) - np.log(pred)) / Z90
+    return np.clip(np.nan_to_num(sigma, nan=MAX_SIGMA, posinf=MAX_SIGMA), 1e-6, MAX_SIGMA)
 
 
 def trial_params(trial) -> dict:

@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 from optuna.trial import TrialState
-from scipy.special import ndtr
 
-from ..surrogate import Z90
-from .base import CandidateSampler
-
-MAX_SIGMA = 3.0
-"""An uncalibrated interval (too few measurements) counts as a factor e^3 = 20 either way, not as infinite."""
+from .base import CandidateSampler, log_sd
 
 
 class ImprovementSampler(CandidateSampler):
@@ -31,8 +26,7 @@ class ImprovementSampler(CandidateSampler):
         pred, _, hi = (a[free] for a in predicted)
         with np.errstate(divide="ignore", invalid="ignore"):
             mu = np.log(pred)
-            sigma = np.clip(np.nan_to_num((np.log(hi) - mu) / Z90, nan=MAX_SIGMA, posinf=MAX_SIGMA), 1e-6, MAX_SIGMA)
-        gain = expected_improvement(mu, sigma, incumbent(study), objective.direction == "maximize")
+        gain = expected_improvement(mu, log_sd(pred, hi), incumbent(study), objective.direction == "maximize")
         feasible = self.context.predictions["p_feasible"].to_numpy(dtype="float64")[free]
         score = np.nan_to_num(gain, nan=0.0) * feasible * self.context.discount(pending, free)
         return self._best(free, score)
@@ -41,6 +35,8 @@ class ImprovementSampler(CandidateSampler):
 def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float | None, maximize: bool) -> np.ndarray:
     """E[max(Y - best, 0)] (maximize) or E[max(best - Y, 0)] for Y = exp(N(mu, sigma^2)); with nothing feasible
     measured yet, E[Y] (maximize) or E[1/Y]."""
+    from scipy.special import ndtr  # scipy.stats-sized import: not for `campaign status`
+
     if best is None:
         return np.exp((mu if maximize else -mu) + sigma ** 2 / 2)
     d2 = (mu - np.log(best)) / sigma

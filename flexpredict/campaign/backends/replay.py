@@ -3,8 +3,9 @@
 The whole loop (propose, measure, append, refit) then runs on real measurements without hardware, which is how
 acquisitions are compared (experiments/active_learning.py). A configuration is the campaign's parameters, which
 must be record columns; where the held data has several runs of one, the newest round's run closest to their median
-answers, always the same one. `holdout` keeps a share of the configurations out of reach: never measured, they give
-the honest prediction error.
+answers, always the same one. `base` is what the predictor knows beforehand: records matching a filter, or
+`rest`, every record outside the pool (a new accelerator: everything measured on other parts). `holdout` keeps a
+share of the configurations out of reach: never measured, they give the honest prediction error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ... import dataset
+from ...predictors.targets import TARGETS
 from ...schema import BY_NAME, METRIC_COLUMNS, conform
 from ..candidates import config_key, plain, plain_frame
 from ..definition import CampaignError
@@ -46,7 +48,8 @@ class ReplayBackend(MeasurementBackend):
         in_pool = _where(records, opts.get("pool") or {}, "backend.pool")
         metric = campaign.objective.metric
         values = pd.to_numeric(records[metric], errors="coerce")
-        pool = records[in_pool & (values > 0)]
+        scenarios = TARGETS[metric].scenarios if metric in TARGETS else None  # where the metric is defined
+        pool = records[in_pool & (values > 0) & (records["scenario"].isin(scenarios) if scenarios else True)]
         for p in campaign.space:
             if p.values:
                 pool = pool[pool[p.name].astype("object").map(plain).isin(list(p.values))]
@@ -61,7 +64,10 @@ class ReplayBackend(MeasurementBackend):
         self.keys = {config_key(row): i for i, row in
                      enumerate(plain_frame(self.pool[list(campaign.parameter_names)]).to_dict("records"))}
         base = opts.get("base")
-        self.base = records[_where(records, base, "backend.base") & ~in_pool] if base else records.iloc[:0]
+        if base == "rest":  # a new part: everything measured anywhere else
+            self.base = records[~in_pool]
+        else:
+            self.base = records[_where(records, base, "backend.base") & ~in_pool] if base else records.iloc[:0]
         self.seconds_per_run = float(opts.get("seconds_per_run", 1200))
         self.delay_s = float(opts.get("delay_s", 0))
 
