@@ -233,11 +233,16 @@ def _fold_residual(model: Predictor, records: pd.DataFrame, y: np.ndarray, train
 
 def _strata(records: pd.DataFrame, seen: np.ndarray, known_model: np.ndarray) -> np.ndarray:
     """Mondrian strata for interval widths: how much of the configuration was measured (this model+accelerator pair;
-    else this model on other parts; else nothing of the model) x closed division or not. A known model on a new part
-    transfers far better than a new model, so they get their own widths."""
+    else this model on other parts; else nothing of the model) x closed division or not x LLM or not. A known model
+    on a new part transfers far better than a new model, and a new LLM (physics-scaled) far better than a new
+    open-division CNN variant, so each gets its own width."""
+    from ..normalize import is_llm_benchmark
+
     closed = (records["division"].astype("object") == "closed").to_numpy()
+    llm = records["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False).to_numpy()
     kind = np.where(seen, "seen", np.where(known_model, "unseen", "new-model"))
-    return np.array([f"{k}|{'closed' if c else 'other'}" for k, c in zip(kind, closed)], dtype=object)
+    return np.array([f"{k}|{'closed' if c else 'other'}|{'llm' if m else 'other'}"
+                     for k, c, m in zip(kind, closed, llm)], dtype=object)
 
 
 def _conformal_quantile(residuals: np.ndarray, level: float, fallback: float = np.inf, minimum: int = 10) -> float:

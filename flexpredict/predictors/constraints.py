@@ -1,5 +1,6 @@
 """Physics and consistency as constraints on a bundle's predictions, not hopes.
 
+- Throughput per accelerator is never above the roofline (a true upper bound: no measured LLM row exceeds it).
 - A configuration whose weights (at its stated precision) plus the KV cache of one sequence exceed the
   accelerators' memory gets
   `fits = False` and no prediction at all (nothing runs).
@@ -7,7 +8,8 @@
 - Energy per token (per sample) is predicted power over predicted throughput of the same configuration; its interval
   keeps the width the energy target was calibrated to.
 - TTFT/TPOT p99 of an MLPerf Server/Interactive configuration is never above the scenario's bound: a valid result
-  met it by the rules (the floor of one decode step is the targets' own `floor`).
+  met it by the rules; never below one decode step either (the targets' own `floor`), which wins where a part is
+  too slow to meet the bound at all.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import catalogs
+from .targets import decode_step_ms
 
 # a system under load never draws less than this share of its accelerators' TDP (measured minimum over MLPerf power
 # results: 0.63 for GPU systems, 0.37 for SoC modules, 0.07 for CPU sockets, whose TDP is not the system's)
@@ -56,6 +59,12 @@ def constrain(records: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
     out = predicted.copy()
     names = [c.removeprefix("pred_") for c in out.columns
              if c.startswith("pred_") and not c.endswith(("_lo", "_hi"))]
+    if "pred_throughput_per_accelerator" in out:  # the roofline is a true upper bound (no measured row above it)
+        ceiling = pd.to_numeric(records["roofline_per_accelerator"], errors="coerce").to_numpy("float64")
+        ceiling = np.where(np.isfinite(ceiling) & (ceiling > 0), ceiling, np.inf)
+        for suffix in ("", "_lo", "_hi"):
+            column = f"pred_throughput_per_accelerator{suffix}"
+            out[column] = np.minimum(out[column].to_numpy("float64"), ceiling)
     if "pred_power_w" in out:
         floor, ceiling = power_bounds(records)
         for suffix in ("", "_lo", "_hi"):
@@ -79,6 +88,8 @@ def constrain(records: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
         valid_mlperf = records["scenario"].isin(["Server", "Interactive"]).to_numpy()
         bound = pd.to_numeric(records[bound_column], errors="coerce").to_numpy("float64")
         bound = np.where(valid_mlperf & np.isfinite(bound), bound, np.inf)
+        if name in ("ttft_p99_ms", "tpot_p99_ms"):  # a part too slow to meet the bound stays at its physical floor
+            bound = np.maximum(bound, np.nan_to_num(decode_step_ms(records), nan=0.0))
         for suffix in ("", "_lo", "_hi"):
             column = f"pred_{name}{suffix}"
             out[column] = np.minimum(out[column].to_numpy("float64"), bound)
