@@ -134,7 +134,8 @@ def test_predict_input_gives_the_single_configuration_numbers(tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ["predict", "--accelerator", "h100-sxm-80gb", "--model", "llama2-70b", "--scenario", "Server", "--json"],
+    ["predict", "--accelerator", "h100-sxm-80gb", "--count", "8", "--model", "llama2-70b", "--scenario", "Server",
+     "--json"],
     ["recommend", "--budget", "2000", "--latency-slo", "200ms", "--format", "json"],
     ["recommend", "--budget", "1", "--latency-slo", "1ms", "--format", "json"],  # no recommendation: exit 1
     ["recommend", "--model", "resnet50", "--pricing", "own", "--format", "json", "--top", "3"],
