@@ -70,13 +70,23 @@ def append(records: pd.DataFrame, path: Path | str) -> pd.DataFrame:
 
 
 def to_openmlperf(frame: pd.DataFrame) -> pd.DataFrame:
-    """Our records under OpenMLPerf column names (`metrics.result`, `system.accelerator.name`, ...)."""
+    """The MLPerf results among our records under OpenMLPerf column names (`metrics.result`,
+    `system.accelerator.name`, ...). Own runs and latency-under-load samples have no MLPerf result identity in
+    that layout and are left out (`mlperf_results` says which rows stay)."""
+    frame = frame[mlperf_results(frame)]
     out = pd.DataFrame({theirs: frame[ours] for ours, theirs in OPENMLPERF_COLUMNS.items() if ours in frame})
     out["benchmark.name"] = "mlperf-inference"
     out["benchmark.version"] = frame["round"].str.lstrip("v")
     out["model.name"] = frame["model"]
     out["model.weight_data_types"] = frame["precision"]
     return out
+
+
+def mlperf_results(frame: pd.DataFrame) -> pd.Series:
+    """True for records that are MLPerf results (not own runs or latency-under-load samples)."""
+    from .ingest.records import RUN_SOURCES
+
+    return ~frame["source_kind"].isin(RUN_SOURCES)
 
 
 def coverage(frame: pd.DataFrame) -> dict:

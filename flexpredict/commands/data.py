@@ -148,7 +148,11 @@ def export(
 
     frame = load_records(file)
     if format is ExportFormat.openmlperf:
+        left_out = int((~dataset.mlperf_results(frame)).sum())
         frame = dataset.to_openmlperf(frame)
+        if left_out:
+            err_console.print(f"left out {left_out} records that are no MLPerf results (own runs, latency-under-load "
+                              "samples): the OpenMLPerf layout has no place for them", highlight=False)
     elif format is ExportFormat.csv and out.suffix.lower() != ".csv":
         out = out.with_suffix(".csv")
     try:

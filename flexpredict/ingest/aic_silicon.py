@@ -45,9 +45,7 @@ class AicSiliconReader(Reader):
     kind = "aic-silicon"
 
     def find(self) -> list[Path]:
-        if not self.path.is_dir():
-            return [self.path] if self.path.name == FILENAME else []
-        return sorted(self.path.rglob(FILENAME))
+        return self.files_named(FILENAME)
 
     def read(self, path: Path) -> list[dict]:
         source = self.relative(path)

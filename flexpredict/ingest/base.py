@@ -7,6 +7,7 @@ column names). It never raises on bad input: it reports the file and the reason 
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,6 +50,14 @@ class BuildReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     dropped: Counter = field(default_factory=Counter)  # reason -> rows
     tables: dict[str, Reconciliation] = field(default_factory=dict)  # label -> reconciliation
+    _listings: dict[Path, tuple[Path, ...]] = field(default_factory=dict, repr=False)
+
+    def listing(self, folder: Path) -> tuple[Path, ...]:
+        """Every file under `folder`, walked once per build however many readers look (a round holds ~7k files)."""
+        if folder not in self._listings:
+            self._listings[folder] = tuple(sorted(Path(top) / name for top, _, names in os.walk(folder)
+                                                  for name in names))
+        return self._listings[folder]
 
     def skip(self, path: Path | str, reason: str) -> None:
         self.skipped.append((str(path), reason))
@@ -87,6 +96,12 @@ class Reader(ABC):
     def finish(self) -> list[dict]:
         """Records that only exist once every file was read (e.g. published rows without a log)."""
         return []
+
+    def files_named(self, *names: str) -> list[Path]:
+        """The files under the source folder with one of these names (the one file, if the source is a file)."""
+        if not self.path.is_dir():
+            return [self.path] if self.path.name in names else []
+        return [p for p in self.report.listing(self.path) if p.name in names]
 
     def relative(self, path: Path) -> str:
         try:

@@ -12,7 +12,7 @@ class BenchResultsReader(Reader):
     kind = "flexpredict-bench"
 
     def find(self) -> list[Path]:
-        return sorted(self.path.rglob("benchmark_results.json")) if self.path.is_dir() else [self.path]
+        return self.files_named("benchmark_results.json") if self.path.is_dir() else [self.path]
 
     def read(self, path: Path) -> list[dict]:
         data = self.load_json(path)

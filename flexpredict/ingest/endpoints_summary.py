@@ -41,7 +41,7 @@ class EndpointsSummaryReader(Reader):
     kind = "mlperf-endpoints"
 
     def find(self) -> list[Path]:
-        return sorted(self.path.rglob(FILENAME)) if self.path.is_dir() else [self.path]
+        return self.files_named(FILENAME) if self.path.is_dir() else [self.path]
 
     def read(self, path: Path) -> list[dict]:
         data = self.load_json(path)

@@ -53,13 +53,9 @@ class OpenMLPerfReader(Reader):
     def find(self) -> list[Path]:
         if not self.path.is_dir():
             return [self.path]
-        found = []
-        for parquet in self.path.rglob("data.parquet"):
-            found.append(parquet)
-        for js in self.path.rglob("data.json"):
-            if not js.with_suffix(".parquet").exists():  # the two hold the same rows
-                found.append(js)
-        return sorted(found)
+        found = self.files_named("data.parquet", "data.json")
+        present = set(found)
+        return [p for p in found if p.suffix == ".parquet" or p.with_suffix(".parquet") not in present]  # same rows
 
     def read(self, path: Path) -> list[dict]:
         try:

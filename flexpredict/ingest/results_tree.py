@@ -50,10 +50,13 @@ class ResultsTreeReader(Reader):
         if not self.path.is_dir():
             return [self.path] if self.path.name in _LOG_NAMES else []
         runs: dict[Path, Path] = {}
-        for name in _LOG_NAMES:  # prefer the summary; a run with only a detail log still counts
-            for path in self.path.rglob(f"results/*/*/*/performance/run_1/{name}"):
-                if not _COMPLIANCE.match(path.parents[2].name):
-                    runs.setdefault(path.parent, path)
+        # results/<Platform>/<benchmark>/<scenario>/performance/run_1/<log>; the summary preferred, a run with only a
+        # detail log still counts; compliance runs (TEST01... inside a scenario folder) are audits
+        for path in sorted(self.files_named(*_LOG_NAMES), key=lambda p: _LOG_NAMES.index(p.name)):
+            parts = path.parts
+            if len(parts) >= 7 and parts[-7] == "results" and parts[-3:-1] == ("performance", "run_1") \
+                    and not _COMPLIANCE.match(parts[-4]):
+                runs.setdefault(path.parent, path)
         return sorted(runs.values())
 
     def read(self, path: Path) -> list[dict]:

@@ -222,7 +222,7 @@ class SummaryListReader(Reader):
     fields: ClassVar[SummaryFields]
 
     def find(self) -> list[Path]:
-        return sorted(self.path.rglob(self.filename)) if self.path.is_dir() else [self.path]
+        return self.files_named(self.filename) if self.path.is_dir() else [self.path]
 
     def read(self, path: Path) -> list[dict]:
         rows = self.load_json(path)
