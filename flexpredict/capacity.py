@@ -401,7 +401,7 @@ def group_keys(records: pd.DataFrame) -> pd.Series:
 def fit_capacity(records: pd.DataFrame, *, interval_level: float = 0.9, random_state: int = 0,
                  n_jobs: int = 2) -> CapacityModel:
     """Learn the capacity model from schema records (`data build` output: the latency-under-load sample and MLPerf
-    LLM results are used, other rows ignored). Intervals from group-held-out folds; about 10-20 s on 2 cores."""
+    LLM results are used, other rows ignored). Intervals from group-held-out folds; about 40 s on 2 cores."""
     from sklearn.model_selection import GroupKFold
 
     points = curve_points(records)
@@ -422,11 +422,12 @@ def fit_capacity(records: pd.DataFrame, *, interval_level: float = 0.9, random_s
     half = {}
     for metric, y in targets.items():
         half[f"{metric}_p50"] = _conformal(np.abs(y - oof[metric]), interval_level)
-        measured_p99 = pd.to_numeric(points[f"{metric}_p99_ms"], errors="coerce").to_numpy(float)
-        predicted_p99 = np.exp(oof[metric]) * (phys_ttft if metric == "ttft" else phys_tpot) * ratios[metric]
-        residual = np.abs(np.log(measured_p99 / predicted_p99))
-        half[f"{metric}_p99"] = _conformal(residual[np.isfinite(residual)], interval_level,
-                                           fallback=half[f"{metric}_p50"])
+        # p99 = p50 x ratio: its width adds the p50 error on held-out groups and the spread of the ratio in MLPerf's
+        # logs (a sum, assuming nothing about how the two errors combine)
+        ratio = (pd.to_numeric(points[f"{metric}_p99_ms"], errors="coerce")
+                 / pd.to_numeric(points[f"{metric}_p50_ms"], errors="coerce")).to_numpy(float)
+        spread = _conformal(np.abs(np.log(ratio / ratios[metric])), interval_level, fallback=0.0)
+        half[f"{metric}_p99"] = half[f"{metric}_p50"] + spread
     boosters = {metric: _train(design, y, params) for metric, y in targets.items()}
     model = CapacityModel(boosters=boosters, p99_over_p50=ratios, half_width=half, interval_level=interval_level,
                           training_rows={"curve_points": len(points),
