@@ -81,7 +81,7 @@ def test_a_candidate_just_over_budget_is_excluded(bundle, records):
 
 
 def test_a_candidate_just_over_the_slo_is_excluded(bundle, records):
-    base = Request(accelerator="nvidia-h200-sxm-141gb", max_accelerators=8)
+    base = Request(accelerator="nvidia-h200-sxm-141gb", max_accelerators=8, scenario="Server")
     scored = recommend(base, bundle=bundle, records=records).candidates
     tpot = float(scored["pred_tpot_p99_ms"].min())
     # a bound at the predicted p99 is met with P = 0.5, below the default 0.8 confidence
@@ -193,3 +193,12 @@ def test_unwritable_cache_only_costs_time(records, tmp_path, monkeypatch):
     monkeypatch.setenv("FLEXPREDICT_CACHE_DIR", str(blocker))
     result = recommend(Request(model="gptj", scenario="Offline", budget=20000, top=5), records=records)
     assert len(result.ranked) > 0 and blocker.read_text().startswith("a file")
+
+
+def test_a_tight_tpot_slo_uses_the_interactive_evidence(bundle, records):
+    """40 ms TPOT for llama2-70b: MLPerf's Interactive results met exactly that bound (Server: 200 ms)."""
+    result = recommend(Request(budget=20000, latency_slo_ms=40), bundle=bundle, records=records)
+    assert result.scenario == "Interactive"
+    assert len(result.ranked) >= 3
+    server = recommend(Request(budget=20000, latency_slo_ms=200), bundle=bundle, records=records)
+    assert server.scenario == "Server"
