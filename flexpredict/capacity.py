@@ -47,7 +47,8 @@ SPEED_LIMITS = (1 / 4, 4.0)  # evidence may move a curve by at most this factor 
 ENGINES = ("tensorrt-llm", "vllm", "sglang")
 FEATURES = ("log_concurrency", "log_load_over_batch", "log_isl", "log_osl", "log_gpus", "tensor_parallel",
             "expert_parallel", "attention_dp", "pipeline_parallel", "log_params_total", "log_params_active",
-            "log_kv_bytes", "bytes_per_param", "log_bandwidth", "log_tflops", "log_memory", "disaggregated", "open_loop", *(f"engine_{e}" for e in ENGINES))
+            "log_kv_bytes", "bytes_per_param", "log_bandwidth", "log_tflops", "log_memory", "disaggregated",
+            "open_loop", *(f"engine_{e}" for e in ENGINES))
 MONOTONE_IN_LOAD = ("log_concurrency", "log_load_over_batch")
 # the bound-level correction of whole systems' throughput: headroom = log(bound x k / floor), monotone in each
 BOUND_FEATURES = ("log_ttft_headroom", "log_tpot_headroom", "log_params_active", "log_params_total", "log_gpus",
@@ -228,7 +229,8 @@ class CapacityModel:
         intervals, `_hi` from the optimistic end), as a new frame. Zero where even one request misses the bound."""
         config = configuration(records)
         speed = self.speed(config, records, evidence)
-        ttft, tpot = (np.nan_to_num(_per_row(bound, len(config), np.inf), nan=np.inf) for bound in (ttft_ms, tpot_ms))
+        ttft, tpot = (np.nan_to_num(_per_row(bound, len(config), np.inf), nan=np.inf, posinf=np.inf)
+                      for bound in (ttft_ms, tpot_ms))
         out = _capacity(self._grid(config), config["gpus"].to_numpy(), self.latency_offsets(), ttft * speed,
                         tpot * speed)
         point, low, high = (out[name] * speed for name in ("point", "lo", "hi"))
