@@ -135,7 +135,7 @@ def test_transfer_predictor_is_cached_and_reused(new_part, monkeypatch):
 
 def test_status_reads_the_stored_error_fits_nothing_and_names_stale_trials(new_part, monkeypatch):
     worker, fits, tmp_path = new_part
-    import flexpredict.campaign.surrogate as surrogate
+    from flexpredict.campaign import surrogate
 
     monkeypatch.setattr(surrogate.Surrogate, "fit", lambda *a, **k: pytest.fail("status fitted a predictor"))
     path, folder = write(tmp_path), tmp_path / "c"
