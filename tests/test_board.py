@@ -193,12 +193,12 @@ def test_recommend_page_reports_a_bad_slo_inline():
 # -- campaigns ---------------------------------------------------------------------------------------------------
 
 class CrashingReplay(ReplayBackend):
-    """A replay whose H100 runs crash, as an engine would."""
+    """A replay whose H100 SXM runs crash, as an engine would."""
 
     name = "board-crashing-replay"
 
     def measure(self, params, run_dir):
-        if "h100" in str(params["accelerator"]):
+        if "h100-sxm" in str(params["accelerator"]):
             return Measurement(None, failure="engine crashed: CUDA error: an illegal memory access", seconds=60)
         return super().measure(params, run_dir)
 
@@ -212,7 +212,8 @@ def campaign_storage(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("campaign")
     definition = {
         "name": "mixtral-board", "acquisition": "random",
-        "backend": {"kind": "board-crashing-replay", "pool": {"model": "mixtral-8x7b"}, "holdout": 0.2},
+        "backend": {"kind": "board-crashing-replay", "pool": {"model": "mixtral-8x7b", "scenario": "Server"},
+                    "holdout": 0.2},
         "space": {"accelerator": {"similarity": 0.0}, "accelerators_per_node": {"similarity": 0.8},
                   "precision": {"similarity": 0.5}, "engine": {"similarity": 0.5}, "scenario": {"similarity": 0.3}},
         "objective": {"metric": "throughput_per_accelerator", "slo": {"ttft_p99_ms": 2000, "tpot_p99_ms": 200}},
