@@ -192,7 +192,14 @@ def row_from_config(path: Path) -> dict:
     config = read_config(file)
     return {"id": file.resolve().parent.name.lower(), "family": text_config(config).get("model_type"),
             **architecture(config, str(file)), "mlperf_benchmarks": [], "aliases": [],
-            "source": str(file.resolve()), "as_of": None, "notes": "built from a user config.json"}
+            "source": str(file.resolve()), "as_of": _modified(file), "notes": "built from a user config.json"}
+
+
+def _modified(file: Path) -> str:
+    """The config file's date (ISO), the row's as_of: a built row keeps the catalog's provenance rule."""
+    import datetime as dt
+
+    return dt.date.fromtimestamp(file.stat().st_mtime).isoformat()
 
 
 def resolve(name: str) -> dict | None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from flexpredict import catalogs, model_config
 from flexpredict.cli import app
-from flexpredict.features.physics import physics, roofline
+from flexpredict.features.physics import attention_flops_per_token, physics, roofline
 
 runner = CliRunner()
 BUNDLED = model_config.hf_config_dir()
@@ -107,7 +107,11 @@ def test_physics_reads_kv_bytes_and_workload_lengths_from_the_catalog():
     model = catalogs.models().resolve("llama3.1-405b")
     ratio = roofline(compute_only, model, "llama3.1-405b", 8) / roofline(compute_only, model, "llama3.1-405b", 8,
                                                                           prefill=True)
-    assert ratio == pytest.approx((9429 + 684.68) / 684.68)  # each output token carries its share of the prompt
+    # each output token carries its share of the prompt, and attention over the context
+    dense = 2 * model["params_active_b"] * 1e9
+    attention = attention_flops_per_token(model, compute_only["kv_bytes_per_token"], 9429, 684.68)
+    assert attention > 0
+    assert ratio == pytest.approx((dense * (9429 + 684.68) / 684.68 + attention) / dense)
 
 
 # -- workloads ---------------------------------------------------------------------------------------------------

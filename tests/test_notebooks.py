@@ -26,7 +26,7 @@ def test_there_are_notebooks():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, kernel_dir, tmp_path):
+def test_notebook_runs(path, kernel_dir, tmp_path, monkeypatch):
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
@@ -35,6 +35,9 @@ def test_notebook_runs(path, kernel_dir, tmp_path):
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and not any(cell.outputs or cell.execution_count for cell in code), "commit notebooks without outputs"
+    # the kernel inherits this process's environment: Streamlit (the board tests) sets MPLBACKEND=Agg, which would
+    # keep the notebooks' plots out of their outputs
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     manager = KernelManager(kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]))
     NotebookClient(notebook, km=manager, timeout=240, resources={"metadata": {"path": str(tmp_path)}}).execute()
     images = sum("image/png" in output.get("data", {}) for cell in code for output in cell.outputs)

@@ -29,7 +29,12 @@ def llm_rows():
     return rows[keep].reset_index(drop=True), y[keep]
 
 
-@pytest.mark.parametrize("name", sorted(PREDICTORS))
+# the predictors of flexpredict.predictors (the campaign's knob surrogate registers itself when campaign is imported,
+# and learns engine knobs these rows do not have)
+RECORD_PREDICTORS = sorted(n for n, cls in PREDICTORS.items() if cls.__module__.startswith("flexpredict.predictors"))
+
+
+@pytest.mark.parametrize("name", RECORD_PREDICTORS)
 def test_every_registered_predictor_fills_the_contract(name, llm_rows, tmp_path):
     """is_regressor, clone without fitted state, NotFittedError, interval shape and order, JSON/UBJ round trip."""
     rows, y = llm_rows
