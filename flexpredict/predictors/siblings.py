@@ -40,7 +40,8 @@ class NearestSiblingPredictor(Predictor):
         self.roofline_exponent = roofline_exponent
 
     def _fit_log(self, records: pd.DataFrame, log_y: np.ndarray) -> None:
-        frame = self._frame(records).assign(efficiency=log_y - self._offset(records))
+        frame = self._frame(records)
+        frame["efficiency"] = log_y - frame["offset"].to_numpy()
         frame = frame[np.isfinite(frame["efficiency"])]
         columns = [*self.fixed, "precision", self.varied]
         table = frame.groupby(columns, dropna=False).agg(
@@ -63,11 +64,11 @@ class NearestSiblingPredictor(Predictor):
                 distance = self.distance(pool, row)
                 efficiency = float(pool["efficiency"].to_numpy()[int(np.argmin(distance))])
             out[position] = efficiency
-        return out + self._offset(records)
+        return out + frame["offset"].to_numpy()
 
-    def _offset(self, records: pd.DataFrame) -> np.ndarray:
-        frame = RecordFeaturizer.complete(records)
-        return self.roofline_exponent * pd.to_numeric(frame["log_work_bound"], errors="coerce").to_numpy("float64")
+    def _prepare(self, records: pd.DataFrame) -> pd.DataFrame:
+        """Complete the records (catalog ids, physics) once, not once per calibration fold."""
+        return RecordFeaturizer.complete(records)
 
     descriptors: ClassVar[tuple[str, ...]] = ()  # what `distance` reads of a sibling
 
@@ -85,6 +86,9 @@ class NearestSiblingPredictor(Predictor):
         for column in ("acc_bandwidth_tbs", "acc_memory_gb", "model_params_active_b", "model_params_total_b",
                        "model_moe"):
             out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        # exponent x log work bound: the physics part of log(target), as the XGBoost predictor's offset
+        out["offset"] = self.roofline_exponent * pd.to_numeric(frame["log_work_bound"], errors="coerce").astype(
+            "float64")
         return out
 
     def _state(self, folder) -> dict:
