@@ -270,14 +270,27 @@ def _measured_start(row: pd.Series, values: pd.Series) -> tuple[float, str, pd.S
 
 
 def _transfer_start(values: pd.Series) -> str:
-    """In words, the coarser prior an unmeasured configuration starts from."""
+    """In words, where an unmeasured configuration starts: the coarser prior and, where the predictor blends it
+    with the roofline siblings, the share of each."""
+    words = "never measured, nothing related either: starts from the roofline at the typical efficiency"
     for level, physical in LEVELS[MEASURED_LEVELS:]:
         name = level_name(level)
         latest = values[f"latest_{name}"]
         if latest is not None and np.isfinite(latest):
-            return (f"never measured: starts from the {feature_phrase(f'latest_{name}', None)}"
-                    + (", scaled by the roofline" if physical else ""))
-    return "never measured, nothing related either: starts from the roofline at the typical efficiency"
+            words = (f"never measured: starts from the {feature_phrase(f'latest_{name}', None)}"
+                     + (", scaled by the roofline" if physical else ""))
+            break
+    shares = [(values.get(f"blend_{key}"), phrase) for key, phrase in BLEND_PHRASES]
+    shares = [(float(share), phrase) for share, phrase in shares if share is not None and share > 0]
+    if not shares or (len(shares) == 1 and shares[0][1] == BLEND_PHRASES[0][1]):
+        return words
+    return words + "; blended: " + ", ".join(f"{share:.0%} {phrase}" for share, phrase in shares)
+
+
+# the estimates the predictor blends for an unmeasured configuration (matrix columns blend_<key>)
+BLEND_PHRASES = (("prior", "that prior"), ("trees", "that prior corrected by the trees"),
+                 ("sibling", "the same model on the nearest measured part, scaled by the roofline"),
+                 ("model", "the nearest measured model on this part, scaled by the roofline"))
 
 
 def _configuration(rec: pd.Series) -> str:

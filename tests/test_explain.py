@@ -3,6 +3,7 @@ explained by their measurements, plots are written, the CLI's JSON has its docum
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -15,7 +16,7 @@ from flexpredict import catalogs, dataset, explain
 from flexpredict.cli import app
 from flexpredict.configs import config_records
 from flexpredict.predictors.bundle import ModelBundle, training_rows
-from flexpredict.predictors.xgboost_model import UNMEASURED
+from flexpredict.predictors.xgboost_model import NOVELTIES, UNMEASURED
 
 runner = CliRunner()
 THROUGHPUT = "throughput_per_accelerator"
@@ -44,14 +45,22 @@ def grid():
 
 
 @pytest.fixture(scope="module")
-def split(bundle, grid):
-    """(contributions, feature names, log predictions, measured mask) of the grid's throughput."""
-    predictor = bundle.predictors[THROUGHPUT]
-    contributions = predictor.contributions(grid)
+def blended(bundle):
+    """The shipped throughput predictor with the trees' correction at half weight in every blend (the learned
+    weights may leave the trees out of some): the arithmetic must hold for any weights."""
+    predictor = copy.copy(bundle.predictors[THROUGHPUT])
+    predictor.blend_weights_ = {name: [0.25, 0.5, 0.125, 0.125] for name in NOVELTIES}
+    return predictor
+
+
+@pytest.fixture(scope="module")
+def split(blended, grid):
+    """(contributions, feature names, log predictions, measured mask, explained matrix) of the grid's throughput."""
+    contributions, matrix = blended.explained(grid)
     features = [c for c in contributions.columns if c not in ("bias", "prior", "measured")]
     measured = contributions["measured"].to_numpy(dtype=bool)
     assert 0 < measured.sum() < len(grid) - 5, "the grid needs both measured and unmeasured configurations"
-    return contributions, features, np.log(predictor.predict(grid)), measured
+    return contributions, features, np.log(blended.predict(grid)), measured, matrix
 
 
 @pytest.fixture(scope="module")
@@ -59,43 +68,46 @@ def global_throughput(bundle, records):
     return explain.explain_global(bundle, records, THROUGHPUT, sample=600)
 
 
-def test_contributions_add_up_to_the_log_prediction(bundle, grid, split):
+def test_contributions_add_up_to_the_log_prediction(blended, grid, split):
     import xgboost as xgb
 
-    contributions, features, log_pred, measured = split
+    contributions, features, log_pred, measured, matrix = split
     # measured: the prediction is the measured prior, the trees add nothing
     np.testing.assert_allclose(contributions.loc[measured, "prior"], log_pred[measured], atol=1e-9)
     assert (contributions.loc[measured, features] == 0).all().all()
-    # unmeasured: prior + trees' average + SHAP = the trees' output on the prior (exact TreeSHAP)
+    # unmeasured: the blend's start + the trees' average + SHAP (both at the trees' weight) = the blend with the
+    # trees' own output on the transfer prior (exact TreeSHAP, scaled)
     rows = ~measured
+    weight, margin = matrix.loc[rows, "blend_trees"].to_numpy(), matrix.loc[rows, "transfer_prior"].to_numpy()
+    assert (weight > 0).all()
     total = (contributions["prior"] + contributions["bias"] + contributions[features].sum(axis=1)).to_numpy()
-    predictor = bundle.predictors[THROUGHPUT]
-    trees = predictor.booster_.predict(xgb.DMatrix(predictor.feature_matrix(grid.loc[rows]), enable_categorical=True,
-                                                   base_margin=contributions.loc[rows, "prior"].to_numpy()))
-    np.testing.assert_allclose(total[rows], trees, atol=1e-3)
-    # ... which is the prediction, unless the predictor capped the correction: then it lies between prior and trees
+    trees = blended.booster_.predict(xgb.DMatrix(blended.feature_matrix(grid.loc[rows]), enable_categorical=True,
+                                                 base_margin=margin))
+    np.testing.assert_allclose(total[rows], contributions.loc[rows, "prior"] + weight * (trees - margin), atol=1e-3)
+    # ... which is the prediction, unless the predictor capped the correction: then it lies between start and trees
     prior = contributions.loc[rows, "prior"].to_numpy()
     moved, wanted = log_pred[rows] - prior, total[rows] - prior
     assert np.all(np.abs(moved) <= np.abs(wanted) + 1e-3) and np.all(moved * wanted >= -1e-6)
     assert np.any(np.abs(moved - wanted) < 1e-3)  # and where nothing is capped, SHAP adds up to the prediction
 
 
-def test_shap_tree_explainer_gives_the_same_values(bundle, grid, split):
+def test_shap_tree_explainer_gives_the_same_values(blended, grid, split):
     import shap
     import xgboost as xgb
 
-    contributions, features, _, measured = split
-    predictor = bundle.predictors[THROUGHPUT]
-    data = xgb.DMatrix(predictor.feature_matrix(grid.loc[~measured]), enable_categorical=True)
-    explainer = shap.TreeExplainer(predictor.booster_)
+    contributions, features, _, measured, matrix = split
+    data = xgb.DMatrix(blended.feature_matrix(grid.loc[~measured]), enable_categorical=True)
+    explainer = shap.TreeExplainer(blended.booster_)
     values = explainer.shap_values(data)
-    raw = predictor.booster_.predict(data, output_margin=True)
+    raw = blended.booster_.predict(data, output_margin=True)
     np.testing.assert_allclose(values.sum(axis=1) + explainer.expected_value, raw, atol=1e-3)  # shap's additivity
-    np.testing.assert_allclose(values, contributions.loc[~measured, features].to_numpy(), atol=1e-4)
+    weight = matrix.loc[~measured, "blend_trees"].to_numpy()[:, None]
+    np.testing.assert_allclose(values * weight, contributions.loc[~measured, features].to_numpy(), atol=1e-4)
 
 
 def test_local_explanations_end_at_the_prediction(bundle, grid, split):
-    _, _, log_pred, measured = split
+    measured = split[3]
+    log_pred = np.log(bundle.predictors[THROUGHPUT].predict(grid))  # the shipped blend weights, as the CLI's
     explanations = explain.explain_configuration(bundle, grid, THROUGHPUT)
     assert len(explanations) == len(grid)
     for item, log_value, was_measured in zip(explanations, log_pred, measured):

@@ -26,6 +26,7 @@ FLOPS_KEYS = {
 }
 DEFAULT_PRECISION_BYTES = 2.0
 _MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
+HOST_W_PER_NODE = 3000.0  # CPUs, memory, NICs, fans and PSU losses of one server, generously (DGX H100: 10.2 kW max)
 
 ACCELERATOR_FEATURES = ("acc_kind", "acc_family", "acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs",
                         "acc_tflops", "acc_tdp_w", "acc_interconnect_gbs")

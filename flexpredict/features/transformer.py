@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from .. import normalize as norm
 from ..ingest.records import finalize_partial
 from ..schema import BY_NAME, COLUMNS
-from .physics import physics
+from .physics import HOST_W_PER_NODE, physics
 
 CATEGORICAL = ("accelerator", "accelerator_vendor", "acc_kind", "acc_family", "model", "model_kind", "scenario",
                "precision", "engine", "system_type")
@@ -31,7 +31,8 @@ NUMERIC_PHYSICS = ("acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs", "ac
 # completion stores, per row, a hash of the record fields it read: a frame is reused only while they are unchanged
 COMPLETION_KEY = "completed_from"
 _INPUT_COLUMNS = tuple(c.name for c in COLUMNS if c.group != "metrics")
-DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline", "log_work_bound")
+DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline", "log_work_bound",
+           "log_power_ceiling")
 
 
 class RecordFeaturizer(BaseEstimator, TransformerMixin):
@@ -98,6 +99,7 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
         frame["round_index"] = frame["round"].map(round_index)
         frame["log_roofline"] = np.log(pd.to_numeric(frame["roofline_per_accelerator"], errors="coerce"))
         frame["log_work_bound"] = np.log(pd.to_numeric(frame["work_bound_per_accelerator"], errors="coerce"))
+        frame["log_power_ceiling"] = np.log(power_ceiling_per_accelerator(frame))
         frame[COMPLETION_KEY] = _input_hash(frame)
         return frame
 
@@ -128,3 +130,12 @@ def round_index(value) -> float:
         return float(int(major) * 2 + min(int(minor), 1))
     except ValueError:
         return np.nan
+
+
+def power_ceiling_per_accelerator(frame: pd.DataFrame) -> pd.Series:
+    """W per accelerator a system can draw at most: the part's TDP plus its share of a node's host allowance (what
+    power scales with: a new part draws a similar share of it, not similar watts)."""
+    tdp = pd.to_numeric(frame["acc_tdp_w"], errors="coerce").where(lambda w: w > 0)
+    total = pd.to_numeric(frame["accelerators_total"], errors="coerce").where(lambda n: n > 0)
+    nodes = pd.to_numeric(frame["nodes"], errors="coerce").fillna(1)
+    return tdp + HOST_W_PER_NODE * nodes / total

@@ -65,6 +65,11 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         """Work on the training records that every calibration fold would repeat (default: none)."""
         return records
 
+    def _fit_before_folds(self, records: pd.DataFrame, log_y: np.ndarray) -> dict:
+        """Learn what the calibration folds should reuse rather than learn again (default: nothing); returns the
+        parameters each fold's copy is given."""
+        return {}
+
     def _state(self, folder: Path) -> dict:
         """JSON-able learned state (write any model files into `folder`)."""
         return {}
@@ -81,7 +86,8 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         if len(records) == 0:
             raise ValueError("no training rows with a positive target value")
         records = self._prepare(records)
-        self._calibrate(records, y)
+        fold_params = self._fit_before_folds(records, np.log(y))
+        self._calibrate(records, y, fold_params)
         self._fit_log(records, np.log(y))
         self.seen_pairs_ = sorted(set(pair_keys(records)))
         self.seen_models_ = sorted(set(records["model"].dropna().astype(str)))
@@ -100,9 +106,11 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         log_pred = self._predict_log(records)
         seen = pair_keys(records).isin(set(self.seen_pairs_)).to_numpy()
         known_model = records["model"].astype("object").isin(set(self.seen_models_)).to_numpy()
+        known_part = records["accelerator"].astype("object").isin(set(self.seen_accelerators_)).to_numpy()
         fallback = np.where(seen, self.quantile_seen_, self.quantile_unseen_)
-        half = np.array([self.quantile_strata_.get(key, default)
-                         for key, default in zip(_strata(records, seen, known_model), fallback)], dtype="float64")
+        strata = _strata(records, seen, known_model, known_part)
+        half = np.array([self.quantile_strata_.get(key, default) for key, default in zip(strata, fallback)],
+                        dtype="float64")
         return np.exp(log_pred), np.exp(log_pred - half), np.exp(log_pred + half)
 
     def out_of_distribution(self, records: pd.DataFrame) -> np.ndarray:
@@ -114,13 +122,15 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
                 | accelerator.isna() | (~accelerator.astype(str).isin(set(self.seen_accelerators_)))
                 | (total > 2 * max(self.max_accelerators_, 1))).to_numpy()
 
-    def _calibrate(self, records: pd.DataFrame, y: np.ndarray) -> None:
+    def _calibrate(self, records: pd.DataFrame, y: np.ndarray, fold_params: dict | None = None) -> None:
         """Cross-conformal quantiles of |log residual|, for seen and unseen (model, accelerator) pairs.
 
         Seen pairs: forward folds (round R predicted from every earlier round, for each R that has at least
         `MIN_PAST_ROUNDS` rounds before it). Folds grouped by run group (-99/-99.9 twins never on both sides) stand in
-        when those give fewer than `MIN_FORWARD_SEEN` seen-pair residuals (a target measured in few rounds). Folds grouped by model and by accelerator (`transfer_folds` each) add
-        residuals of configurations whose model or accelerator was never measured, which the others rarely produce.
+        when those give fewer than `MIN_FORWARD_SEEN` seen-pair residuals (a target measured in few rounds). Folds
+        grouped by model and by accelerator (`transfer_folds` each) add residuals of configurations whose model or
+        accelerator was never measured, which the others rarely produce. Each novelty category (`_strata`) with
+        enough residuals gets its own width.
         """
         from joblib import Parallel, delayed  # heavy imports, needed only when fitting
         from sklearn.model_selection import GroupKFold
@@ -128,6 +138,7 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         level = self.interval_level
         pairs = pair_keys(records).to_numpy()
         models = records["model"].astype("object").fillna("?").astype(str).to_numpy()
+        parts = records["accelerator"].astype("object").fillna("?").astype(str).to_numpy()
         residuals, seen_flags, strata, signed, from_seen_scheme = [], [], [], [], []
         forward = _forward_folds(records) if self.calibration_folds >= 2 else []
         seen_forward = sum(int(np.isin(pairs[test], pairs[train]).sum()) for train, test in forward)
@@ -144,13 +155,16 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
                          for train, test in GroupKFold(n_splits=folds).split(records, y, groups)]
         # folds are independent: fit them on every core (a 2-core machine trains twice as fast)
         fold_residuals = Parallel(n_jobs=min(self.calibration_jobs, len(jobs)) if jobs else 1)(
-            delayed(_fold_residual)(_single_threaded(clone(self)), records, y, train, test) for train, test, _ in jobs)
+            delayed(_fold_residual)(_single_threaded(clone(self).set_params(**(fold_params or {}))), records, y,
+                                    train, test)
+            for train, test, _ in jobs)
         for (train, test, for_accuracy), residual in zip(jobs, fold_residuals):
             if for_accuracy:
                 signed.append(residual)
             residuals.append(np.abs(residual))
             seen_flags.append(np.isin(pairs[test], pairs[train]))
-            strata.append(_strata(records.iloc[test], seen_flags[-1], np.isin(models[test], models[train])))
+            strata.append(_strata(records.iloc[test], seen_flags[-1], np.isin(models[test], models[train]),
+                                  np.isin(parts[test], parts[train])))
             from_seen_scheme.append(np.full(len(test), for_accuracy))
         residuals = np.concatenate(residuals) if residuals else np.array([])
         seen = np.concatenate(seen_flags) if seen_flags else np.array([], dtype=bool)
@@ -231,16 +245,18 @@ def _fold_residual(model: Predictor, records: pd.DataFrame, y: np.ndarray, train
     return np.log(y[test]) - model._predict_log(records.iloc[test].reset_index(drop=True))
 
 
-def _strata(records: pd.DataFrame, seen: np.ndarray, known_model: np.ndarray) -> np.ndarray:
+def _strata(records: pd.DataFrame, seen: np.ndarray, known_model: np.ndarray, known_part: np.ndarray) -> np.ndarray:
     """Mondrian strata for interval widths: how much of the configuration was measured (this model+accelerator pair;
-    else this model on other parts; else nothing of the model) x closed division or not x LLM or not. A known model
-    on a new part transfers far better than a new model, and a new LLM (physics-scaled) far better than a new
-    open-division CNN variant, so each gets its own width."""
+    both, never together; the model on other parts only; the part with other models only; neither: the categories
+    the evaluation reports) x closed division or not x LLM or not. A known model on a new part transfers far better
+    than a new model, and a new LLM (physics-scaled) far better than a new open-division CNN variant, so each gets
+    its own width."""
     from ..normalize import is_llm_benchmark
 
     closed = (records["division"].astype("object") == "closed").to_numpy()
     llm = records["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False).to_numpy()
-    kind = np.where(seen, "seen", np.where(known_model, "unseen", "new-model"))
+    kind = np.select([seen, known_model & known_part, known_model, known_part],
+                     ["seen", "new-pair", "new-accelerator", "new-model"], "both-new")
     return np.array([f"{k}|{'closed' if c else 'other'}|{'llm' if m else 'other'}"
                      for k, c, m in zip(kind, closed, llm)], dtype=object)
 

@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 
 from .. import catalogs
+from ..features.transformer import power_ceiling_per_accelerator
 from .targets import decode_step_ms
 
 # a system under load never draws less than this share of its accelerators' TDP (measured minimum over MLPerf power
 # results: 0.63 for GPU systems, 0.37 for SoC modules, 0.07 for CPU sockets, whose TDP is not the system's)
 IDLE_SHARE = {"cpu": 0.03, "soc": 0.15}
 IDLE_SHARE_ACCELERATOR = 0.3
-HOST_W_PER_NODE = 3000.0  # CPUs, memory, NICs, fans and PSU losses of one server, generously (DGX H100: 10.2 kW max)
 _RATE_TARGET = {"energy_j_per_token": "throughput_per_accelerator", "energy_j_per_sample": "throughput_per_accelerator"}
 _BOUND_COLUMNS = {"ttft_p99_ms": "ttft_bound_ms", "tpot_p99_ms": "tpot_bound_ms", "latency_p99_ms": "latency_bound_ms"}
 
@@ -49,9 +49,8 @@ def power_bounds(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(floor, ceiling) of whole-system power in W; NaN where the part's TDP is unknown."""
     tdp = pd.to_numeric(records["acc_tdp_w"], errors="coerce").to_numpy("float64")
     total = pd.to_numeric(records["accelerators_total"], errors="coerce").to_numpy("float64")
-    nodes = pd.to_numeric(records["nodes"], errors="coerce").fillna(1).to_numpy("float64")
     share = records["acc_kind"].map(lambda k: IDLE_SHARE.get(k, IDLE_SHARE_ACCELERATOR)).to_numpy("float64")
-    return share * tdp * total, tdp * total + HOST_W_PER_NODE * nodes
+    return share * tdp * total, power_ceiling_per_accelerator(records).to_numpy("float64") * total
 
 
 def constrain(records: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:

@@ -32,12 +32,14 @@ class NearestSiblingPredictor(Predictor):
     fixed: ClassVar[tuple[str, ...]]
     varied: ClassVar[str]
 
-    def __init__(self, roofline_exponent: float = 1.0, calibration_folds: int = 5, transfer_folds: int = 2,
-                 calibration_jobs: int = 2, random_state: int = 0, interval_level: float = 0.9):
+    def __init__(self, roofline_exponent: float = 1.0, physics_column: str = "log_work_bound",
+                 calibration_folds: int = 5, transfer_folds: int = 2, calibration_jobs: int = 2, random_state: int = 0,
+                 interval_level: float = 0.9):
         super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
                          calibration_jobs=calibration_jobs, random_state=random_state,
                          interval_level=interval_level)
         self.roofline_exponent = roofline_exponent
+        self.physics_column = physics_column
 
     def _fit_log(self, records: pd.DataFrame, log_y: np.ndarray) -> None:
         frame = self._frame(records)
@@ -51,9 +53,24 @@ class NearestSiblingPredictor(Predictor):
         self.all_efficiency_ = float(frame["efficiency"].median()) if len(frame) else float("nan")
 
     def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
+        return self.nearest(records)[0]
+
+    def nearest(self, records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(log estimate, distance to the sibling it came from) per record; the distance is infinite where no
+        sibling was measured and the model kind's median efficiency stands in."""
         frame = self._frame(records)
+        # rows that differ only in what the offset reads (counts, lengths) share a sibling: look each up once
+        descriptors = frame.drop(columns="offset")
+        unique = descriptors.drop_duplicates()
+        position_of = pd.Series(np.arange(len(unique)), index=pd.MultiIndex.from_frame(unique))
+        rows = position_of.reindex(pd.MultiIndex.from_frame(descriptors)).to_numpy()
+        efficiency, distance = self._efficiencies(unique)
+        return efficiency[rows] + frame["offset"].to_numpy(), distance[rows]
+
+    def _efficiencies(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The nearest sibling's measured efficiency and its distance per (distinct) row."""
         table = pd.DataFrame(self.siblings_)
-        out = np.full(len(frame), np.nan)
+        out, far = np.full(len(frame), np.nan), np.full(len(frame), np.inf)
         groups = {} if table.empty else {k: g for k, g in table.groupby(list(self.fixed), dropna=False)}
         for position, row in enumerate(frame.itertuples(index=False)):
             candidates = groups.get(tuple(getattr(row, c) for c in self.fixed))
@@ -62,9 +79,10 @@ class NearestSiblingPredictor(Predictor):
                 same = candidates[candidates["precision"] == row.precision]
                 pool = same if len(same) else candidates
                 distance = self.distance(pool, row)
-                efficiency = float(pool["efficiency"].to_numpy()[int(np.argmin(distance))])
+                nearest = int(np.argmin(distance))
+                efficiency, far[position] = float(pool["efficiency"].to_numpy()[nearest]), float(distance[nearest])
             out[position] = efficiency
-        return out + frame["offset"].to_numpy()
+        return out, far
 
     def _prepare(self, records: pd.DataFrame) -> pd.DataFrame:
         """Complete the records (catalog ids, physics) once, not once per calibration fold."""
@@ -86,8 +104,8 @@ class NearestSiblingPredictor(Predictor):
         for column in ("acc_bandwidth_tbs", "acc_memory_gb", "model_params_active_b", "model_params_total_b",
                        "model_moe"):
             out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-        # exponent x log work bound: the physics part of log(target), as the XGBoost predictor's offset
-        out["offset"] = self.roofline_exponent * pd.to_numeric(frame["log_work_bound"], errors="coerce").astype(
+        # exponent x log physical bound: the physics part of log(target), as the XGBoost predictor's offset
+        out["offset"] = self.roofline_exponent * pd.to_numeric(frame[self.physics_column], errors="coerce").astype(
             "float64")
         return out
 

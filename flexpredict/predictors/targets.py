@@ -17,7 +17,10 @@ class Target:
     scenarios: tuple[str, ...] | None = None  # learned only from these scenarios (None: all)
     llm: bool | None = None  # True: LLM rows only; False: non-LLM only; None: both
     per_accelerator: bool = False  # learn value / accelerators_total, predict times it back
-    roofline_exponent: float = 0.0  # value ~ roofline^exponent: +1 for throughput, -1 for latency and energy
+    roofline_exponent: float = 0.0  # value ~ bound^exponent: +1 for throughput, -1 for latency and energy
+    # the completed-record column holding log of the physical bound the value scales with: the prefill-aware
+    # roofline for speed; TDP + host share for power (a new part draws a similar share of it, not similar watts)
+    physics_column: str = "log_work_bound"
     # a physical lower bound on the value (completed records in, NaN where unknown): a prediction below it is
     # impossible, so predictions and intervals are raised to it
     floor: Callable[[pd.DataFrame], np.ndarray] | None = None
@@ -67,7 +70,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            roofline_exponent=-1.0),
     Target("latency_p90_ms", "latency_p90_ms", "ms", scenarios=("SingleStream",), llm=False,
            roofline_exponent=-1.0),
-    Target("power_w", "power_w", "W (whole system)", per_accelerator=True),
+    Target("power_w", "power_w", "W (whole system)", per_accelerator=True, roofline_exponent=1.0,
+           physics_column="log_power_ceiling"),
     Target("energy_j_per_token", "energy_j_per_token", "J/token", llm=True, roofline_exponent=-1.0),
     Target("energy_j_per_sample", "energy_j_per_sample", "J/sample", llm=False, roofline_exponent=-1.0),
 )}
@@ -81,6 +85,9 @@ def make_predictor(name: str, target: Target, params: dict | None = None):
 
     cls = PREDICTORS[name]
     kwargs = dict(params or {})
-    if "roofline_exponent" in inspect.signature(cls.__init__).parameters:
+    parameters = inspect.signature(cls.__init__).parameters
+    if "roofline_exponent" in parameters:
         kwargs.setdefault("roofline_exponent", target.roofline_exponent)
+    if "physics_column" in parameters:
+        kwargs.setdefault("physics_column", target.physics_column)
     return cls(**kwargs)
