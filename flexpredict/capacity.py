@@ -34,6 +34,7 @@ import pandas as pd
 from . import catalogs
 
 FORMAT_VERSION = 1
+FOLDER = "capacity"  # the capacity model's subfolder of a trained model folder
 META_FILE = "capacity.json"
 BOOSTER_FILES = {"tpot": "capacity_tpot.ubj", "ttft": "capacity_ttft.ubj"}
 _MEMORY_FOR_WEIGHTS_AND_KV = 0.9
@@ -65,6 +66,7 @@ XGB_PARAMS = {"objective": "reg:pseudohubererror", "huber_slope": 0.5, "max_dept
               "tree_method": "hist", "max_bin": 64, "seed": 0}
 BOOST_ROUNDS = 150
 CALIBRATION_FOLDS = 4
+MIN_CURVE_POINTS = 20
 
 
 # -- configuration and physics ---------------------------------------------------------------------------------------
@@ -407,6 +409,10 @@ def fit_capacity(records: pd.DataFrame, *, interval_level: float = 0.9, random_s
     from sklearn.model_selection import GroupKFold
 
     points = curve_points(records)
+    if len(points) < MIN_CURVE_POINTS or points["group"].nunique() < 2:
+        raise ValueError(f"{len(points)} latency-curve point(s) in {points['group'].nunique()} (model, system) "
+                         f"group(s): the capacity function needs at least {MIN_CURVE_POINTS} in 2 groups (the "
+                         "latency-under-load sample, or MLPerf Server/Interactive results with logged p50s)")
     config = configuration(points)
     concurrency = points["point_concurrency"].to_numpy(float)
     phys_ttft, phys_tpot = physics_latency(config, concurrency)
@@ -501,6 +507,19 @@ def _bound_design(config: pd.DataFrame, ttft_bound: np.ndarray, tpot_bound: np.n
 def train_capacity(records: pd.DataFrame, folder: Path | str, **options) -> Path:
     """`fit_capacity` and save into `folder` (capacity.json + two UBJ boosters): what `flexpredict train` calls."""
     return fit_capacity(records, **options).save(folder)
+
+
+def load_beside(model_dir: Path | str) -> CapacityModel:
+    """The capacity model `flexpredict train` saved in a model folder; one-line errors when it is missing (a model
+    trained before the capacity function existed) or of another format."""
+    folder = Path(model_dir) / FOLDER
+    if not (folder / META_FILE).exists():
+        raise FileNotFoundError(f"{model_dir}: this model has no capacity function (latency at a load, throughput "
+                                f"under a bound): retrain (`flexpredict train`, then --model-dir to the new folder)")
+    try:
+        return CapacityModel.load(folder)
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{folder}: damaged capacity model ({exc}); retrain with `flexpredict train`") from exc
 
 
 def _train(design: pd.DataFrame, y: np.ndarray, params: dict):

@@ -51,18 +51,41 @@ def parse_duration_ms(text: str | float | None, option: str = "--latency-slo") -
     return value * 1000.0 if unit.startswith("s") else value
 
 
-_LOAD = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(k)?\s*(tok(?:ens)?/s|samples?/s|q(?:ueries)?/s|qps)?\s*$",
-                   re.IGNORECASE)
+_LOAD = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(k)?\s*(tok(?:ens)?/s|samples?/s|q(?:ueries)?/s|qps|req(?:uests)?/s|rps"
+                   r"|users?|concurrent(?: users)?|concurrency)?\s*$", re.IGNORECASE)
+LOAD_KINDS = ("tokens_per_s", "qps", "concurrency")
 
 
-def parse_load(text: str | None) -> float | None:
-    """'5000tok/s' -> 5000.0, '5k tok/s' -> 5000.0, '20 samples/s' -> 20.0, '300' -> 300.0 (the model's unit)."""
+@dataclass(frozen=True)
+class Load:
+    """A load as the user says it: generated tokens/s, requests (samples) per s, or concurrent users; `kind` None
+    (a bare number) is the model's own throughput unit (tokens/s for LLMs, samples/s otherwise)."""
+
+    value: float
+    kind: str | None = None
+
+    def resolved(self, llm: bool) -> Load:
+        return self if self.kind else Load(self.value, "tokens_per_s" if llm else "qps")
+
+    def __str__(self) -> str:
+        unit = {"tokens_per_s": "tok/s", "qps": "requests/s", "concurrency": "concurrent users", None: ""}[self.kind]
+        value = f"{self.value:,.0f}" if self.value >= 100 else f"{self.value:.3g}"
+        return f"{value} {unit}".strip()
+
+
+def parse_load(text: str | None, option: str = "--load") -> Load | None:
+    """'5000tok/s', '5k tok/s' (tokens/s); '20 samples/s', '3 req/s', '3qps' (requests/s); '64 users' (requests in
+    flight); '300' (the model's unit)."""
     if text is None:
         return None
     match = _LOAD.match(str(text))
     if not match or float(match.group(1)) <= 0:
-        raise RequestError(f"--load: expected a throughput like 5000tok/s, 5k tok/s or 20samples/s, got '{text}'")
-    return float(match.group(1)) * (1000.0 if match.group(2) else 1.0)
+        raise RequestError(f"{option}: expected a load like 5000tok/s, 5k tok/s, 3req/s, 20samples/s or 64users, "
+                           f"got '{text}'")
+    unit = (match.group(3) or "").lower()
+    kind = None if not unit else "tokens_per_s" if unit.startswith("tok") else \
+        "concurrency" if unit.startswith(("user", "concurren")) else "qps"
+    return Load(float(match.group(1)) * (1000.0 if match.group(2) else 1.0), kind)
 
 
 @dataclass
@@ -375,7 +398,8 @@ def _score(frame: pd.DataFrame, request: Request, slo: dict[str, float], llm: bo
     frame["p_slo"] = _slo_probability(frame, slo, llm)
     frame["ood"] = frame["ood_throughput_per_accelerator"].fillna(False).astype(bool)
     if request.load is not None:
-        frame["replicas"] = np.ceil(request.load / frame["throughput"].where(frame["throughput"] > 0))
+        load = request.load.value if isinstance(request.load, Load) else request.load
+        frame["replicas"] = np.ceil(load / frame["throughput"].where(frame["throughput"] > 0))
     elif request.budget is not None:
         frame["replicas"] = np.floor(request.budget / (frame["usd_per_hour"] * period_hours))
     else:

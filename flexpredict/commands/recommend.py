@@ -116,7 +116,7 @@ def _header(result) -> dict:
     req = result.request
     return {"model": result.model["id"], "model_is_default": req.model is None, "scenario": result.scenario,
             "unit": result.unit, "slo_ms": result.slo, "budget_usd": req.budget, "budget_period": req.budget_period,
-            "pricing": req.pricing, "load": req.load, "objective": req.objective, "confidence": req.confidence,
+            "pricing": req.pricing, "load": str(req.load) if req.load is not None else None, "objective": req.objective, "confidence": req.confidence,
             "prices_as_of": _price_dates(result)}
 
 
@@ -145,7 +145,7 @@ def _print_table(result, rows) -> None:
     named = "default model, --model to change" if req.model is None else "model"
     console.print(f"[bold]{result.model['id']}[/] ({named}) · {result.scenario} · SLO: {slo} · {budget} · "
                   f"{req.pricing} pricing · objective: "
-                  f"{'cost at ' + format(req.load, ',.0f') + ' ' + result.unit if req.load else req.objective}",
+                  f"{'cost at ' + str(req.load) if req.load else req.objective}",
                   highlight=False)
     if result.explanation:
         _print_funnel(result)
