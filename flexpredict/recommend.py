@@ -102,7 +102,9 @@ class Request:
     tpot_slo_ms: float | None = None
     slo_preset: str | None = None
     scenario: str | None = None
-    load: float | None = None
+    load: Load | float | None = None  # a bare number: the model's unit (tokens/s for LLMs)
+    isl: int | None = None  # mean prompt tokens (None: the model's MLPerf workload, else 1024)
+    osl: int | None = None  # mean output tokens (None: the model's MLPerf workload, else 256)
     objective: str = "throughput"
     vendor: str | None = None
     accelerator: str | None = None
@@ -123,16 +125,20 @@ class Recommendation:
     funnel: list[tuple[str, int]] = field(default_factory=list)
     explanation: str | None = None  # why nothing is left, and what would relax it
     reasons: dict[int, list[str]] = field(default_factory=dict)  # candidate index -> plain-word reasons
+    workload: dict = field(default_factory=dict)  # isl, osl and where they come from
+    capacity_bounds: dict | None = None  # the TTFT/TPOT p99 bounds candidates were sized for (capacity function)
 
     @property
     def top(self) -> pd.DataFrame:
         return self.ranked.head(self.request.top)
 
 
-def recommend(request: Request, *, bundle=None, model_dir: Path | None = None,
-              records: pd.DataFrame | None = None) -> Recommendation:
+def recommend(request: Request, *, bundle=None, model_dir: Path | None = None, records: pd.DataFrame | None = None,
+              capacity_model=None) -> Recommendation:
     """Score every candidate configuration and rank those that meet the SLO within the budget. Without `bundle`,
-    the model in `model_dir` (default: the shipped one) is used, through its remembered score tables."""
+    the model in `model_dir` (default: the shipped one) is used, through its remembered score tables. With a
+    capacity function (`capacity_model`, else the model folder's) an LLM request with an SLO, a workload shape or a
+    load in requests/s or users is sized by each candidate's throughput at the SLO."""
     if request.pricing not in ("cloud", "own"):
         raise RequestError(f"--pricing: expected cloud or own, got '{request.pricing}'")
     if request.budget_period not in HOURS_PER:
@@ -141,12 +147,22 @@ def recommend(request: Request, *, bundle=None, model_dir: Path | None = None,
         raise RequestError(f"--objective: expected throughput, cost or energy, got '{request.objective}'")
     if not 0 < request.confidence < 1:
         raise RequestError(f"--confidence: expected a probability between 0 and 1, got {request.confidence}")
+    for option, value in (("--isl", request.isl), ("--osl", request.osl)):
+        if value is not None and not value >= 1:
+            raise RequestError(f"{option}: expected a whole number of tokens >= 1, got {value}")
     try:
         model = resolve_model(request.model or DEFAULT_MODEL)
     except ValueError as exc:
         raise RequestError(str(exc)) from exc
     llm = model.get("kind") == "llm" or is_llm_benchmark(model["id"])
     slo, scenario = _slo(request, model, llm)
+    load = _as_load(request.load, llm)
+    workload = workload_of(model, request)
+    if _wants_capacity(request, load, slo, llm) and capacity_model is None and bundle is None:
+        capacity_model = _capacity_beside(model_dir, required=_needs_capacity(request, load))
+    if capacity_model is None and _needs_capacity(request, load):
+        raise RequestError("--isl/--osl and a --load in requests/s or users need the capacity function: pass a "
+                           "model trained with it (`flexpredict train`)")
     prices = PriceBook.load(request.prices_file)
     if records is None:
         from . import dataset
@@ -154,19 +170,167 @@ def recommend(request: Request, *, bundle=None, model_dir: Path | None = None,
         records = dataset.load()
 
     frame, funnel = _candidates(request, model, llm, scenario, prices, records)
+    bounds = capacity_bounds(model, slo, scenario) if capacity_model is not None and llm else None
     if len(frame):
         frame = frame.join(_predictions(frame, model["id"], scenario, bundle, model_dir))
+        if bounds is not None:
+            frame = with_capacity(frame, capacity_model, bounds, workload, request.confidence, records)
         if "pred_throughput_per_accelerator" not in frame:
             raise RequestError(f"{model_dir or 'the model'}: predicts no throughput_per_accelerator (trained on too "
                                "few records); retrain it or pass another --model-dir")
-        _score(frame, request, slo, llm, prices)
+        _score(frame, request, load, workload, slo, llm, prices)
+        if bounds is not None:
+            frame = at_sized_load(frame, capacity_model, load, workload, request.confidence)
     ranked, funnel = _filter(frame, request, funnel)
-    rec = Recommendation(request, model, scenario, slo, "tokens/s" if llm else "samples/s", ranked, frame, funnel)
+    rec = Recommendation(request, model, scenario, slo, "tokens/s" if llm else "samples/s", ranked, frame, funnel,
+                         workload=workload, capacity_bounds=bounds)
     if ranked.empty:
         rec.explanation = _explain(frame, request, funnel, slo)
     else:
         rec.reasons = reasons(ranked.head(min(3, request.top)))
     return rec
+
+
+def _as_load(load: Load | float | None, llm: bool) -> Load | None:
+    if load is None:
+        return None
+    return (load if isinstance(load, Load) else Load(float(load))).resolved(llm)
+
+
+def _wants_capacity(request: Request, load: Load | None, slo: dict, llm: bool) -> bool:
+    return llm and (bool(slo) or _needs_capacity(request, load))
+
+
+def _needs_capacity(request: Request, load: Load | None) -> bool:
+    """A workload shape or a load in users/requests has no answer without the capacity function."""
+    return request.isl is not None or request.osl is not None or (load is not None and load.kind != "tokens_per_s")
+
+
+def _capacity_beside(model_dir: Path | None, required: bool):
+    """The model folder's capacity function; None (the MLPerf operating-point predictions are used) when the folder
+    has none and the request can do without."""
+    from . import capacity
+
+    folder = Path(model_dir) if model_dir else catalogs.default_model_dir()
+    try:
+        return capacity.load_beside(folder)
+    except FileNotFoundError as exc:
+        if required:
+            raise RequestError(str(exc)) from exc
+        return None
+    except ValueError as exc:
+        raise RequestError(str(exc)) from exc
+
+
+def workload_of(model: dict, request: Request) -> dict:
+    """ISL/OSL: as requested, else the model's MLPerf workload (features/workloads.yaml), else the default."""
+    isl, osl = catalogs.workload_sequence(None, model)
+    source = f"{model['id']}'s MLPerf workload" if model["id"] in catalogs.workloads() else "default workload"
+    if request.isl is not None or request.osl is not None:
+        source = "requested" if request.isl is not None and request.osl is not None else f"requested / {source}"
+    return {"isl": float(request.isl or isl), "osl": float(request.osl or osl), "source": source}
+
+
+def capacity_bounds(model: dict, slo: dict[str, float], scenario: str) -> dict[str, float]:
+    """TTFT and TPOT p99 bounds to size for. A bound not given comes from the MLPerf scenario whose other bound is
+    the closest at or above the given one (a 100 ms TPOT for llama2-70b: Server's 2 s TTFT), else the loosest; no
+    bound at all: the scenario's (Offline: none)."""
+    presets = [bounds for bounds in (preset_bounds(model, kind) for kind in ("interactive", "server")) if bounds]
+    if not slo:
+        kind = {"Server": "server", "Interactive": "interactive"}.get(scenario)
+        chosen = preset_bounds(model, kind) if kind else None
+        return {key: float(chosen[key]) if chosen and chosen.get(key) else math.inf for key in ("ttft_ms", "tpot_ms")}
+    out = {key: float(slo[key]) for key in ("ttft_ms", "tpot_ms") if key in slo}
+    for missing, given in (("ttft_ms", "tpot_ms"), ("tpot_ms", "ttft_ms")):
+        if missing in out:
+            continue
+        candidates = sorted((float(b[given]), float(b[missing])) for b in presets if b.get(given) and b.get(missing))
+        at_or_above = [bound for limit, bound in candidates if limit >= out.get(given, math.inf)]
+        out[missing] = at_or_above[0] if at_or_above else candidates[-1][1] if candidates else math.inf
+    return out
+
+
+def with_capacity(frame: pd.DataFrame, capacity_model, bounds: dict[str, float], workload: dict,
+                  confidence: float, records: pd.DataFrame) -> pd.DataFrame:
+    """Candidates with the throughput they sustain at the bounds (capacity function, per accelerator, with its
+    interval), the value at the requested confidence (the interval's lower side: what sizing and ranking use), the
+    concurrency there, and how the evidence stands (measured / interpolated / transferred). A new frame."""
+    from scipy.special import ndtri
+
+    sized = capacity_model.throughput_at_slo(_capacity_records(frame, workload), ttft_ms=bounds["ttft_ms"],
+                                             tpot_ms=bounds["tpot_ms"])
+    point = sized["pred_throughput_per_accelerator"].to_numpy(dtype="float64")
+    low = sized["pred_throughput_per_accelerator_lo"].to_numpy(dtype="float64")
+    high = sized["pred_throughput_per_accelerator_hi"].to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # log-normal spread from the interval's lower side; where that side is 0 (its pessimistic end misses the
+        # bound), from the upper side
+        sigma = np.where(low > 0, np.log(point / low), np.log(high / point)) / Z90
+        sigma = np.where(point > 0, sigma, np.nan)
+        at_confidence = np.where(point > 0, point * np.exp(-ndtri(confidence) * np.nan_to_num(sigma)), 0.0)
+    return frame.assign(pred_throughput_per_accelerator=point, pred_throughput_per_accelerator_lo=low,
+                        pred_throughput_per_accelerator_hi=high,
+                        throughput_sigma=sigma, throughput_at_confidence_per_accelerator=at_confidence,
+                        concurrency_at_capacity=sized["pred_concurrency"].to_numpy(),
+                        evidence=evidence(frame, records, bounds))
+
+
+def _capacity_records(frame: pd.DataFrame, workload: dict) -> pd.DataFrame:
+    return config_records(frame.to_dict("records")).assign(input_tokens_mean=workload["isl"],
+                                                          output_tokens_mean=workload["osl"])
+
+
+def evidence(frame: pd.DataFrame, records: pd.DataFrame, bounds: dict[str, float]) -> np.ndarray:
+    """Per candidate: 'measured' where MLPerf has the model on that accelerator in a scenario with exactly these
+    bounds, 'interpolated' where it has the model on that accelerator in other scenarios (the curve between them),
+    'transferred' where the model never ran on it (the speed of related results carries over)."""
+    model_ids = set(frame["model"].astype(str))
+    exact = [scenario for scenario, kind in (("Server", "server"), ("Interactive", "interactive"))
+             if _same_bounds(preset_bounds(resolve_model(next(iter(model_ids))), kind), bounds)]
+    if math.isinf(bounds["ttft_ms"]) and math.isinf(bounds["tpot_ms"]):
+        exact.append("Offline")
+    ran = records[records["model"].astype(str).isin(model_ids) & records["scenario"].isin(["Offline", "Server",
+                                                                                           "Interactive"])
+                  & records["valid"].fillna(False).astype(bool) & records["throughput_per_accelerator"].notna()]
+    scenarios = {str(accelerator): set(group.astype(str))
+                 for accelerator, group in ran.groupby(ran["accelerator"].astype(str))["scenario"]}
+    seen = [scenarios.get(str(accelerator), set()) for accelerator in frame["accelerator"]]
+    return np.array(["transferred" if not found else "measured" if found & set(exact) else "interpolated"
+                     for found in seen], dtype=object)
+
+
+def _same_bounds(preset: dict | None, bounds: dict[str, float]) -> bool:
+    return bool(preset) and all(math.isclose(float(preset.get(key) or math.inf), bounds[key], rel_tol=0.01)
+                                for key in ("ttft_ms", "tpot_ms"))
+
+
+def at_sized_load(frame: pd.DataFrame, capacity_model, load: Load | None, workload: dict,
+                  confidence: float) -> pd.DataFrame:
+    """TTFT/TPOT p99 (with intervals) of each candidate at the load one replica carries once sized (the request's
+    load over the replicas, else its throughput at the requested confidence), and P(SLO): the probability that the
+    replica sustains that load within the bounds (log-normal capacity). A new frame."""
+    from scipy.special import ndtr
+
+    total = frame["accelerators_total"].to_numpy(dtype="float64")
+    replicas = frame["replicas"].to_numpy(dtype="float64")
+    point = frame["pred_throughput_per_accelerator"].to_numpy(dtype="float64") * total
+    carried = frame["throughput_at_confidence_per_accelerator"].to_numpy(dtype="float64") * total
+    if load is not None and load.kind != "concurrency":
+        needed = load.value * (workload["osl"] if load.kind == "qps" else 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            carried = np.where(replicas >= 1, np.minimum(needed / replicas, carried), carried)
+    live = np.isfinite(carried) & (carried > 0)
+    latencies = pd.DataFrame(index=frame.index)
+    if live.any():
+        rows = frame.loc[live]
+        latencies = capacity_model.latency_at_load(_capacity_records(rows, workload), tokens_per_s=carried[live])
+        latencies.index = rows.index
+    columns = [f"pred_{metric}_p99_ms{end}" for metric in ("ttft", "tpot") for end in ("", "_lo", "_hi")]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.log(point / carried) / frame["throughput_sigma"].to_numpy(dtype="float64")
+    p_slo = np.where(live, ndtr(np.where(np.isfinite(margin), margin, np.inf)), 0.0)
+    return frame.drop(columns=[c for c in columns if c in frame]).join(
+        latencies.reindex(index=frame.index, columns=columns)).assign(p_slo=p_slo, replica_load=carried)
 
 
 def _predictions(frame: pd.DataFrame, model_id: str, scenario: str, bundle, model_dir: Path | None) -> pd.DataFrame:
@@ -370,7 +534,8 @@ def _with_measured(frame: pd.DataFrame, data: pd.DataFrame, model: dict, scenari
 
 # -- scoring -----------------------------------------------------------------------------------------------------
 
-def _score(frame: pd.DataFrame, request: Request, slo: dict[str, float], llm: bool, prices: PriceBook) -> None:
+def _score(frame: pd.DataFrame, request: Request, load: Load | None, workload: dict, slo: dict[str, float], llm: bool,
+           prices: PriceBook) -> None:
     total = frame["accelerators_total"].to_numpy(dtype="float64")
     per_acc = frame["pred_throughput_per_accelerator"].to_numpy(dtype="float64")
     frame["throughput"] = per_acc * total
@@ -397,20 +562,29 @@ def _score(frame: pd.DataFrame, request: Request, slo: dict[str, float], llm: bo
                                               frame["power_w"].to_numpy(dtype="float64") / frame["throughput"])
     frame["p_slo"] = _slo_probability(frame, slo, llm)
     frame["ood"] = frame["ood_throughput_per_accelerator"].fillna(False).astype(bool)
-    if request.load is not None:
-        load = request.load.value if isinstance(request.load, Load) else request.load
-        frame["replicas"] = np.ceil(load / frame["throughput"].where(frame["throughput"] > 0))
+    # sized by the throughput at the requested confidence where the capacity function gives it, else the point
+    sizing = frame["throughput_at_confidence_per_accelerator"] * total if "throughput_at_confidence_per_accelerator" \
+        in frame else frame["throughput"]
+    if load is not None and load.kind == "concurrency":
+        users = frame["concurrency_at_capacity"] * sizing / frame["throughput"].where(frame["throughput"] > 0)
+        frame["replicas"] = np.ceil(load.value / users.where(users > 0))
+    elif load is not None:
+        needed = load.value * (workload["osl"] if llm and load.kind == "qps" else 1.0)
+        frame["replicas"] = np.ceil(needed / sizing.where(sizing > 0))
     elif request.budget is not None:
         frame["replicas"] = np.floor(request.budget / (frame["usd_per_hour"] * period_hours))
     else:
         frame["replicas"] = 1.0
-    frame["total_throughput"] = frame["replicas"] * frame["throughput"]
+    frame["throughput_at_confidence"] = sizing
+    frame["total_throughput"] = frame["replicas"] * sizing
     frame["period_cost"] = frame["replicas"] * frame["usd_per_hour"] * period_hours
 
 
 def _slo_probability(frame: pd.DataFrame, slo: dict[str, float], llm: bool) -> np.ndarray:
     """P(every bounded p99 metric <= its bound), each log-normal with the predicted median and 90 % interval."""
-    from scipy.special import ndtr  # the standard normal CDF, without scipy.stats' import cost
+    from scipy.special import (
+        ndtr,  # the standard normal CDF, without scipy.stats' import cost
+    )
 
     probability = np.ones(len(frame))
     metrics = {"ttft_ms": "ttft_p99_ms", "tpot_ms": "tpot_p99_ms"} if llm else \
@@ -436,7 +610,7 @@ def _filter(frame: pd.DataFrame, request: Request, funnel: list) -> tuple[pd.Dat
     frame["dropped"] = np.where(~predicted, "no throughput prediction", None)
     live = predicted
     funnel = funnel + [("with a throughput prediction", int(live.sum()))]
-    meets = live & (frame["p_slo"] >= request.confidence)
+    meets = live & (frame["p_slo"] >= request.confidence - 1e-9)  # sized at the confidence: P equals it
     frame.loc[live & ~meets, "dropped"] = f"P(SLO met) < {request.confidence:.0%}"
     funnel.append((f"meeting the SLO with P >= {request.confidence:.0%}", int(meets.sum())))
     live = meets

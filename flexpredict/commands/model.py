@@ -108,9 +108,10 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Accuracy of every predictor on leak-free splits: MdAPE, MAPE, within 10/25 %, bias, interval coverage."""
-    from ..evaluation import DEFAULT_PREDICTORS, SPLITS, evaluate as run, parity_plot
+    from ..evaluation import DEFAULT_PREDICTORS, SPLITS, parity_plot
+    from ..evaluation import evaluate as run
     from ..predictors import PREDICTORS, TARGETS
-    from ..report import model_card_markdown, metrics_table
+    from ..report import metrics_table, model_card_markdown
 
     targets = list(target or TARGETS)
     require_known("--target", targets, TARGETS)
@@ -159,12 +160,16 @@ def predict(
                             "1024).", callback=positive_count),
     osl: int = typer.Option(None, "--osl", help="Mean output tokens (default: the model's MLPerf workload, else 256).",
                             callback=positive_count),
-    as_json: bool = typer.Option(False, "--json", help="Print the single-configuration result as JSON."),
+    output_format: str = typer.Option("table", "--format", help="table or json (the single configuration)."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
     """Predict throughput, latency, power and energy (with 90 % intervals) for records or one configuration; with a
     load, TTFT and TPOT p50/p99 at that load."""
     from .. import dataset
     from ..schema import SchemaError
+
+    require_known("--format", [output_format], ("table", "json"))
+    as_json = as_json or output_format == "json"
 
     if input_file is not None:
         if out is None:
@@ -279,8 +284,8 @@ def _predict_at_load(records, at_load, capacity_model, variant: str, as_json: bo
                            "concurrency": frame["pred_concurrency"], "over_capacity": over,
                            "saturated_tokens_per_s": saturated, "note": note}, indent=1))
         return
-    table = Table(title=f"{rec['accelerators_total']}x {rec['accelerator']} · {rec['model']} · {variant} · {at_load} · "
-                        f"ISL/OSL {lengths['isl']:.0f}/{lengths['osl']:.0f}", title_justify="left")
+    table = Table(title=f"{rec['accelerators_total']}x {rec['accelerator']} · {rec['model']} · {variant} · "
+                        f"{at_load} · ISL/OSL {lengths['isl']:.0f}/{lengths['osl']:.0f}", title_justify="left")
     for column in ("latency", "prediction (ms)", "90% interval"):
         table.add_column(column, justify="left" if column == "latency" else "right")
     for row in rows:
@@ -403,7 +408,9 @@ def _row_configuration(row: dict) -> dict | str:
     import pandas as pd
 
     from ..configs import ConfigError, accelerator_row, resolve_model
-    from ..normalize import engine as canonical_engine, precision as canonical_precision, scenario as scenario_of
+    from ..normalize import engine as canonical_engine
+    from ..normalize import precision as canonical_precision
+    from ..normalize import scenario as scenario_of
 
     def given(*names):
         return next((row[n] for n in names if n in row and not pd.isna(row[n]) and str(row[n]).strip()), None)
