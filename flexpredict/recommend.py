@@ -541,7 +541,8 @@ def _score(frame: pd.DataFrame, request: Request, load: Load | None, workload: d
     frame["throughput"] = per_acc * total
     frame["throughput_lo"] = frame["pred_throughput_per_accelerator_lo"].to_numpy(dtype="float64") * total
     frame["throughput_hi"] = frame["pred_throughput_per_accelerator_hi"].to_numpy(dtype="float64") * total
-    power = frame["pred_power_w"].to_numpy(dtype="float64")
+    missing = np.full(len(frame), np.nan)  # a model trained without a target predicts none of it
+    power = frame["pred_power_w"].to_numpy(dtype="float64") if "pred_power_w" in frame else missing
     tdp = pd.to_numeric(frame["tdp_w"], errors="coerce").to_numpy(dtype="float64") * total
     frame["power_w"] = np.where(np.isfinite(power), power, tdp)
     frame["power_from_tdp"] = ~np.isfinite(power) & np.isfinite(tdp)
@@ -556,7 +557,7 @@ def _score(frame: pd.DataFrame, request: Request, load: Load | None, workload: d
     frame["usd_per_month"] = frame["usd_per_hour"] * HOURS_PER["month"]
     frame["usd_per_million"] = [usd_per_million(c, t) for c, t in zip(frame["usd_per_hour"], frame["throughput"])]
     energy_column = "pred_energy_j_per_token" if llm else "pred_energy_j_per_sample"
-    measured_energy = frame[energy_column].to_numpy(dtype="float64")
+    measured_energy = frame[energy_column].to_numpy(dtype="float64") if energy_column in frame else missing
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["energy_j_per_unit"] = np.where(np.isfinite(measured_energy), measured_energy,
                                               frame["power_w"].to_numpy(dtype="float64") / frame["throughput"])

@@ -154,3 +154,17 @@ def test_a_model_without_the_capacity_function_still_predicts_and_says_to_retrai
     source.write_text("scenario,model,accelerator,count,concurrency\nServer,llama2-70b,h200-sxm-141gb,8,16\n")
     one_error_line(runner.invoke(app, ["predict", "--input", str(source), "--out", str(tmp_path / "o.csv"),
                                        "--model-dir", str(without_capacity)]), "no capacity function")
+
+
+@pytest.mark.slow
+def test_recommend_on_the_capacity_function_is_strict_json(trained):
+    result = runner.invoke(app, ["recommend", "--budget", "20000", "--latency-slo", "40ms", "--format", "json",
+                                 "--model-dir", str(trained)])
+    assert result.exit_code == 0, result.output
+    document = strict(result.stdout)
+    assert document["request"]["sized_for_ms"] == {"tpot_ms": 40.0, "ttft_ms": 450.0}
+    rows = document["recommendations"]
+    assert len(rows) >= 3 and all(row["evidence"] in ("measured", "interpolated", "transferred") for row in rows)
+    table = runner.invoke(app, ["recommend", "--budget", "20000", "--latency-slo", "40ms", "--model-dir",
+                                str(trained)])
+    assert table.exit_code == 0 and "sized for TPOT p99 <= 40 ms, TTFT p99 <= 450 ms" in table.output
