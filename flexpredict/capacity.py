@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 
 from . import catalogs
+from .features.physics import MEMORY_FOR_WEIGHTS_AND_KV
 
 FORMAT_VERSION = 1
 FOLDER = "capacity"  # the capacity model's subfolder of a trained model folder
 META_FILE = "capacity.json"
 BOOSTER_FILES = {"tpot": "capacity_tpot.ubj", "ttft": "capacity_ttft.ubj"}
-_MEMORY_FOR_WEIGHTS_AND_KV = 0.9
 _MAX_PREFILL_SHARE = 0.95
 _FIXED_POINT_STEPS = 12
 # the concurrency grid the inverse searches: 1 .. 2^17 requests in flight, 12 points per doubling
@@ -85,7 +85,7 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
     bytes_pp = num("bytes_per_param")
     # a configuration that ran held its weights: a stated count too small for them (a disaggregated row counting
     # one worker) is raised to the fewest GPUs that can
-    holding = np.ceil(num("model_params_total_b") * 1e9 * bytes_pp / (_MEMORY_FOR_WEIGHTS_AND_KV * 0.75
+    holding = np.ceil(num("model_params_total_b") * 1e9 * bytes_pp / (MEMORY_FOR_WEIGHTS_AND_KV * 0.75
                                                                        * num("acc_memory_gb") * 1e9))
     gpus = np.fmax(np.where(total > 0, total, replica), holding)
     out = pd.DataFrame({
@@ -103,7 +103,7 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
     }, index=records.index)
     weights = out["params_total"] * out["bytes_per_param"]
     kv_per_sequence = out["kv_bytes_per_token"] * (out["isl"] + out["osl"])
-    batch = (_MEMORY_FOR_WEIGHTS_AND_KV * out["memory"] * out["gpus"] - weights) / kv_per_sequence
+    batch = (MEMORY_FOR_WEIGHTS_AND_KV * out["memory"] * out["gpus"] - weights) / kv_per_sequence
     # the engine's batch cap (it admitted that many, so they fit) holds per attention-data-parallel rank, for each
     # replica of the configuration; without one, the batch is what fits in memory next to the weights
     engine_cap = num("max_num_seqs") * parallel["attention_dp"] * np.where(total > 0, total / replica, 1.0)

@@ -3,11 +3,13 @@ table, so a fresh process answers without loading the predictors (importing XGBo
 SciPy: about 0.9 s of a 2 s budget on two cores).
 
 A table belongs to the exact model bundle and catalogs that produced it, and to the format of its columns (the
-fingerprint: SCORE_FORMAT_VERSION plus the content hashes of the model's manifest and the catalogs; retraining or
-editing a catalog starts afresh). Code edits do not: a change to what the scores mean bumps SCORE_FORMAT_VERSION. `flexpredict train` writes tables for the documented default model beside the bundle; every
-other (model, scenario) is scored live the first time and kept in the user's cache
-(`$FLEXPREDICT_CACHE_DIR`, else `$XDG_CACHE_HOME/flexpredict` or `~/.cache/flexpredict`). A configuration missing
-from a table (e.g. an engine that appeared in a rebuilt dataset) is scored live and added.
+fingerprint: SCORE_FORMAT_VERSION plus the content of the model's files and of the catalogs; retraining or editing a
+catalog starts afresh). Source edits do not: a change to what a remembered row holds bumps SCORE_FORMAT_VERSION.
+`flexpredict train` writes tables for the documented default model beside the bundle (and, with a capacity function,
+its sizing at MLPerf's Server and Interactive bounds: keyed by `capacity_fingerprint`); every other (model, scenario)
+or sizing is scored live the first time and kept in the user's cache (`$FLEXPREDICT_CACHE_DIR`, else
+`$XDG_CACHE_HOME/flexpredict` or `~/.cache/flexpredict`). A configuration missing from a table (e.g. an engine that
+appeared in a rebuilt dataset) is scored live and added.
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ def fingerprint(model_dir: Path) -> str:
         for path in paths:  # names too: a file moved is another model
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def capacity_fingerprint(model_dir: Path) -> str:
+    """`fingerprint` plus the content of the model's capacity function: the key of remembered capacity sizings."""
+    digest = hashlib.sha256(fingerprint(model_dir).encode())
+    folder = model_dir / capacity.FOLDER
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
