@@ -168,3 +168,32 @@ def test_recommend_on_the_capacity_function_is_strict_json(trained):
     table = runner.invoke(app, ["recommend", "--budget", "20000", "--latency-slo", "40ms", "--model-dir",
                                 str(trained)])
     assert table.exit_code == 0 and "sized for TPOT p99 <= 40 ms, TTFT p99 <= 450 ms" in table.output
+
+
+@pytest.mark.slow
+def test_remembered_sizing_equals_live_and_needs_no_xgboost(trained, built):
+    """`train` remembers the default model's sizing at MLPerf's Server bounds: the same request answered from that
+    table and live (capacity model and bundle in memory) ranks the same, and the remembered path never imports
+    XGBoost (what keeps a cold `recommend` within 2 s)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from flexpredict.predictors.bundle import ModelBundle
+    from flexpredict.recommend import TARGETS_USED, Request, recommend
+
+    records = built[0]
+    request = Request(budget=20000, latency_slo_ms=200, top=30)
+    remembered = recommend(request, model_dir=trained, records=records)
+    live = recommend(request, bundle=ModelBundle.load(trained, targets=TARGETS_USED), records=records,
+                     capacity_model=capacity.load_beside(trained))
+    assert remembered.capacity_bounds == live.capacity_bounds == {"tpot_ms": 200.0, "ttft_ms": 2000.0}
+    assert list(remembered.ranked.index) == list(live.ranked.index) and len(live.ranked) >= 3
+    columns = ["throughput", "throughput_at_confidence", "pred_tpot_p99_ms", "pred_ttft_p99_ms", "p_slo"]
+    np.testing.assert_allclose(remembered.ranked[columns].to_numpy(float), live.ranked[columns].to_numpy(float))
+    code = ("import sys; from flexpredict.recommend import Request, recommend; "
+            f"r = recommend(Request(budget=20000, latency_slo_ms=200), model_dir={str(trained)!r}); "
+            "assert r.capacity_bounds and len(r.ranked); print('xgboost' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
+        == "False"
