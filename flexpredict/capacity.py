@@ -165,6 +165,16 @@ def floors_ms(config: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 # -- the model -------------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Curves:
+    """What both directions need of a set of records, computed once: configuration, speed factors, and the predicted
+    open-loop p50 curve over GRID (`CapacityModel._grid`)."""
+
+    config: pd.DataFrame
+    speed: np.ndarray
+    grid: dict
+
+
 @dataclass
 class CapacityModel:
     """Learned corrections of the physics curve, p99/p50 ratios, conformal half-widths (log) and speed tables."""
@@ -180,17 +190,23 @@ class CapacityModel:
 
     # -- latency at a load ---------------------------------------------------------------------------------------
 
+    def curves(self, records: pd.DataFrame, evidence: pd.DataFrame | None = None) -> Curves:
+        """The records' configuration, speed factors and predicted curve, for several calls on the same records."""
+        config = configuration(records)
+        return Curves(config, self.speed(config, records, evidence), self._grid(config))
+
     def latency_at_load(self, records: pd.DataFrame, *, concurrency=None, qps=None, tokens_per_s=None,
-                        evidence: pd.DataFrame | None = None) -> pd.DataFrame:
+                        evidence: pd.DataFrame | None = None, curves: Curves | None = None) -> pd.DataFrame:
         """TTFT/TPOT p50/p99 (+ _lo/_hi) and output tokens/s per record at a load, as a new frame (records' index).
 
         The load is one of: `concurrency` (requests in flight, closed loop), `qps` (requests/s) or `tokens_per_s`
         (generated tokens/s, whole configuration), each a scalar or one value per record; none given reads the
         records' `concurrency`, else `target_qps` column. `over_capacity` is True where an arrival rate exceeds
         what the configuration sustains (latencies are then null: no steady state), or where the concurrency is
-        beyond the batch limit (requests queue for a slot; TTFT grows with the load, throughput no longer)."""
-        config = configuration(records)
-        speed = self.speed(config, records, evidence)
+        beyond the batch limit (requests queue for a slot; TTFT grows with the load, throughput no longer).
+        `curves` (from `curves(records, evidence)`) saves recomputing them."""
+        config = curves.config if curves is not None else configuration(records)
+        speed = curves.speed if curves is not None else self.speed(config, records, evidence)
         load_kind, load = _load(records, concurrency, qps, tokens_per_s)
         open_loop = np.full(len(config), load_kind != "concurrency")
         if load_kind == "concurrency":
@@ -199,7 +215,8 @@ class CapacityModel:
             over = at > config["max_batch"].to_numpy()
         else:
             rate = load if load_kind == "tokens_per_s" else load * config["osl"].to_numpy()
-            at, over = self._concurrency_for_rate(config, rate / speed)
+            at, over = self._concurrency_for_rate(curves.grid if curves is not None else self._grid(config),
+                                                  rate / speed)
         frame = self._latencies(config, at, open_loop)
         frame = _scaled(frame, 1 / speed, *floors_ms(config))
         frame["pred_output_tokens_per_s"] = _tokens_per_s(at, config["osl"].to_numpy(), frame) if \
@@ -212,12 +229,12 @@ class CapacityModel:
         frame.index = records.index
         return frame
 
-    def _concurrency_for_rate(self, config, rate) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _concurrency_for_rate(curve: dict, rate) -> tuple[np.ndarray, np.ndarray]:
         """Concurrency at which the (unscaled) open-loop curve delivers `rate` tokens/s, and whether it cannot."""
-        curve = self._grid(config)
         throughput = np.maximum.accumulate(curve["tokens_per_s"], axis=1)
         log_rate = np.log(np.maximum(rate, 1e-12))
-        out = np.empty(len(config))
+        out = np.empty(len(rate))
         for i, row in enumerate(np.log(throughput)):
             out[i] = np.exp(np.interp(log_rate[i], row, np.log(GRID)))
         return out, rate > throughput[:, -1]
@@ -225,16 +242,16 @@ class CapacityModel:
     # -- throughput under bounds ---------------------------------------------------------------------------------
 
     def throughput_at_slo(self, records: pd.DataFrame, *, ttft_ms=None, tpot_ms=None,
-                          evidence: pd.DataFrame | None = None) -> pd.DataFrame:
+                          evidence: pd.DataFrame | None = None, curves: Curves | None = None) -> pd.DataFrame:
         """Generated tokens/s per accelerator sustainable with TTFT p99 <= ttft_ms and TPOT p99 <= tpot_ms (scalars
         or one per record; None: unbounded), with the interval (`_lo` from the pessimistic end of the latency
-        intervals, `_hi` from the optimistic end), as a new frame. Zero where even one request misses the bound."""
-        config = configuration(records)
-        speed = self.speed(config, records, evidence)
+        intervals, `_hi` from the optimistic end), as a new frame. Zero where even one request misses the bound.
+        `curves` (from `curves(records, evidence)`) saves recomputing them."""
+        curves = curves if curves is not None else self.curves(records, evidence)
+        config, speed = curves.config, curves.speed
         ttft, tpot = (np.nan_to_num(_per_row(bound, len(config), np.inf), nan=np.inf, posinf=np.inf)
                       for bound in (ttft_ms, tpot_ms))
-        out = _capacity(self._grid(config), config["gpus"].to_numpy(), self.latency_offsets(), ttft * speed,
-                        tpot * speed)
+        out = _capacity(curves.grid, config["gpus"].to_numpy(), self.latency_offsets(), ttft * speed, tpot * speed)
         point, low, high = (out[name] * speed for name in ("point", "lo", "hi"))
         whole = ~config["parallelism_stated"].to_numpy()
         if self.bound_booster is not None and whole.any():

@@ -109,7 +109,9 @@ def sized_columns(frame: pd.DataFrame, capacity_model, bounds: dict[str, float],
     from scipy.special import ndtr, ndtri
 
     records = capacity_records(frame, workload)
-    at_bounds = capacity_model.throughput_at_slo(records, ttft_ms=bounds["ttft_ms"], tpot_ms=bounds["tpot_ms"])
+    curves = capacity_model.curves(records)  # once for both directions
+    at_bounds = capacity_model.throughput_at_slo(records, ttft_ms=bounds["ttft_ms"], tpot_ms=bounds["tpot_ms"],
+                                                 curves=curves)
     point, low, high = (at_bounds[f"pred_throughput_per_accelerator{end}"].to_numpy(dtype="float64")
                         for end in ("", "_lo", "_hi"))
     total = frame["accelerators_total"].to_numpy(dtype="float64")
@@ -129,9 +131,9 @@ def sized_columns(frame: pd.DataFrame, capacity_model, bounds: dict[str, float],
         margin = np.log(point * total / carried) / sigma
     live = np.isfinite(carried) & (carried > 0)
     latencies = pd.DataFrame(index=range(len(frame)), columns=list(LATENCY_COLUMNS), dtype="float64")
-    if live.any():
-        at_load = capacity_model.latency_at_load(records.loc[live], tokens_per_s=carried[live])
-        latencies.loc[np.flatnonzero(live), list(LATENCY_COLUMNS)] = at_load[list(LATENCY_COLUMNS)].to_numpy()
+    if live.any():  # rows carrying nothing get a stand-in load, and no latency
+        at_load = capacity_model.latency_at_load(records, tokens_per_s=np.where(live, carried, 1.0), curves=curves)
+        latencies.loc[np.flatnonzero(live), list(LATENCY_COLUMNS)] = at_load[list(LATENCY_COLUMNS)].to_numpy()[live]
     columns = {"pred_throughput_per_accelerator": point, "pred_throughput_per_accelerator_lo": low,
                "pred_throughput_per_accelerator_hi": high, "throughput_sigma": sigma,
                "throughput_at_confidence_per_accelerator": at_confidence,
