@@ -111,6 +111,18 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def covers(records: pd.DataFrame, config: pd.DataFrame | None = None) -> np.ndarray:
+    """Which records the capacity function describes: LLM workloads whose stated accelerators (when stated) hold
+    the weights with room for a KV cache (`configuration` would otherwise count more GPUs than they have)."""
+    config = configuration(records) if config is None else config
+    llm = records["benchmark"].map(_is_llm).to_numpy(dtype=bool)
+    stated = pd.to_numeric(records["accelerators_total"], errors="coerce").to_numpy(dtype="float64")
+    held = ~(config["gpus"].to_numpy() > stated)
+    known = np.isfinite(config[["isl", "osl", "params_total", "kv_bytes_per_token", "max_batch"]].to_numpy(
+        dtype="float64")).all(axis=1)
+    return llm & held & known & (config["max_batch"].to_numpy() > 0)
+
+
 def _sequence_lengths(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Stated mean lengths, else the benchmark's MLPerf workload, else the catalog default."""
     model_catalog = catalogs.models()

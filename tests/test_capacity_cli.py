@@ -197,3 +197,21 @@ def test_remembered_sizing_equals_live_and_needs_no_xgboost(trained, built):
             "assert r.capacity_bounds and len(r.ranked); print('xgboost' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
         == "False"
+
+
+def test_latency_at_load_is_for_llms_that_fit(trained, tmp_path):
+    not_llm = runner.invoke(app, ["predict", "--accelerator", "h100-sxm-80gb", "--model", "resnet50", "--load",
+                                  "100req/s", "--model-dir", str(trained)])
+    one_error_line(not_llm, "--load: latency at a load is for LLMs", "resnet50")
+    too_big = runner.invoke(app, ["predict", "--accelerator", "h100-sxm-80gb", "--model", "llama3.1-405b", "--load",
+                                  "100tok/s", "--model-dir", str(trained)])
+    assert too_big.exit_code == 1 and "does not fit in 1x nvidia-h100-sxm-80gb" in too_big.stderr
+    source = tmp_path / "mixed.csv"
+    source.write_text("scenario,model,accelerator,count,concurrency\nServer,resnet50,h100-sxm-80gb,1,4\n"
+                      "Server,llama2-70b,h100-sxm-80gb,8,16\n")
+    out = tmp_path / "mixed-out.csv"
+    assert runner.invoke(app, ["predict", "--input", str(source), "--out", str(out), "--model-dir",
+                               str(trained)]).exit_code == 0
+    frame = pd.read_csv(out)
+    assert frame["over_capacity"].isna().tolist() == [True, False]
+    assert pd.isna(frame.loc[0, "pred_tpot_p50_ms"]) and frame.loc[1, "pred_tpot_p50_ms"] > 0

@@ -262,11 +262,16 @@ LATENCY_ROWS = (("TTFT p50", "pred_ttft_p50_ms"), ("TTFT p99", "pred_ttft_p99_ms
 
 def _predict_at_load(records, at_load, capacity_model, variant: str, as_json: bool) -> None:
     """TTFT/TPOT p50/p99 with intervals of one configuration at a load, and whether the load exceeds its capacity."""
+    from ..normalize import is_llm_benchmark
+
     config = capacity.configuration(records)
-    if not (config["max_batch"] > 0).all() or config[["isl", "osl", "gpus"]].isna().any(axis=None):
-        rec = records.iloc[0]
-        fail(f"{rec['model']} on {rec['accelerators_total']}x {rec['accelerator']}: no capacity prediction (the "
-             "weights leave no memory for a KV cache, or the model's size is unknown)", code=1)
+    rec = records.iloc[0]
+    if not is_llm_benchmark(str(rec["benchmark"])):
+        fail(f"--load: latency at a load is for LLMs (tokens); {rec['model']} is not one")
+    if not capacity.covers(records, config).all():
+        fail(f"{rec['model']} does not fit in {rec['accelerators_total']}x {rec['accelerator']} with room for a KV "
+             f"cache (about {config['gpus'].iloc[0]:.0f} needed): try a larger --count or a narrower --precision",
+             code=1)
     frame = capacity_model.latency_at_load(records, **{at_load.kind: at_load.value}).iloc[0]
     saturated = float(capacity_model.throughput_at_slo(records)["pred_throughput_per_accelerator"].iloc[0]
                       * config["gpus"].iloc[0])
@@ -383,12 +388,13 @@ def predict_records(bundle, records, source: Path, capacity_model=None):
 
 
 def _latencies_at_row_loads(capacity_model, records):
-    """Latency at each row's load: its concurrency where given, else its target_qps (requests/s); rows with neither
-    get none. A new frame on the records' index, and which rows had a load."""
+    """Latency at each row's load: its concurrency where given, else its target_qps (requests/s); rows with neither,
+    or that the capacity function does not describe (not an LLM, weights that do not fit), get none. A new frame on
+    the records' index, and which rows got one."""
     import pandas as pd
 
     parts = []
-    remaining = pd.Series(True, index=records.index)
+    remaining = pd.Series(capacity.covers(records), index=records.index)  # rows it does not describe: no load
     for column, kind in (("concurrency", "concurrency"), ("target_qps", "qps")):
         if column not in records:
             continue
@@ -400,7 +406,7 @@ def _latencies_at_row_loads(capacity_model, records):
     columns = [f"pred_{metric}_{stat}_ms{end}" for metric in ("ttft", "tpot") for stat in ("p50", "p99")
                for end in ("", "_lo", "_hi")] + ["pred_output_tokens_per_s", "over_capacity"]
     at_load = (pd.concat(parts) if parts else pd.DataFrame(columns=columns)).reindex(records.index)[columns]
-    return at_load, ~remaining
+    return at_load, at_load["over_capacity"].notna()
 
 
 def _row_configuration(row: dict) -> dict | str:

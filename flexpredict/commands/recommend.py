@@ -154,7 +154,7 @@ def _print_table(result, rows) -> None:
                   f"{'cost at ' + str(req.load) if req.load else req.objective}",
                   highlight=False)
     workload = result.workload
-    if workload:
+    if workload and result.unit == "tokens/s":
         sized = result.capacity_bounds
         bounds = (" · sized for " + ", ".join(f"{k.replace('_ms', '').upper()} p99 <= {v:g} ms"
                                               for k, v in sized.items() if v != float("inf"))

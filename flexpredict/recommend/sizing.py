@@ -112,8 +112,9 @@ def sized_columns(frame: pd.DataFrame, capacity_model, bounds: dict[str, float],
     curves = capacity_model.curves(records)  # once for both directions
     at_bounds = capacity_model.throughput_at_slo(records, ttft_ms=bounds["ttft_ms"], tpot_ms=bounds["tpot_ms"],
                                                  curves=curves)
-    point, low, high = (at_bounds[f"pred_throughput_per_accelerator{end}"].to_numpy(dtype="float64")
-                        for end in ("", "_lo", "_hi"))
+    described = capacity.covers(records, curves.config)  # weights that leave no room for a KV cache: nothing
+    point, low, high = (np.where(described, at_bounds[f"pred_throughput_per_accelerator{end}"].to_numpy(
+        dtype="float64"), 0.0) for end in ("", "_lo", "_hi"))
     total = frame["accelerators_total"].to_numpy(dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.where(point > 0, np.where(low > 0, np.log(point / low), np.log(high / point)) / Z90, np.nan)
