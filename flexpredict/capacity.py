@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 
 from . import catalogs
+from .features.physics import MEMORY_FOR_WEIGHTS_AND_KV
 
 FORMAT_VERSION = 1
+FOLDER = "capacity"  # the capacity model's subfolder of a trained model folder
 META_FILE = "capacity.json"
 BOOSTER_FILES = {"tpot": "capacity_tpot.ubj", "ttft": "capacity_ttft.ubj"}
-_MEMORY_FOR_WEIGHTS_AND_KV = 0.9
 _MAX_PREFILL_SHARE = 0.95
 _FIXED_POINT_STEPS = 12
 # the concurrency grid the inverse searches: 1 .. 2^17 requests in flight, 12 points per doubling
@@ -65,6 +66,7 @@ XGB_PARAMS = {"objective": "reg:pseudohubererror", "huber_slope": 0.5, "max_dept
               "tree_method": "hist", "max_bin": 64, "seed": 0}
 BOOST_ROUNDS = 150
 CALIBRATION_FOLDS = 4
+MIN_CURVE_POINTS = 20
 
 
 # -- configuration and physics ---------------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
     bytes_pp = num("bytes_per_param")
     # a configuration that ran held its weights: a stated count too small for them (a disaggregated row counting
     # one worker) is raised to the fewest GPUs that can
-    holding = np.ceil(num("model_params_total_b") * 1e9 * bytes_pp / (_MEMORY_FOR_WEIGHTS_AND_KV * 0.75
+    holding = np.ceil(num("model_params_total_b") * 1e9 * bytes_pp / (MEMORY_FOR_WEIGHTS_AND_KV * 0.75
                                                                        * num("acc_memory_gb") * 1e9))
     gpus = np.fmax(np.where(total > 0, total, replica), holding)
     out = pd.DataFrame({
@@ -101,12 +103,24 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
     }, index=records.index)
     weights = out["params_total"] * out["bytes_per_param"]
     kv_per_sequence = out["kv_bytes_per_token"] * (out["isl"] + out["osl"])
-    batch = (_MEMORY_FOR_WEIGHTS_AND_KV * out["memory"] * out["gpus"] - weights) / kv_per_sequence
+    batch = (MEMORY_FOR_WEIGHTS_AND_KV * out["memory"] * out["gpus"] - weights) / kv_per_sequence
     # the engine's batch cap (it admitted that many, so they fit) holds per attention-data-parallel rank, for each
     # replica of the configuration; without one, the batch is what fits in memory next to the weights
     engine_cap = num("max_num_seqs") * parallel["attention_dp"] * np.where(total > 0, total / replica, 1.0)
     out["max_batch"] = np.fmax(np.where(engine_cap > 0, engine_cap, batch), 1.0)
     return out
+
+
+def covers(records: pd.DataFrame, config: pd.DataFrame | None = None) -> np.ndarray:
+    """Which records the capacity function describes: LLM workloads whose stated accelerators (when stated) hold
+    the weights with room for a KV cache (`configuration` would otherwise count more GPUs than they have)."""
+    config = configuration(records) if config is None else config
+    llm = records["benchmark"].map(_is_llm).to_numpy(dtype=bool)
+    stated = pd.to_numeric(records["accelerators_total"], errors="coerce").to_numpy(dtype="float64")
+    held = ~(config["gpus"].to_numpy() > stated)
+    known = np.isfinite(config[["isl", "osl", "params_total", "kv_bytes_per_token", "max_batch"]].to_numpy(
+        dtype="float64")).all(axis=1)
+    return llm & held & known & (config["max_batch"].to_numpy() > 0)
 
 
 def _sequence_lengths(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -163,6 +177,16 @@ def floors_ms(config: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 # -- the model -------------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Curves:
+    """What both directions need of a set of records, computed once: configuration, speed factors, and the predicted
+    open-loop p50 curve over GRID (`CapacityModel._grid`)."""
+
+    config: pd.DataFrame
+    speed: np.ndarray
+    grid: dict
+
+
 @dataclass
 class CapacityModel:
     """Learned corrections of the physics curve, p99/p50 ratios, conformal half-widths (log) and speed tables."""
@@ -178,17 +202,23 @@ class CapacityModel:
 
     # -- latency at a load ---------------------------------------------------------------------------------------
 
+    def curves(self, records: pd.DataFrame, evidence: pd.DataFrame | None = None) -> Curves:
+        """The records' configuration, speed factors and predicted curve, for several calls on the same records."""
+        config = configuration(records)
+        return Curves(config, self.speed(config, records, evidence), self._grid(config))
+
     def latency_at_load(self, records: pd.DataFrame, *, concurrency=None, qps=None, tokens_per_s=None,
-                        evidence: pd.DataFrame | None = None) -> pd.DataFrame:
+                        evidence: pd.DataFrame | None = None, curves: Curves | None = None) -> pd.DataFrame:
         """TTFT/TPOT p50/p99 (+ _lo/_hi) and output tokens/s per record at a load, as a new frame (records' index).
 
         The load is one of: `concurrency` (requests in flight, closed loop), `qps` (requests/s) or `tokens_per_s`
         (generated tokens/s, whole configuration), each a scalar or one value per record; none given reads the
         records' `concurrency`, else `target_qps` column. `over_capacity` is True where an arrival rate exceeds
         what the configuration sustains (latencies are then null: no steady state), or where the concurrency is
-        beyond the batch limit (requests queue for a slot; TTFT grows with the load, throughput no longer)."""
-        config = configuration(records)
-        speed = self.speed(config, records, evidence)
+        beyond the batch limit (requests queue for a slot; TTFT grows with the load, throughput no longer).
+        `curves` (from `curves(records, evidence)`) saves recomputing them."""
+        config = curves.config if curves is not None else configuration(records)
+        speed = curves.speed if curves is not None else self.speed(config, records, evidence)
         load_kind, load = _load(records, concurrency, qps, tokens_per_s)
         open_loop = np.full(len(config), load_kind != "concurrency")
         if load_kind == "concurrency":
@@ -197,7 +227,8 @@ class CapacityModel:
             over = at > config["max_batch"].to_numpy()
         else:
             rate = load if load_kind == "tokens_per_s" else load * config["osl"].to_numpy()
-            at, over = self._concurrency_for_rate(config, rate / speed)
+            at, over = self._concurrency_for_rate(curves.grid if curves is not None else self._grid(config),
+                                                  rate / speed)
         frame = self._latencies(config, at, open_loop)
         frame = _scaled(frame, 1 / speed, *floors_ms(config))
         frame["pred_output_tokens_per_s"] = _tokens_per_s(at, config["osl"].to_numpy(), frame) if \
@@ -210,12 +241,12 @@ class CapacityModel:
         frame.index = records.index
         return frame
 
-    def _concurrency_for_rate(self, config, rate) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _concurrency_for_rate(curve: dict, rate) -> tuple[np.ndarray, np.ndarray]:
         """Concurrency at which the (unscaled) open-loop curve delivers `rate` tokens/s, and whether it cannot."""
-        curve = self._grid(config)
         throughput = np.maximum.accumulate(curve["tokens_per_s"], axis=1)
         log_rate = np.log(np.maximum(rate, 1e-12))
-        out = np.empty(len(config))
+        out = np.empty(len(rate))
         for i, row in enumerate(np.log(throughput)):
             out[i] = np.exp(np.interp(log_rate[i], row, np.log(GRID)))
         return out, rate > throughput[:, -1]
@@ -223,16 +254,16 @@ class CapacityModel:
     # -- throughput under bounds ---------------------------------------------------------------------------------
 
     def throughput_at_slo(self, records: pd.DataFrame, *, ttft_ms=None, tpot_ms=None,
-                          evidence: pd.DataFrame | None = None) -> pd.DataFrame:
+                          evidence: pd.DataFrame | None = None, curves: Curves | None = None) -> pd.DataFrame:
         """Generated tokens/s per accelerator sustainable with TTFT p99 <= ttft_ms and TPOT p99 <= tpot_ms (scalars
         or one per record; None: unbounded), with the interval (`_lo` from the pessimistic end of the latency
-        intervals, `_hi` from the optimistic end), as a new frame. Zero where even one request misses the bound."""
-        config = configuration(records)
-        speed = self.speed(config, records, evidence)
+        intervals, `_hi` from the optimistic end), as a new frame. Zero where even one request misses the bound.
+        `curves` (from `curves(records, evidence)`) saves recomputing them."""
+        curves = curves if curves is not None else self.curves(records, evidence)
+        config, speed = curves.config, curves.speed
         ttft, tpot = (np.nan_to_num(_per_row(bound, len(config), np.inf), nan=np.inf, posinf=np.inf)
                       for bound in (ttft_ms, tpot_ms))
-        out = _capacity(self._grid(config), config["gpus"].to_numpy(), self.latency_offsets(), ttft * speed,
-                        tpot * speed)
+        out = _capacity(curves.grid, config["gpus"].to_numpy(), self.latency_offsets(), ttft * speed, tpot * speed)
         point, low, high = (out[name] * speed for name in ("point", "lo", "hi"))
         whole = ~config["parallelism_stated"].to_numpy()
         if self.bound_booster is not None and whole.any():
@@ -407,6 +438,10 @@ def fit_capacity(records: pd.DataFrame, *, interval_level: float = 0.9, random_s
     from sklearn.model_selection import GroupKFold
 
     points = curve_points(records)
+    if len(points) < MIN_CURVE_POINTS or points["group"].nunique() < 2:
+        raise ValueError(f"{len(points)} latency-curve point(s) in {points['group'].nunique()} (model, system) "
+                         f"group(s): the capacity function needs at least {MIN_CURVE_POINTS} in 2 groups (the "
+                         "latency-under-load sample, or MLPerf Server/Interactive results with logged p50s)")
     config = configuration(points)
     concurrency = points["point_concurrency"].to_numpy(float)
     phys_ttft, phys_tpot = physics_latency(config, concurrency)
@@ -501,6 +536,19 @@ def _bound_design(config: pd.DataFrame, ttft_bound: np.ndarray, tpot_bound: np.n
 def train_capacity(records: pd.DataFrame, folder: Path | str, **options) -> Path:
     """`fit_capacity` and save into `folder` (capacity.json + two UBJ boosters): what `flexpredict train` calls."""
     return fit_capacity(records, **options).save(folder)
+
+
+def load_beside(model_dir: Path | str) -> CapacityModel:
+    """The capacity model `flexpredict train` saved in a model folder; one-line errors when it is missing (a model
+    trained before the capacity function existed) or of another format."""
+    folder = Path(model_dir) / FOLDER
+    if not (folder / META_FILE).exists():
+        raise FileNotFoundError(f"{model_dir}: this model has no capacity function (latency at a load, throughput "
+                                f"under a bound): retrain (`flexpredict train`, then --model-dir to the new folder)")
+    try:
+        return CapacityModel.load(folder)
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{folder}: damaged capacity model ({exc}); retrain with `flexpredict train`") from exc
 
 
 def _train(design: pd.DataFrame, y: np.ndarray, params: dict):

@@ -2,11 +2,14 @@
 table, so a fresh process answers without loading the predictors (importing XGBoost pulls in scikit-learn and
 SciPy: about 0.9 s of a 2 s budget on two cores).
 
-A table belongs to the exact model bundle and catalogs that produced it (the fingerprint: retraining or editing a
-catalog starts afresh). `flexpredict train` writes tables for the documented default model beside the bundle; every
-other (model, scenario) is scored live the first time and kept in the user's cache
-(`$FLEXPREDICT_CACHE_DIR`, else `$XDG_CACHE_HOME/flexpredict` or `~/.cache/flexpredict`). A configuration missing
-from a table (e.g. an engine that appeared in a rebuilt dataset) is scored live and added.
+A table belongs to the exact model bundle and catalogs that produced it, and to the format of its columns (the
+fingerprint: SCORE_FORMAT_VERSION plus the content of the model's files and of the catalogs; retraining or editing a
+catalog starts afresh). Source edits do not: a change to what a remembered row holds bumps SCORE_FORMAT_VERSION.
+`flexpredict train` writes tables for the documented default model beside the bundle (and, with a capacity function,
+its sizing at MLPerf's Server and Interactive bounds: keyed by `capacity_fingerprint`); every other (model, scenario)
+or sizing is scored live the first time and kept in the user's cache (`$FLEXPREDICT_CACHE_DIR`, else
+`$XDG_CACHE_HOME/flexpredict` or `~/.cache/flexpredict`). A configuration missing from a table (e.g. an engine that
+appeared in a rebuilt dataset) is scored live and added.
 """
 
 from __future__ import annotations
@@ -17,28 +20,39 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import catalogs
+from . import capacity, catalogs
 from .io import atomic_write
 
 FOLDER = "scores"
 KEY = ("accelerator", "count", "nodes", "precision", "engine")
 
-
-# the code a remembered prediction depends on (featurisation, predictors, candidate scoring), relative to the package
-CODE = ("features", "predictors", "ingest/records.py", "configs.py", "model_config.py", "normalize.py", "schema.py",
-        "recommend.py")
+# bump when what a remembered row holds or means changes (its columns, the featurisation or scoring behind them)
+SCORE_FORMAT_VERSION = 1
 
 
 def fingerprint(model_dir: Path) -> str:
-    """Hash of what a prediction depends on: the bundle's manifest, the accelerator and model catalogs, and the
-    code that featurises and scores (so an upgrade or a local edit never reads a stale table)."""
-    package = Path(__file__).resolve().parent
-    code = sorted(p for name in CODE for p in ((package / name).rglob("*.py") if (package / name).is_dir()
-                                               else [package / name]))
-    digest = hashlib.sha256()
+    """Hash of what a prediction depends on: the score format version, the content of the bundle's files (the
+    remembered tables and the capacity function beside them excluded) and of the accelerator, model and workload
+    catalogs. Source files are not hashed: editing a comment keeps the shipped tables."""
+    digest = hashlib.sha256(f"score-format-{SCORE_FORMAT_VERSION}".encode())
+    model_files = sorted(path for path in model_dir.rglob("*") if path.is_file()
+                         and path.relative_to(model_dir).parts[0] not in (FOLDER, capacity.FOLDER))
     features = catalogs.resource_dir("features")
-    for path in [model_dir / "manifest.json", features / "accelerators.yaml", features / "models.yaml",
-                 features / "workloads.yaml", *sorted(features.glob("hf_configs/*/*/config.json")), *code]:
+    catalog_files = [features / "accelerators.yaml", features / "models.yaml", features / "workloads.yaml",
+                     *sorted(features.glob("hf_configs/*/*/config.json"))]
+    for root, paths in ((model_dir, model_files), (features, catalog_files)):
+        for path in paths:  # names too: a file moved is another model
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def capacity_fingerprint(model_dir: Path) -> str:
+    """`fingerprint` plus the content of the model's capacity function: the key of remembered capacity sizings."""
+    digest = hashlib.sha256(fingerprint(model_dir).encode())
+    folder = model_dir / capacity.FOLDER
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -13,7 +13,7 @@ from flexpredict import catalogs, dataset, scores
 from flexpredict.cli import app
 from flexpredict.costs import usd_per_million
 from flexpredict.predictors.bundle import ModelBundle
-from flexpredict.recommend import (TARGETS_USED, Request, RequestError, parse_duration_ms, parse_load,
+from flexpredict.recommend import (TARGETS_USED, Load, Request, RequestError, parse_duration_ms, parse_load,
                                    recommend)
 
 runner = CliRunner()
@@ -41,12 +41,17 @@ def test_bad_durations_name_the_option(text):
         parse_duration_ms(text, "--tpot-slo")
 
 
-def test_loads():
-    assert parse_load("5000tok/s") == 5000
-    assert parse_load("5k tok/s") == 5000
-    assert parse_load("20 samples/s") == 20
+@pytest.mark.parametrize("text, value, kind", [("5000tok/s", 5000, "tokens_per_s"), ("5k tok/s", 5000, "tokens_per_s"),
+                                               ("20 samples/s", 20, "qps"), ("3req/s", 3, "qps"), ("2 qps", 2, "qps"),
+                                               ("64users", 64, "concurrency"), ("300", 300, None)])
+def test_loads(text, value, kind):
+    assert parse_load(text) == Load(value, kind)
+
+
+@pytest.mark.parametrize("text", ["lots", "0tok/s", "5 parsecs", "-3users"])
+def test_bad_loads_name_the_option(text):
     with pytest.raises(RequestError, match="--load"):
-        parse_load("lots")
+        parse_load(text)
 
 
 def test_cost_per_million_tokens_includes_the_3600():

@@ -163,11 +163,9 @@ class Surrogate:
 
     @staticmethod
     def _p_below(pred: np.ndarray, hi: np.ndarray, bound: float) -> np.ndarray:
-        from scipy.special import ndtr
+        from ..recommend import probability_below
 
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sigma = (np.log(hi) - np.log(pred)) / Z90
-            p = ndtr((np.log(bound) - np.log(pred)) / np.where(sigma > 1e-6, sigma, 1e-6))
+        p = probability_below(pred, hi, bound)
         return np.where(np.isfinite(pred), np.nan_to_num(p, nan=0.5), 0.5)
 
     def _predictor(self, metric: str) -> Predictor:

@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from .. import capacity
 from ..io import strict_json
 from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, load_model,
-                     load_records, model_folder, positive_count, progress_bar, require_known)
+                     load_records, model_folder, positive_count, positive_number, progress_bar, require_known)
 
 SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
 # one configuration, as `predict` and `explain` take it
@@ -59,6 +60,7 @@ def train(
         fail(str(exc))
     with replaced_folder(target) as fresh:  # the old model stays whole until the new one is complete
         bundle.save(fresh)
+        capacity_note = _train_capacity(records, fresh / capacity.FOLDER)
         prescore(bundle, fresh, records)  # the default model's candidates: a fresh `recommend` needs no predictors
     table = Table(title=f"trained {predictor} in {time.perf_counter() - started:.1f} s -> {target}",
                   title_justify="left")
@@ -69,7 +71,22 @@ def train(
         table.add_row(name, str(bundle.manifest["targets"][name]["rows"]), mdape,
                       f"x/÷ {_factor(model.quantile_seen_)}", f"x/÷ {_factor(model.quantile_unseen_)}")
     console.print(table)
+    console.print(capacity_note, highlight=False)
     console.print(f"use it with --model-dir {target} (or FLEXPREDICT_MODEL_DIR={target})", highlight=False)
+
+
+def _train_capacity(records, folder: Path) -> str:
+    """Fit the capacity function (latency at a load, throughput under a bound) into the model's subfolder; records
+    without latency curves leave it out (predict --load and SLO sizing then ask for a retrain). One line on it."""
+    try:
+        model = capacity.fit_capacity(records)
+    except ValueError as exc:
+        return f"no capacity function: {exc}"
+    model.save(folder)
+    widths = ", ".join(f"{metric.replace('_', ' ')} x/÷ {_factor(model.half_width[metric])}"
+                       for metric in ("ttft_p50", "tpot_p50"))
+    return (f"capacity function: {model.training_rows['curve_points']} latency-curve points, "
+            f"{model.training_rows.get('speed_results', 0)} MLPerf results for speed factors; 90% interval {widths}")
 
 
 def _factor(log_half_width: float) -> str:
@@ -91,9 +108,10 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Accuracy of every predictor on leak-free splits: MdAPE, MAPE, within 10/25 %, bias, interval coverage."""
-    from ..evaluation import DEFAULT_PREDICTORS, SPLITS, evaluate as run, parity_plot
+    from ..evaluation import DEFAULT_PREDICTORS, SPLITS, parity_plot
+    from ..evaluation import evaluate as run
     from ..predictors import PREDICTORS, TARGETS
-    from ..report import model_card_markdown, metrics_table
+    from ..report import metrics_table, model_card_markdown
 
     targets = list(target or TARGETS)
     require_known("--target", targets, TARGETS)
@@ -124,17 +142,34 @@ def evaluate(
 
 def predict(
     input_file: Path = typer.Option(None, "--input", "-i", help="Records (parquet/CSV/JSON) in the dataset schema; "
-                                    "raw MLPerf-style fields are enough, metric columns may be missing."),
+                                    "raw MLPerf-style fields are enough, metric columns may be missing. Rows with "
+                                    "concurrency or target_qps (and input/output_tokens_mean) also get TTFT/TPOT at "
+                                    "that load."),
     out: Path = typer.Option(None, "--out", "-o", help="Where to write the input plus pred_* columns (.parquet, "
                              ".csv, .json or .jsonl)."),
     accelerator: str = typer.Option(None, help="One configuration: accelerator id or name, e.g. h100-sxm-80gb."),
     count: int = COUNT, nodes: int = NODES, model: str = MODEL, scenario: str = SCENARIO,
     precision: str = PRECISION, engine: str = ENGINE, model_dir: Path = MODEL_DIR,
-    as_json: bool = typer.Option(False, "--json", help="Print the single-configuration result as JSON."),
+    load: str = typer.Option(None, "--load", help="Latency at this load: 20000tok/s (generated tokens/s), 5req/s or "
+                             "64users."),
+    qps: float = typer.Option(None, "--qps", help="Latency at this arrival rate (requests/s).",
+                              callback=positive_number),
+    concurrency: float = typer.Option(None, "--concurrency", help="Latency with this many requests in flight.",
+                                      callback=positive_number),
+    isl: int = typer.Option(None, "--isl", help="Mean prompt tokens (default: the model's MLPerf workload, else "
+                            "1024).", callback=positive_count),
+    osl: int = typer.Option(None, "--osl", help="Mean output tokens (default: the model's MLPerf workload, else 256).",
+                            callback=positive_count),
+    output_format: str = typer.Option("table", "--format", help="table or json (the single configuration)."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
-    """Predict throughput, latency, power and energy (with 90 % intervals) for records or one configuration."""
+    """Predict throughput, latency, power and energy (with 90 % intervals) for records or one configuration; with a
+    load, TTFT and TPOT p50/p99 at that load."""
     from .. import dataset
     from ..schema import SchemaError
+
+    require_known("--format", [output_format], ("table", "json"))
+    as_json = as_json or output_format == "json"
 
     if input_file is not None:
         if out is None:
@@ -146,16 +181,26 @@ def predict(
             _require_columns(input_file)
         except SchemaError as exc:
             fail(str(exc))
+        loads = _load_columns(records, input_file)
+        capacity_model = _capacity_model(model_dir) if loads is not None else None
         bundle = load_model(model_dir)
         started = time.perf_counter()
-        result = predict_records(bundle, records, input_file)
+        result = predict_records(bundle, records, input_file, capacity_model)
         dataset.save(result, out)
         console.print(f"predicted {int((result['match'] == 'resolved').sum())} of {len(records)} records in "
                       f"{time.perf_counter() - started:.2f} s -> {out}", highlight=False)
         return
     if accelerator is None or model is None:
         fail("give --input FILE --out FILE, or one configuration with --accelerator and --model")
+    at_load = _one_load(load, qps, concurrency)
+    if at_load is None and (isl or osl):
+        fail("--isl/--osl: give a load too (--load, --qps or --concurrency)")
     records = configuration_record(accelerator, count, nodes, model, scenario, precision, engine)
+    if at_load is not None:
+        _predict_at_load(records.assign(input_tokens_mean=isl, output_tokens_mean=osl), at_load,
+                         _capacity_model(model_dir), f"{precision or 'any precision'} · {engine or 'any engine'}",
+                         as_json)
+        return
     bundle = load_model(model_dir)
     prediction = bundle.predict(records).iloc[0]
     rows = []
@@ -187,10 +232,122 @@ def predict(
     console.print(table)
 
 
-def predict_records(bundle, records, source: Path):
+def _one_load(load: str | None, qps: float | None, concurrency: float | None):
+    """The one load given (--load, --qps or --concurrency) as a `Load`, or None; two of them is an error."""
+    from ..recommend import Load, RequestError, parse_load
+
+    given = [name for name, value in (("--load", load), ("--qps", qps), ("--concurrency", concurrency)) if value]
+    if len(given) > 1:
+        fail(f"{given[1]}: give one load ({' or '.join(given)}), not both")
+    try:
+        parsed = parse_load(load)
+    except RequestError as exc:
+        fail(str(exc))
+    if parsed is not None:
+        return parsed.resolved(llm=True)
+    return Load(qps, "qps") if qps else Load(concurrency, "concurrency") if concurrency else None
+
+
+def _capacity_model(model_dir: Path | None):
+    """The model folder's capacity function, or one line saying to retrain."""
+    try:
+        return capacity.load_beside(model_folder(model_dir))
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+
+
+LATENCY_ROWS = (("TTFT p50", "pred_ttft_p50_ms"), ("TTFT p99", "pred_ttft_p99_ms"), ("TPOT p50", "pred_tpot_p50_ms"),
+                ("TPOT p99", "pred_tpot_p99_ms"))
+
+
+def _predict_at_load(records, at_load, capacity_model, variant: str, as_json: bool) -> None:
+    """TTFT/TPOT p50/p99 with intervals of one configuration at a load, and whether the load exceeds its capacity."""
+    from ..normalize import is_llm_benchmark
+
+    config = capacity.configuration(records)
+    rec = records.iloc[0]
+    if not is_llm_benchmark(str(rec["benchmark"])):
+        fail(f"--load: latency at a load is for LLMs (tokens); {rec['model']} is not one")
+    if not capacity.covers(records, config).all():
+        fail(f"{rec['model']} does not fit in {rec['accelerators_total']}x {rec['accelerator']} with room for a KV "
+             f"cache (about {config['gpus'].iloc[0]:.0f} needed): try a larger --count or a narrower --precision",
+             code=1)
+    frame = capacity_model.latency_at_load(records, **{at_load.kind: at_load.value}).iloc[0]
+    saturated = float(capacity_model.throughput_at_slo(records)["pred_throughput_per_accelerator"].iloc[0]
+                      * config["gpus"].iloc[0])
+    over = bool(frame["over_capacity"])
+    note = _capacity_note(at_load, over, saturated, float(config["max_batch"].iloc[0]))
+    rec, lengths = records.iloc[0], config.iloc[0]
+    rows = [{"metric": name, "prediction_ms": frame[column], "low_ms": frame[f"{column}_lo"],
+             "high_ms": frame[f"{column}_hi"]} for name, column in LATENCY_ROWS]
+    if as_json:
+        print(strict_json({"configuration": {**rec[["accelerator", "accelerators_total", "model", "precision",
+                                                     "engine"]].to_dict(), "isl": lengths["isl"],
+                                              "osl": lengths["osl"]},
+                           "load": {"kind": at_load.kind, "value": at_load.value}, "latencies": rows,
+                           "output_tokens_per_s": frame["pred_output_tokens_per_s"],
+                           "concurrency": frame["pred_concurrency"], "over_capacity": over,
+                           "saturated_tokens_per_s": saturated, "note": note}, indent=1))
+        return
+    table = Table(title=f"{rec['accelerators_total']}x {rec['accelerator']} · {rec['model']} · {variant} · "
+                        f"{at_load} · ISL/OSL {lengths['isl']:.0f}/{lengths['osl']:.0f}", title_justify="left")
+    for column in ("latency", "prediction (ms)", "90% interval"):
+        table.add_column(column, justify="left" if column == "latency" else "right")
+    for row in rows:
+        table.add_row(row["metric"], _ms(row["prediction_ms"]), f"{_ms(row['low_ms'])} – {_ms(row['high_ms'])}")
+    console.print(table)
+    console.print(f"output tokens/s: {_ms(frame['pred_output_tokens_per_s'])} · requests in flight: "
+                  f"{_ms(frame['pred_concurrency'])} · saturated throughput: {saturated:,.0f} tok/s", highlight=False)
+    if note:
+        console.print(f"[yellow]{note}[/]", highlight=False)
+
+
+def _capacity_note(at_load, over: bool, saturated: float, max_batch: float) -> str | None:
+    if not over:
+        return None
+    if at_load.kind == "concurrency":
+        return (f"over capacity: {at_load} exceeds the batch limit (about {max_batch:,.0f} sequences); the rest queue "
+                f"for a slot, so TTFT grows with the load while throughput stays near {saturated:,.0f} tok/s")
+    return (f"over capacity: {at_load} exceeds what this configuration sustains (about {saturated:,.0f} tok/s "
+            "saturated); no steady state, so no latency: add accelerators or replicas")
+
+
+def _ms(value) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+LOAD_COLUMNS = ("concurrency", "target_qps")
+SHAPE_COLUMNS = ("input_tokens_mean", "output_tokens_mean")
+CARRIED_COLUMNS = (*LOAD_COLUMNS, *SHAPE_COLUMNS, "tensor_parallel", "expert_parallel", "pipeline_parallel",
+                   "attention_dp", "serving_mode", "max_num_seqs")
+
+
+def _load_columns(records, source: Path):
+    """The rows' load (concurrency, else target_qps) when the input has either column, else None; a value that is
+    not a positive number is a one-line error naming the column and row."""
+    import pandas as pd
+
+    present = [column for column in (*LOAD_COLUMNS, *SHAPE_COLUMNS) if column in records
+               and records[column].notna().any()]
+    for column in present:
+        values = pd.to_numeric(records[column], errors="coerce")
+        bad = records[column].notna() & ~(values > 0)
+        if bad.any():
+            position = int(bad.to_numpy().nonzero()[0][0])
+            fail(f"{source}: column '{column}', row {position + 1}: expected a positive number, got "
+                 f"'{records[column].iloc[position]}'")
+    if not set(present) & set(LOAD_COLUMNS):
+        return None
+    return present
+
+
+def predict_records(bundle, records, source: Path, capacity_model=None):
     """Input rows resolved as the single configuration is (ids, short ids, vendor names, HF ids), predicted; the
     output carries the resolved accelerator, model, accelerators_total, the prediction's `fits` and `match`
-    (resolved / unknown).
+    (resolved / unknown). With `capacity_model`, rows with a `concurrency` (else `target_qps`) also get TTFT/TPOT
+    p50/p99 (+ _lo/_hi), output tokens/s and `over_capacity` at that load.
     Unresolved rows are reported on stderr; if none resolves, nothing is written."""
     import pandas as pd
 
@@ -214,7 +371,13 @@ def predict_records(bundle, records, source: Path):
             err_console.print(f"  {line}", highlight=False, markup=False)
     positions = [position for position, _ in configurations]
     resolved = config_records([cfg for _, cfg in configurations])
+    for column in (c for c in CARRIED_COLUMNS if c in records):  # the workload and parallelism the row states
+        resolved[column] = records[column].iloc[positions].set_axis(resolved.index)
     predicted = bundle.predict(resolved)
+    if capacity_model is not None:  # at the row's load, TTFT/TPOT p99 are the capacity function's, not MLPerf's
+        at_load, loaded = _latencies_at_row_loads(capacity_model, resolved)
+        predicted = predicted.drop(columns=[c for c in at_load.columns if c in predicted]).join(
+            at_load.where(loaded, predicted.reindex(columns=at_load.columns), axis=0))
     predicted.index = records.index[positions]
     identity = resolved[["accelerator", "model", "accelerators_total"]].set_axis(records.index[positions])
     replaced = {*identity.columns, *predicted.columns, "match"}  # an earlier prediction's columns are replaced
@@ -224,12 +387,36 @@ def predict_records(bundle, records, source: Path):
     return result
 
 
+def _latencies_at_row_loads(capacity_model, records):
+    """Latency at each row's load: its concurrency where given, else its target_qps (requests/s); rows with neither,
+    or that the capacity function does not describe (not an LLM, weights that do not fit), get none. A new frame on
+    the records' index, and which rows got one."""
+    import pandas as pd
+
+    parts = []
+    remaining = pd.Series(capacity.covers(records), index=records.index)  # rows it does not describe: no load
+    for column, kind in (("concurrency", "concurrency"), ("target_qps", "qps")):
+        if column not in records:
+            continue
+        values = pd.to_numeric(records[column], errors="coerce").astype("float64")
+        rows = remaining & values.gt(0)
+        if rows.any():
+            parts.append(capacity_model.latency_at_load(records.loc[rows], **{kind: values[rows].to_numpy()}))
+        remaining &= ~rows
+    columns = [f"pred_{metric}_{stat}_ms{end}" for metric in ("ttft", "tpot") for stat in ("p50", "p99")
+               for end in ("", "_lo", "_hi")] + ["pred_output_tokens_per_s", "over_capacity"]
+    at_load = (pd.concat(parts) if parts else pd.DataFrame(columns=columns)).reindex(records.index)[columns]
+    return at_load, at_load["over_capacity"].notna()
+
+
 def _row_configuration(row: dict) -> dict | str:
     """One input row as a `config_records` configuration, or why it cannot be one."""
     import pandas as pd
 
     from ..configs import ConfigError, accelerator_row, resolve_model
-    from ..normalize import engine as canonical_engine, precision as canonical_precision, scenario as scenario_of
+    from ..normalize import engine as canonical_engine
+    from ..normalize import precision as canonical_precision
+    from ..normalize import scenario as scenario_of
 
     def given(*names):
         return next((row[n] for n in names if n in row and not pd.isna(row[n]) and str(row[n]).strip()), None)

@@ -19,7 +19,8 @@ class Format(str, Enum):
 
 
 OUTPUT_COLUMNS = ("rank", "accelerator", "vendor", "count", "nodes", "accelerators_total", "engine", "precision",
-                  "scenario", "throughput", "throughput_lo", "throughput_hi", "pred_throughput_per_accelerator",
+                  "scenario", "throughput", "throughput_lo", "throughput_hi", "throughput_at_confidence", "evidence",
+                  "replica_load", "pred_throughput_per_accelerator",
                   "measured_throughput_per_accelerator", "measured_runs", "pred_ttft_p99_ms", "pred_ttft_p99_ms_lo",
                   "pred_ttft_p99_ms_hi", "pred_tpot_p99_ms", "pred_tpot_p99_ms_lo", "pred_tpot_p99_ms_hi",
                   "pred_latency_p99_ms", "pred_latency_p99_ms_lo", "pred_latency_p99_ms_hi", "p_slo", "replicas",
@@ -48,8 +49,12 @@ def recommend(
     slo_preset: str = typer.Option(None, help="server or interactive: MLPerf's bounds for the model."),
     scenario: str = typer.Option(None, help="Server, Interactive or Offline (default: Server for LLMs or with an "
                                  "SLO, else Offline)."),
-    load: str = typer.Option(None, help="Required throughput, e.g. 5000tok/s: then the cheapest deployment that "
-                             "sustains it wins."),
+    load: str = typer.Option(None, help="Required load: 5000tok/s (generated tokens/s), 20req/s or 64users "
+                             "(concurrent requests); then the cheapest deployment that sustains it wins."),
+    isl: int = typer.Option(None, "--isl", help="Mean prompt tokens (default: the model's MLPerf workload, else "
+                            "1024).", callback=positive_count),
+    osl: int = typer.Option(None, "--osl", help="Mean output tokens (default: the model's MLPerf workload, else 256).",
+                            callback=positive_count),
     objective: str = typer.Option("throughput", help="throughput (most within budget), cost ($ per million "
                                   "tokens) or energy (J per token)."),
     vendor: str = typer.Option(None, help="Only this vendor (nvidia, amd, intel, google, ...)."),
@@ -82,8 +87,8 @@ def recommend(
             latency_slo_ms=parse_duration_ms(latency_slo, "--latency-slo"),
             ttft_slo_ms=parse_duration_ms(ttft_slo, "--ttft-slo"),
             tpot_slo_ms=parse_duration_ms(tpot_slo, "--tpot-slo"),
-            slo_preset=slo_preset, scenario=canonical, load=parse_load(load), objective=objective, vendor=vendor,
-            accelerator=accelerator, max_accelerators=max_accelerators, top=top, confidence=confidence)
+            slo_preset=slo_preset, scenario=canonical, load=parse_load(load), isl=isl, osl=osl, objective=objective,
+            vendor=vendor, accelerator=accelerator, max_accelerators=max_accelerators, top=top, confidence=confidence)
         result = run(request, model_dir=model_folder(model_dir))
     except (RequestError, CatalogError, FileNotFoundError, DamagedModelError) as exc:
         fail(str(exc))
@@ -116,8 +121,9 @@ def _header(result) -> dict:
     req = result.request
     return {"model": result.model["id"], "model_is_default": req.model is None, "scenario": result.scenario,
             "unit": result.unit, "slo_ms": result.slo, "budget_usd": req.budget, "budget_period": req.budget_period,
-            "pricing": req.pricing, "load": req.load, "objective": req.objective, "confidence": req.confidence,
-            "prices_as_of": _price_dates(result)}
+            "pricing": req.pricing, "load": str(req.load) if req.load is not None else None,
+            "objective": req.objective, "confidence": req.confidence, "workload": result.workload,
+            "sized_for_ms": result.capacity_bounds, "prices_as_of": _price_dates(result)}
 
 
 def _price_dates(result) -> dict | None:
@@ -145,8 +151,17 @@ def _print_table(result, rows) -> None:
     named = "default model, --model to change" if req.model is None else "model"
     console.print(f"[bold]{result.model['id']}[/] ({named}) · {result.scenario} · SLO: {slo} · {budget} · "
                   f"{req.pricing} pricing · objective: "
-                  f"{'cost at ' + format(req.load, ',.0f') + ' ' + result.unit if req.load else req.objective}",
+                  f"{'cost at ' + str(req.load) if req.load else req.objective}",
                   highlight=False)
+    workload = result.workload
+    if workload and result.unit == "tokens/s":
+        sized = result.capacity_bounds
+        bounds = (" · sized for " + ", ".join(f"{k.replace('_ms', '').upper()} p99 <= {v:g} ms"
+                                              for k, v in sized.items() if v != float("inf"))
+                  + f" at P >= {req.confidence:.0%} (capacity function)") if sized else \
+            " · MLPerf operating-point predictions (this model has no capacity function)"
+        console.print(f"workload: ISL/OSL {workload['isl']:.0f}/{workload['osl']:.0f} ({workload['source']}){bounds}",
+                      highlight=False)
     if result.explanation:
         _print_funnel(result)
         return
@@ -158,8 +173,11 @@ def _print_table(result, rows) -> None:
     llm = result.unit == "tokens/s"
     unit = "tok/s" if llm else "samples/s"
     table = Table(show_lines=False, pad_edge=False)
-    columns = ["#", "configuration", f"{unit}/replica [90%]", "measured/acc", "TTFT|TPOT p99 ms" if llm else
-               "p99 ms", "P(SLO)", "repl.", "$/h", f"$/M {'tok' if llm else 'smp'}", f"J/{'tok' if llm else 'smp'}"]
+    sized = result.capacity_bounds is not None
+    columns = ["#", "configuration", f"{unit}/replica [90%]", *([f"at P{req.confidence:.0%}", "evidence"] if sized
+                                                                else []),
+               "measured/acc", "TTFT|TPOT p99 ms" if llm else "p99 ms", "P(SLO)", "repl.", "$/h",
+               f"$/M {'tok' if llm else 'smp'}", f"J/{'tok' if llm else 'smp'}"]
     for column in columns:
         table.add_column(column, justify="left" if column == "configuration" else "right")
     for _, row in rows.iterrows():
@@ -171,6 +189,7 @@ def _print_table(result, rows) -> None:
         latency = f"{_ms(row, 'ttft_p99_ms')}|{_ms(row, 'tpot_p99_ms')}" if llm else _ms(row, "latency_p99_ms")
         table.add_row(str(row["rank"]), config,
                       f"{row['throughput']:,.0f} [{row['throughput_lo']:,.0f}-{row['throughput_hi']:,.0f}]",
+                      *([f"{row['throughput_at_confidence']:,.0f}", str(row["evidence"])] if sized else []),
                       measured, latency, f"{row['p_slo']:.0%}", f"{row['replicas']:.0f}",
                       f"{row['usd_per_hour']:,.2f}", f"{row['usd_per_million']:,.3g}",
                       f"{row['energy_j_per_unit']:.2g}")
@@ -180,6 +199,11 @@ def _print_table(result, rows) -> None:
         console.print(f"  #{position}: " + "; ".join(lines), highlight=False)
     console.print("measured/acc: median of matching MLPerf runs (count). OOD: model or accelerator never measured, "
                   "trust the interval rather than the point.", style="dim", highlight=False)
+    if sized:
+        console.print(f"at P{req.confidence:.0%}: throughput sustained within the bounds with that probability (sizes "
+                      "and ranks). evidence: measured = MLPerf ran the model on this part at these bounds; "
+                      "interpolated = at other bounds (the curve between them); transferred = never on this part. "
+                      "TTFT|TPOT: at the load one replica carries.", style="dim", highlight=False)
 
 
 def _short(engine) -> str:

@@ -25,7 +25,7 @@ FLOPS_KEYS = {
     "fp16": ("fp16", "bf16"), "fp32": ("tf32", "fp32"), None: ("fp16", "bf16", "int8", "fp32"),
 }
 DEFAULT_PRECISION_BYTES = 2.0
-_MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
+MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
 HOST_W_PER_NODE = 3000.0  # CPUs, memory, NICs, fans and PSU losses of one server, generously (DGX H100: 10.2 kW max)
 
 ACCELERATOR_FEATURES = ("acc_kind", "acc_family", "acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs",
@@ -105,7 +105,7 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
     out["total_tflops"] = out["acc_tflops"] * total
     out["weights_gb"] = out["model_params_total_b"] * bytes_pp
     out["memory_headroom"] = out["total_memory_gb"] / out["weights_gb"]
-    out["fits_in_memory"] = float(out["weights_gb"] <= _MEMORY_FOR_WEIGHTS_AND_KV * out["total_memory_gb"]) \
+    out["fits_in_memory"] = float(out["weights_gb"] <= MEMORY_FOR_WEIGHTS_AND_KV * out["total_memory_gb"]) \
         if not np.isnan(out["memory_headroom"]) else np.nan
     # KV caches stay 16-bit in most MLPerf LLM submissions: the catalog's bf16 size (MLA included)
     out["kv_bytes_per_token"] = _num(model.get("kv_bytes_per_token_bf16")) if model else np.nan
@@ -141,7 +141,7 @@ def roofline(feat: dict, model: dict | None, benchmark, total: float, *, prefill
         if np.isnan(bandwidth) or np.isnan(memory) or np.isnan(feat["kv_bytes_per_token"]):
             return compute_bound
         parts = total if total > 0 else 1
-        usable = _MEMORY_FOR_WEIGHTS_AND_KV * memory
+        usable = MEMORY_FOR_WEIGHTS_AND_KV * memory
         # weights and each sequence's KV cache are split over the parts; the batch is system-wide
         weights = feat["model_params_total_b"] * 1e9 * _weight_bytes(feat, usable * parts, prefill) / parts
         kv_per_sequence = feat["kv_bytes_per_token"] * (n_in + n_out / 2) / parts

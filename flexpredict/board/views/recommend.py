@@ -58,7 +58,7 @@ except (RequestError, CatalogError, FileNotFoundError) as exc:
 
 slo = ", ".join(f"{k.replace('_ms', '').upper()} p99 <= {v:g} ms" for k, v in result.slo.items()) or "none"
 st.caption(f"{result.model['id']} · {result.scenario} · SLO: {slo} · ${budget:,.0f}/{budget_period} · {pricing} "
-           f"pricing · objective: {objective}" + (f" at {request.load:,.0f} {result.unit}" if request.load else ""))
+           f"pricing · objective: {objective}" + (f" at {request.load}" if request.load else ""))
 if result.explanation:
     st.warning(f"no recommendation: {result.explanation}")
 else:
