@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from flexpredict import catalogs, dataset, scores
+from flexpredict import capacity, catalogs, dataset, scores
 from flexpredict.cli import app
 from flexpredict.costs import usd_per_million
 from flexpredict.predictors.bundle import ModelBundle
@@ -166,7 +166,8 @@ def test_shipped_score_tables_are_current():
 def test_remembered_scores_equal_live_scores(bundle, records, tmp_path):
     """The same request answered from the shipped tables, from the user cache and live gives the same ranking."""
     request = Request(budget=20000, latency_slo_ms=200, top=50)
-    live = recommend(request, bundle=bundle, records=records)
+    sizing = capacity.load_beside(catalogs.default_model_dir())  # the shipped model sizes by its capacity function
+    live = recommend(request, bundle=bundle, records=records, capacity_model=sizing)
     shipped = recommend(request, records=records)
     assert list(shipped.ranked.index) == list(live.ranked.index) and len(live.ranked) > 10
     columns = ["throughput", "throughput_lo", "throughput_hi", "pred_tpot_p99_ms", "p_slo", "usd_per_million"]

@@ -3,11 +3,13 @@ SLO at the requested confidence, the evidence marked, latencies shown at the siz
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from flexpredict import capacity
+from flexpredict import capacity, catalogs
 from flexpredict.cli import app
 from flexpredict.configs import config_records
 from flexpredict.predictors.bundle import ModelBundle
@@ -108,8 +110,10 @@ def test_a_shape_or_users_without_the_capacity_function_is_a_request_error(bundl
         recommend(Request(load=Load(64, "concurrency")), bundle=bundle, records=records)
 
 
-def test_cli_shape_on_a_model_without_it_is_one_line():
-    result = runner.invoke(app, ["recommend", "--latency-slo", "100ms", "--isl", "8000"])
+def test_cli_shape_on_a_model_without_it_is_one_line(tmp_path):
+    older = tmp_path / "model-without-capacity"  # as trained before the capacity function existed
+    shutil.copytree(catalogs.default_model_dir(), older, ignore=shutil.ignore_patterns("capacity"))
+    result = runner.invoke(app, ["recommend", "--latency-slo", "100ms", "--isl", "8000", "--model-dir", str(older)])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "capacity function" in lines[0]
