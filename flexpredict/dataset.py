@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -11,7 +14,9 @@ from .io import atomic_write
 from .schema import SchemaError, conform
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "mlperf_records.parquet"
-_READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": pd.read_json, ".jsonl": None}
+_READERS: dict[str, Callable[[Path], Any]] = {
+    ".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": partial(pd.read_json, orient="records"),
+    ".jsonl": partial(pd.read_json, lines=True)}
 
 
 def load(path: Path | str | None = None, *, extra: bool = False) -> pd.DataFrame:
@@ -26,12 +31,7 @@ def load(path: Path | str | None = None, *, extra: bool = False) -> pd.DataFrame
     if suffix not in _READERS:
         raise SchemaError(f"{path}: expected a .parquet, .csv, .json or .jsonl file")
     try:
-        if suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True)
-        elif suffix == ".json":
-            frame = pd.read_json(path, orient="records")
-        else:
-            frame = _READERS[suffix](path)
+        frame = _READERS[suffix](path)
     except Exception as exc:  # parsers raise many exception types for damaged files
         first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
         raise SchemaError(f"{path}: cannot read {suffix[1:]} ({first})") from exc

@@ -30,7 +30,8 @@ def _cells(row) -> list[str]:
 
 
 def markdown_metrics(results: pd.DataFrame) -> str:
-    lines = ["| target | split | subset | predictor | n | MdAPE | MAPE | ≤10% | ≤25% | bias | 90% coverage | width x/÷ |",
+    lines = ["| target | split | subset | predictor | n | MdAPE | MAPE | ≤10% | ≤25% | bias "
+             "| 90% coverage | width x/÷ |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     ordered = results.assign(_s=results["subset"].map({s: i for i, s in enumerate(_SUBSETS)}))
     for _, row in ordered.sort_values(["target", "split", "_s"], kind="stable").iterrows():
@@ -65,7 +66,8 @@ def model_card_markdown(results: pd.DataFrame) -> str:
         + ". `ClosedLoop` latency-under-load samples (aic-silicon) are records of the dataset but no current target"
         " learns from them (they are the capacity model's data).",
         "- Intervals: 90 % cross-conformal, separate widths for a measured model+accelerator pair, a measured model "
-        "on another accelerator, and a never-measured model, each for closed-division vs other rows. Seen pairs: forward folds (v4.1 predicted from v3.1-v4.0, v5.0 from "
+        "on another accelerator, and a never-measured model, each for closed-division vs other rows. Seen pairs: "
+        "forward folds (v4.1 predicted from v3.1-v4.0, v5.0 from "
         "v3.1-v4.1), or 3 folds grouped by run group for targets with too few such rows; never-seen pairs: 2 folds "
         "grouped by model and 2 by accelerator.",
         "- Out-of-distribution flag: the model or accelerator never seen in training, an accelerator not in the "

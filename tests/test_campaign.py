@@ -55,7 +55,8 @@ def configs(study) -> list[str]:
 
 @pytest.mark.parametrize("change, message", [
     ({"acquisiton": "random"}, "acquisiton: unknown field; did you mean 'acquisition'?"),
-    ({"objective": {"metric": "throughput_per_acc"}}, "objective.metric: unknown metric 'throughput_per_acc'; did you mean throughput_per_accelerator?"),
+    ({"objective": {"metric": "throughput_per_acc"}},
+     "objective.metric: unknown metric 'throughput_per_acc'; did you mean throughput_per_accelerator?"),
     ({"objective": {"slo": {"tpot_p99_ms": -1}}}, "objective.slo.tpot_p99_ms: expected a positive bound"),
     ({"objective": {"target_error": 15}}, "objective.target_error: expected a fraction"),
     ({"budget": {"usd": 100}}, "budget.usd_per_accelerator_hour: needed"),

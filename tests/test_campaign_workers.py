@@ -163,7 +163,8 @@ def postgres_url():
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
     run_as: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
-        if shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True, check=False).returncode:
+        no_postgres_user = subprocess.run(["id", "postgres"], capture_output=True, check=False).returncode
+        if shutil.which("runuser") is None or no_postgres_user:
             pytest.skip("running as root without a 'postgres' user to run the server as")
         run_as = ["runuser", "-u", "postgres", "--"]
     folder = Path(tempfile.mkdtemp(prefix="flexpredict-pg-"))

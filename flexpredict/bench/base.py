@@ -61,7 +61,7 @@ class Backend(ABC):
 
     name: ClassVar[str]
 
-    def start(self, log_dir: Path) -> None:
+    def start(self, log_dir: Path | None = None) -> None:
         """Bring the engine up (or check it is reachable); raise BenchError with a clear message if not."""
 
     def stop(self) -> None:
@@ -120,9 +120,11 @@ _LOG_PREFIX = re.compile(r"^\(.*?\) ERROR \S+ \S+ \[.*?\] ")
 def engine_reason(path: Path | None) -> str:
     """The engine's own reason for failing, in one line: the first exception message in its log (the root cause: vLLM
     ends with "Engine core initialization failed. See root cause above"), else its last non-empty line."""
+    if path is None:
+        return "(no engine log)"
     try:
         lines = [line.strip() for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()]
-    except (OSError, TypeError):
+    except OSError:
         return "(no engine log)"
     causes = [_LOG_PREFIX.sub("", line) for line in lines if _EXCEPTION.search(line) and " WARNING " not in line]
     last = next((line for line in reversed(lines) if line), "(empty engine log)")

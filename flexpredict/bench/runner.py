@@ -147,12 +147,12 @@ def run_sweep(backend: Backend, prompt_set: PromptSet, cfg: RunConfig, out_dir: 
         runs.append(run_benchmark(backend, prompt_set, replace(cfg, scenario="Server", target_qps=qps,
                                                                 mode="performance"),
                                   out_dir / f"server-{i:02d}-qps{qps:g}", system, engine, progress))
-        if progress:
+        if progress and sweep_task is not None:
             progress.advance(sweep_task)
     return runs
 
 
-def _run_loadgen(backend: Backend, prompts: Sequence[str], cfg: RunConfig, out_dir: Path, mode,
+def _run_loadgen(backend: Backend, prompts: Sequence[str | tuple[int, ...]], cfg: RunConfig, out_dir: Path, mode,
                  progress: Progress | None) -> list[QueryTiming]:
     settings = loadgen_settings(cfg, mode, len(prompts))
     log_out = lg.LogOutputSettings()
@@ -164,11 +164,11 @@ def _run_loadgen(backend: Backend, prompts: Sequence[str], cfg: RunConfig, out_d
     load = f" at {cfg.target_qps:g} QPS" if cfg.scenario == "Server" else ""
     label = f"{cfg.scenario}{load} {'accuracy' if mode == lg.TestMode.AccuracyOnly else 'performance'} queries"
     task = progress.add_task(label, total=expected_queries(cfg, mode, len(prompts))) if progress else None
-    advance = (lambda: progress.advance(task)) if progress else None
+    advance = (lambda: progress.advance(task)) if progress and task is not None else None
     with LlmSUT(backend, prompts, cfg.max_tokens, report_first_token=cfg.scenario != "Offline",
                 concurrency=cfg.concurrency, on_done=advance) as sut:
         lg.StartTestWithLogSettings(sut.sut, sut.qsl, settings, log_settings)
-    if progress:
+    if progress and task is not None:
         progress.update(task, total=len(sut.timings), completed=len(sut.timings))
     return sut.timings
 
@@ -196,7 +196,7 @@ def loadgen_settings(cfg: RunConfig, mode, n_prompts: int) -> lg.TestSettings:
 
 def expected_queries(cfg: RunConfig, mode, n_prompts: int) -> int:
     """Roughly how many queries LoadGen will issue (for the progress bar)."""
-    if mode == lg.TestMode.AccuracyOnly:
+    if mode == lg.TestMode.AccuracyOnly or cfg.target_qps is None:
         return n_prompts
     if cfg.scenario == "Offline":
         return max(n_prompts, math.ceil(cfg.target_qps * cfg.min_duration_s * 1.1))
@@ -355,7 +355,7 @@ def _check_answers(stats: dict, out_dir: Path) -> None:
         raise BenchError(f"every request failed ({stats['first_error']}); partial LoadGen logs kept in {out_dir}")
 
 
-def _sized(prompt_set: PromptSet, samples: int | None) -> tuple[list[str], list[str] | None]:
+def _sized(prompt_set: PromptSet, samples: int | None) -> tuple[list[str | tuple[int, ...]], list[str] | None]:
     n = samples or len(prompt_set)
     prompts = [prompt_set.prompts[i % len(prompt_set)] for i in range(n)]
     refs = [prompt_set.references[i % len(prompt_set)] for i in range(n)] if prompt_set.references else None

@@ -10,6 +10,7 @@ import difflib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 
@@ -40,7 +41,7 @@ class Parameter:
 @dataclass(frozen=True)
 class Objective:
     metric: str = "throughput_per_accelerator"
-    direction: str = "maximize"
+    direction: Literal["maximize", "minimize"] = "maximize"
     slo: dict[str, float] = field(default_factory=dict)
     """Upper bounds (ms) on p99 latency metrics; a configuration missing one is not feasible."""
     target_error: float | None = None
@@ -188,7 +189,8 @@ def _values(spec: dict, where: str) -> tuple:
         return tuple(values)
     if "low" not in spec and "high" not in spec:
         return ()  # the backend's candidates give the values (replay)
-    low, high = spec.get("low"), spec.get("high")
+    low: Any = spec.get("low")
+    high: Any = spec.get("high")
     if not all(isinstance(v, (int, float)) for v in (low, high)) or low > high:
         raise CampaignError(f"{where}: expected numbers low <= high, got low={low!r} high={high!r}")
     integer = isinstance(low, int) and isinstance(high, int)

@@ -193,7 +193,7 @@ class TransferSurrogate(Surrogate):
         self.cache = Path(cache) if cache is not None else None
         self.errors: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
         """Per metric: (measured configurations, their log error of the transfer prediction, its prior sd)."""
-        self.transferred: dict[str, dict[int, tuple[float, float]]] = {}
+        self.transferred: dict[str, dict[np.integer, tuple[float, float]]] = {}
         """Per metric: (prediction, upper bound) of the transfer predictor by record hash; it never changes."""
 
     def fit(self, base: pd.DataFrame, measured: pd.DataFrame | None = None) -> TransferSurrogate:

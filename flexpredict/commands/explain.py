@@ -121,7 +121,7 @@ def _global(bundle, names, records, out, output_format, sample, top) -> None:
         for column in ("#", "feature", "mean |SHAP|", "typical effect"):
             table.add_column(column, justify="left" if column == "feature" else "right")
         for rank, (name, value) in enumerate(glob.importance.head(top).items(), 1):
-            table.add_row(str(rank), feature_words(name), f"{value:.3f}", f"×/÷ {math.exp(value):.2f}")
+            table.add_row(str(rank), feature_words(str(name)), f"{value:.3f}", f"×/÷ {math.exp(value):.2f}")
         console.print(table)
     console.print("SHAP of the trees on the rows they learned from (each record with its configuration, pair, model "
                   "or accelerator hidden from its priors), log units. Trees only correct configurations nobody "

@@ -108,7 +108,7 @@ def evaluate(
     plots = []
     for (name, split_name), _ in rows.groupby(["target", "split"]) if len(rows) else []:
         path = out / f"parity_{name}_{split_name}.png"
-        parity_plot(rows, name, split_name, path)
+        parity_plot(rows, str(name), str(split_name), path)
         plots.append(path)
     for name in targets:
         part = results[results["target"] == name]
@@ -200,11 +200,11 @@ def predict_records(bundle, records, source: Path):
         fail(f"{source}: no rows to predict")
     configurations, problems = [], []
     for position, row in enumerate(records.to_dict("records")):
-        resolved = _row_configuration(row)
-        if isinstance(resolved, str):
-            problems.append(f"row {position + 1}: {resolved}")
+        configuration = _row_configuration(row)
+        if isinstance(configuration, str):
+            problems.append(f"row {position + 1}: {configuration}")
         else:
-            configurations.append((position, resolved))
+            configurations.append((position, configuration))
     if not configurations:
         fail(f"{source}: none of {len(records)} row(s) could be resolved ({'; '.join(problems[:3])})")
     if problems:

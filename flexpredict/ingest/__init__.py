@@ -106,9 +106,9 @@ def build_dataset(sources: Iterable[Path | tuple[Path, Path]] | None = None, *,
         raise NoInputError("no records could be read from the given sources"
                            + (f" ({len(report.skipped)} files skipped)" if report.skipped else ""))
     frame = finalize(raw)
-    sources, kinds = frame["source"].astype(str), frame["source_kind"]
+    record_sources, kinds = frame["source"].astype(str), frame["source_kind"]
     for table in report.tables.values():
-        table.records = int((sources.str.startswith(table.prefix) & kinds.isin(table.kinds)).sum())
+        table.records = int((record_sources.str.startswith(table.prefix) & kinds.isin(table.kinds)).sum())
     return frame, report
 
 

@@ -45,7 +45,7 @@ def _complete(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.astype(object).where(frame.notna(), None)
 
     frame["scenario"] = [_scenario(b, s) for b, s in zip(frame["benchmark"], frame["scenario"])]
-    models = {}
+    models: dict[tuple[str, str], str | None] = {}
     frame["model"] = [m if m else models.setdefault((b, u), _model(b, u)) for m, b, u in zip(
         frame["model"], frame["benchmark"], frame["used_model"])]
     _hardware(frame)
@@ -186,7 +186,7 @@ def _metrics(frame: pd.DataFrame) -> None:
     tps = tps.where(~derive, sps * factor)
     frame["tokens_per_sample"] = per_sample
     frame["tokens_per_s"] = tps
-    frame["tokens_derived"] = np.where(llm, derive | given.to_numpy(), None)
+    frame["tokens_derived"] = np.where(llm, derive | given.to_numpy(), None)  # type: ignore[assignment]  # numpy stubs: y=None
 
     total = pd.to_numeric(frame["accelerators_total"], errors="coerce")
     work = tps.where(llm, sps)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from .. import normalize as norm
-from .base import Reader, register
+from .base import Reader, Reconciliation, register
 from .loadgen_log import LoadGenResult, LogFormatError, parse_detail, parse_summary, result_from_detail
 from .summary_rows import (SummaryFields, apply_power, apply_result, key_of, power_of, to_record,
                            total_accelerators)
@@ -44,7 +44,7 @@ class ResultsTreeReader(Reader):
         self._systems: dict[Path, dict | None] = {}
         self._summaries: dict[Path, dict[tuple[str, str], dict]] = {}
         self._seen: set[tuple[Path, tuple[str, str]]] = set()
-        self._tables: dict[Path, object] = {}  # tree -> its Reconciliation (trees with a published table)
+        self._tables: dict[Path, Reconciliation] = {}  # tree -> its Reconciliation (trees with a published table)
 
     def find(self) -> list[Path]:
         if not self.path.is_dir():
@@ -98,7 +98,9 @@ class ResultsTreeReader(Reader):
             "round": self._round(tree, published),
             "benchmark": norm.benchmark(bench_dir),
             # the folder names the scenario: LoadGen runs Interactive as a Server run and logs it as such
-            "scenario": scenario or norm.scenario((published or {}).get(SUMMARY_RESULTS_FIELDS.scenario)) or norm.scenario(result.scenario),
+            "scenario": scenario
+            or norm.scenario((published or {}).get(SUMMARY_RESULTS_FIELDS.scenario))
+            or norm.scenario(result.scenario),
             "valid": result.valid,
             "source": self.relative(path),
             "source_kind": self.kind,

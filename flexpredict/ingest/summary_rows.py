@@ -209,7 +209,7 @@ def records_from_rows(rows: list, fields: SummaryFields, *, source: str, source_
             report_drop("performance row without a result value")
             continue
         perf.setdefault(key, row)
-    for key in power.keys() - perf.keys():
+    for _ in power.keys() - perf.keys():
         report_drop("power row without its performance row")
     return [to_record(row, fields, source=source, source_kind=source_kind, power=power.get(key, (None, None)))
             for key, row in perf.items()]

@@ -119,8 +119,9 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
 
         Seen pairs: forward folds (round R predicted from every earlier round, for each R that has at least
         `MIN_PAST_ROUNDS` rounds before it). Folds grouped by run group (-99/-99.9 twins never on both sides) stand in
-        when those give fewer than `MIN_FORWARD_SEEN` seen-pair residuals (a target measured in few rounds). Folds grouped by model and by accelerator (`transfer_folds` each) add
-        residuals of configurations whose model or accelerator was never measured, which the others rarely produce.
+        when those give fewer than `MIN_FORWARD_SEEN` seen-pair residuals (a target measured in few rounds). Folds
+        grouped by model and by accelerator (`transfer_folds` each) add residuals of configurations whose model or
+        accelerator was never measured, which the others rarely produce.
         """
         from joblib import Parallel, delayed  # heavy imports, needed only when fitting
         from sklearn.model_selection import GroupKFold
@@ -128,7 +129,7 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         level = self.interval_level
         pairs = pair_keys(records).to_numpy()
         models = records["model"].astype("object").fillna("?").astype(str).to_numpy()
-        residuals, seen_flags, strata, signed, from_seen_scheme = [], [], [], [], []
+        abs_residuals, seen_flags, strata, signed, from_seen_scheme = [], [], [], [], []
         forward = _forward_folds(records) if self.calibration_folds >= 2 else []
         seen_forward = sum(int(np.isin(pairs[test], pairs[train]).sum()) for train, test in forward)
         jobs = [(train, test, True) for train, test in forward] if seen_forward >= MIN_FORWARD_SEEN else []
@@ -148,11 +149,11 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         for (train, test, for_accuracy), residual in zip(jobs, fold_residuals):
             if for_accuracy:
                 signed.append(residual)
-            residuals.append(np.abs(residual))
+            abs_residuals.append(np.abs(residual))
             seen_flags.append(np.isin(pairs[test], pairs[train]))
             strata.append(_strata(records.iloc[test], seen_flags[-1], np.isin(models[test], models[train])))
             from_seen_scheme.append(np.full(len(test), for_accuracy))
-        residuals = np.concatenate(residuals) if residuals else np.array([])
+        residuals = np.concatenate(abs_residuals) if abs_residuals else np.array([])
         seen = np.concatenate(seen_flags) if seen_flags else np.array([], dtype=bool)
         # a seen pair's width comes from the forward (or run-group) folds only: transfer folds hold out whole
         # models, so their "seen" rows are a different situation

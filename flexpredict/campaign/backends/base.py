@@ -82,5 +82,6 @@ def create_backend(campaign: Campaign, workdir: Path) -> MeasurementBackend:
     for module in BUILTIN:
         importlib.import_module(module)
     if campaign.backend not in REGISTRY:
-        raise CampaignError(f"backend.kind: unknown backend '{campaign.backend}' (known: {', '.join(sorted(REGISTRY))})")
+        known = ", ".join(sorted(REGISTRY))
+        raise CampaignError(f"backend.kind: unknown backend '{campaign.backend}' (known: {known})")
     return REGISTRY[campaign.backend](campaign, workdir)

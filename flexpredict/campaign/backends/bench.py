@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -18,6 +19,9 @@ from ...schema import conform
 from ..candidates import plain
 from ..definition import CampaignError
 from .base import Measurement, MeasurementBackend, register
+
+if TYPE_CHECKING:
+    from ...bench.vllm_server import VllmServer
 
 ENGINE_KNOBS = ("tensor_parallel", "max_num_seqs", "max_num_batched_tokens", "dtype", "quantization",
                 "gpu_memory_utilization", "max_model_len", "enforce_eager")
@@ -57,7 +61,7 @@ class BenchBackend(MeasurementBackend):
                                 "parameter)")
         # the engine inherits this process's environment (e.g. VLLM_CPU_KVCACHE_SPACE on a CPU)
         os.environ.update({str(k): str(v) for k, v in _mapping(opts, "env").items()})
-        self.server = None
+        self.server: VllmServer | None = None
         self.server_knobs: dict | None = None
 
     def candidates(self) -> pd.DataFrame:
@@ -160,9 +164,8 @@ class BenchBackend(MeasurementBackend):
 
         out = self.workdir / "tiny-llama"  # the name `describe` gives the model
         if not (out / "config.json").exists():
-            prompts = load_prompts("default")
             engine_python = self.campaign.backend_options.get("engine_python") or default_engine_python()
-            make_tiny_model(out, list(prompts.prompts) + list(prompts.references or ()),
+            make_tiny_model(out, load_prompts("default").tokenizer_corpus(),
                             Path(engine_python) if engine_python else None)
         return out
 

@@ -106,7 +106,7 @@ def _where(records: pd.DataFrame, filters, where: str) -> pd.Series:
         if column not in records.columns:
             raise CampaignError(f"{where}.{column}: not a record column")
         wanted = wanted if isinstance(wanted, list) else [wanted]
-        mask &= records[column].astype("object").map(plain).isin(wanted)
+        mask &= records[str(column)].astype("object").map(plain).isin(wanted)
     return mask
 
 
