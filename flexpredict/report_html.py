@@ -4,7 +4,6 @@ notebook: dataset coverage, model accuracy, parity plots, SHAP summaries and the
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 import math
@@ -63,19 +62,14 @@ def build_report(path: Path | str, *, bundle, records: pd.DataFrame, targets: li
     return path
 
 
-def campaign_status():
-    """The latest measurement campaign's status when `flexpredict.campaign` exists and exposes `status()`; None when
-    it does not (that module is optional), a one-line message when it cannot say."""
-    try:
-        from . import campaign
-    except ImportError:
-        return None
-    status = getattr(campaign, "status", None)
-    if not callable(status):
-        return None
+def campaign_status() -> dict | str | None:
+    """`campaign.status()`: the campaign most recently active under runs/campaigns; None when there is none, one
+    line when its study cannot be read (a damaged study must not take the rest of the report down)."""
+    from .campaign import status
+
     try:
         return status()
-    except Exception as exc:  # a campaign that cannot report must not take the rest of the report down
+    except Exception as exc:
         return f"campaign status unavailable: {exc}"
 
 
@@ -178,15 +172,9 @@ def _campaign() -> str:
     status = campaign_status()
     if status is None:
         return "<p class=note>No measurement campaign status available.</p>"
-    if dataclasses.is_dataclass(status) and not isinstance(status, type):
-        status = dataclasses.asdict(status)
-    if isinstance(status, pd.DataFrame):
-        return _table(status)
-    if isinstance(status, dict):
-        return _table(pd.DataFrame({"field": list(status), "value": [_text(v) for v in status.values()]}))
-    if isinstance(status, list) and status and all(isinstance(item, dict) for item in status):
-        return _table(pd.DataFrame(status))
-    return f"<pre>{escape(str(status))}</pre>"
+    if isinstance(status, str):
+        return f"<pre>{escape(status)}</pre>"
+    return _table(pd.DataFrame({"field": list(status), "value": [_text(v) for v in status.values()]}))
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------

@@ -227,7 +227,9 @@ def test_cli_create_run_status_export(tmp_path):
     path, folder = write(tmp_path, budget={"runs": 6}), tmp_path / "c"
     result = cli.invoke(app, ["campaign", "create", str(path), "--dir", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "32 candidate configurations, 2 trial(s) in sqlite:///" in result.output
+    candidates = ReplayBackend(load_campaign(path), tmp_path / "probe").candidates()
+    assert (f"{len(candidates)} candidate configurations, {FAST['initial_trials']} trial(s) in sqlite:///"
+            in result.output)
     result = cli.invoke(app, ["campaign", "run", str(path), "--dir", str(folder), "--trials", "4"])
     assert result.exit_code == 0, result.output
     assert "4 trial(s) run here; stopped: ran the 4 trial(s) asked for" in result.output

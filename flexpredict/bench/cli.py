@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -19,13 +18,12 @@ from flexpredict.bench.slo import resolve_slo
 from flexpredict.bench.system import capture_system
 from flexpredict.bench.tiny_model import TinyModelError, make_tiny_model
 from flexpredict.bench.validity import bounds_note
-from flexpredict.commands.common import fail
+from flexpredict.commands.common import console, err_console, fail, short_number
 from flexpredict.ingest.loadgen_log import LogFormatError
 from flexpredict.schema import SchemaError
 
 app = typer.Typer(help="Benchmark an inference engine with MLPerf LoadGen and record the result as a dataset row.",
                   no_args_is_help=True)
-console = Console(stderr=True, soft_wrap=True)
 SYNTHETIC_PROMPTS = 64
 _USER_ERRORS = (BenchError, EngineSetupError, PromptSetError, TinyModelError, SchemaError, LogFormatError)
 
@@ -118,20 +116,20 @@ def run(
                                     startup_timeout_s=startup_timeout, ignore_eos=ignore_eos, sequences=concurrency)
         out = out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
         with engine:
-            with console.status(f"starting {kind} backend (engine log: {out / 'engine.log'})"
+            with err_console.status(f"starting {kind} backend (engine log: {out / 'engine.log'})"
                                 if kind != "openai" else f"checking {endpoint}"):
                 engine.start(out)
             info, system = engine.info(), capture_system()
-            console.print(f"engine: {info.framework_raw or info.engine or 'unknown'}; model {info.model}; "
+            err_console.print(f"engine: {info.framework_raw or info.engine or 'unknown'}; model {info.model}; "
                           f"{len(prompt_set)} prompts from '{prompt_set.name}'", highlight=False)
             if info.args.get("kv_cache"):
-                console.print(info.args["kv_cache"], highlight=False)
+                err_console.print(info.args["kv_cache"], highlight=False)
             note = bounds_note(cfg.slo, "Server" if sweep is not None else scenario)
             if note:
-                console.print(note, highlight=False)
+                err_console.print(note, highlight=False)
             columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn())
-            with Progress(*columns, console=console) as progress:
+            with Progress(*columns, console=err_console) as progress:
                 if sweep is not None:
                     runs = runner.run_sweep(engine, prompt_set, cfg, out, sweep, system, info, progress)
                 else:
@@ -144,7 +142,7 @@ def run(
     for r in runs:
         reasons = (r.get("validity") or {}).get("reasons")
         if reasons:
-            console.print(f"{r['settings']['scenario']} {_fmt(r['settings']['target_qps'])} QPS not valid: "
+            err_console.print(f"{r['settings']['scenario']} {short_number(r['settings']['target_qps'])} QPS not valid: "
                           + "; ".join(reasons), highlight=False)
     records = [r["record"] for r in runs if "record" in r]
     if append_to is not None:
@@ -154,7 +152,7 @@ def run(
             added = runner.append_records(records, append_to)
         except (OSError, *_USER_ERRORS) as exc:
             fail(f"cannot append to {append_to}: {exc}")
-        console.print(f"appended {added} record(s) to {append_to}", highlight=False)
+        err_console.print(f"appended {added} record(s) to {append_to}", highlight=False)
 
 
 def _report(runs: list[dict], out: Path) -> None:
@@ -164,20 +162,16 @@ def _report(runs: list[dict], out: Path) -> None:
         table.add_column(column)
     for r in runs:
         rec, acc = r.get("record") or {}, r.get("accuracy") or {}
-        table.add_row(r["settings"]["scenario"], _fmt(r["settings"]["target_qps"]),
+        table.add_row(r["settings"]["scenario"], short_number(r["settings"]["target_qps"]),
                       _VALIDITY_MARKS.get(rec.get("valid"), "-"),
-                      _fmt(rec.get("tokens_per_s")), _fmt(rec.get("samples_per_s")),
-                      f"{_fmt(rec.get('ttft_p50_ms'))} / {_fmt(rec.get('ttft_p99_ms'))}",
-                      f"{_fmt(rec.get('tpot_p50_ms'))} / {_fmt(rec.get('tpot_p99_ms'))}",
-                      _fmt(rec.get("power_w")), _fmt(acc.get("rougeL")))
-    Console().print(table)
+                      short_number(rec.get("tokens_per_s")), short_number(rec.get("samples_per_s")),
+                      f"{short_number(rec.get('ttft_p50_ms'))} / {short_number(rec.get('ttft_p99_ms'))}",
+                      f"{short_number(rec.get('tpot_p50_ms'))} / {short_number(rec.get('tpot_p99_ms'))}",
+                      short_number(rec.get("power_w")), short_number(acc.get("rougeL")))
+    console.print(table)
 
 
 _VALIDITY_MARKS: dict[bool | None, str] = {True: "[green]yes[/green]", False: "[red]no[/red]"}
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 @app.command("make-tiny-model")
@@ -189,11 +183,11 @@ def make_tiny_model_cmd(
     """Make a tiny random-weight Llama (tokenizer trained on the bundled prompts) that vLLM loads offline."""
     corpus = load_prompts("default").tokenizer_corpus()
     try:
-        with console.status(f"building tiny model in {out_dir}"):
+        with err_console.status(f"building tiny model in {out_dir}"):
             path = make_tiny_model(out_dir, corpus, engine_python or default_engine_python())
     except TinyModelError as exc:
         fail(str(exc))
-    console.print(f"tiny model written to {path}", highlight=False)
+    err_console.print(f"tiny model written to {path}", highlight=False)
 
 
 @app.command("setup-engine")
@@ -205,7 +199,7 @@ def setup_engine_cmd(
     columns = (SpinnerColumn(), TextColumn("setup-engine"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                TimeElapsedColumn(), TextColumn("{task.description}"))
     try:
-        with Progress(*columns, console=console) as progress:
+        with Progress(*columns, console=err_console) as progress:
             task = progress.add_task(f"setting up {engine}", total=None)
 
             def say(message: str) -> None:
@@ -217,5 +211,5 @@ def setup_engine_cmd(
                                   on_step=lambda done, total: progress.update(task, completed=done, total=total))
     except EngineSetupError as exc:
         fail(str(exc))
-    console.print(f"{engine} ready: {python}\nuse it with: flexpredict bench run --engine-python {python} ...",
+    err_console.print(f"{engine} ready: {python}\nuse it with: flexpredict bench run --engine-python {python} ...",
                   highlight=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from flexpredict.bench.system import PowerSampler, SystemInfo
 from flexpredict.bench.validity import bounds_note, explain
 from flexpredict.ingest.loadgen_log import LoadGenResult, parse_detail, parse_summary, result_from_detail
 from flexpredict import dataset
+from flexpredict.io import atomic_write, plain
 from flexpredict.schema import conform
 
 LOADGEN_SCENARIOS = {name: getattr(lg.TestScenario, name) for name in SCENARIOS}
@@ -304,7 +304,7 @@ def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: Sys
                        "energy_j_per_sample"):
             record[column] = None
     row = conform(pd.DataFrame([record])).iloc[0]
-    return {name: _plain(value) for name, value in row.items()}
+    return {name: plain(value) for name, value in row.items()}
 
 
 def accuracy_scores(accuracy_log: Path, references: Sequence[str] | None) -> dict:
@@ -326,11 +326,8 @@ def accuracy_scores(accuracy_log: Path, references: Sequence[str] | None) -> dic
 
 
 def write_results(out_dir: Path, results: dict) -> Path:
-    path = Path(out_dir) / RESULTS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(results, indent=2, default=str)
+    return atomic_write(Path(out_dir) / RESULTS_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def append_records(records: list[dict], path: Path) -> int:
@@ -372,10 +369,3 @@ def _mean(values: list) -> float | None:
 
 def _median(values: list) -> float | None:
     return round(statistics.median(values), 4) if values else None
-
-
-def _plain(value):
-    """pandas scalars to JSON-ready Python values (NA -> None)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value

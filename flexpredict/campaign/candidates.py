@@ -10,20 +10,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from ..io import plain
 from .definition import CampaignError, Parameter
-
-
-def plain(value: Any) -> Any:
-    """numpy/pandas scalars to JSON-ready Python values (missing -> None)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,8 @@ from optuna.trial import TrialState
 from .. import dataset
 from .acquisition import Context, create_sampler
 from .backends import Measurement, create_backend
-from .candidates import CandidateSet, plain
+from ..io import plain
+from .candidates import CandidateSet
 from .definition import Campaign
 from .study import (Heartbeat, constraint_values, default_storage, fail_stale_trials, file_lock, measured_records,
                     open_storage, open_study, proposal_lock, spending, with_parameters)

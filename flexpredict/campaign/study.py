@@ -33,7 +33,8 @@ from optuna.trial import TrialState
 
 from ..schema import conform
 from .acquisition.base import trial_params
-from .candidates import param_column, plain
+from ..io import plain
+from .candidates import param_column
 from .definition import Campaign, CampaignError, from_document
 
 RETRIES = 1

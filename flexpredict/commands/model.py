@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from ..io import strict_json
-from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, load_model,
-                     load_records, model_folder, positive_count, progress_bar, require_known)
+from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, known_targets,
+                     load_model, load_records, model_folder, positive_count, progress_bar, require_known)
 
 SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
 # one configuration, as `predict` and `explain` take it
@@ -80,7 +80,8 @@ def _factor(log_half_width: float) -> str:
 
 def evaluate(
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
-    target: list[str] = typer.Option(None, "--target", "-t", help="Targets to evaluate (repeatable; default all)."),
+    target: list[str] = typer.Option(None, "--target", "-t", callback=known_targets,
+                                     help="Targets to evaluate (repeatable; default all)."),
     split: list[str] = typer.Option(None, "--split", "-s", help="forward-v4.1, forward-v5.0, grouped-kfold, "
                                     "leave-one-accelerator-out, leave-one-model-out (repeatable; default all)."),
     predictor: list[str] = typer.Option(None, "--predictor", "-p", help="Predictors to compare (default: xgboost "
@@ -96,7 +97,6 @@ def evaluate(
     from ..report import model_card_markdown, metrics_table
 
     targets = list(target or TARGETS)
-    require_known("--target", targets, TARGETS)
     require_known("--split", split, SPLITS)
     require_known("--predictor", predictor, PREDICTORS)
     records = load_records(dataset_file)

@@ -64,29 +64,21 @@ def _scenario(benchmark, scenario):
 
 def _model(benchmark, used_model):
     """Canonical model: the model actually run (open division may swap it), else the benchmark's model."""
-    catalog = _model_catalog()
+    catalog = catalogs.models()
     if used_model and norm.benchmark(used_model) != benchmark:
-        row = catalog.resolve(used_model) if catalog else None
+        row = catalog.resolve(used_model)
         if row:
             return row["id"]
         if norm.benchmark(used_model) not in {benchmark, norm.benchmark_base(benchmark or "")}:
             return str(used_model).lower()  # a model we do not know: explicit, not folded into the benchmark's
     if not benchmark:
         return None
-    row = catalog.resolve(benchmark) if catalog else None
+    row = catalog.resolve(benchmark)
     return row["id"] if row else norm.benchmark_base(benchmark)
 
 
-def _model_catalog():
-    return catalogs.models()
-
-
-def _accelerator_catalog():
-    return catalogs.accelerators()
-
-
 def _hardware(frame: pd.DataFrame) -> None:
-    catalog = _accelerator_catalog()
+    catalog = catalogs.accelerators()
     cpu_only, raw_names, per_node, ids, vendors, guesses = [], [], [], [], [], []
     for name, count, cpu, sockets, given_cpu_only, given_id in zip(
             frame["accelerator_raw"], frame["accelerators_per_node"], frame["host_cpu"],

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ...schema import conform
-from ..candidates import plain
+from ...io import plain
 from ..definition import CampaignError
 from .base import Measurement, MeasurementBackend, register
 

@@ -19,7 +19,8 @@ import pandas as pd
 from ... import dataset
 from ...predictors.targets import TARGETS
 from ...schema import BY_NAME, METRIC_COLUMNS, conform
-from ..candidates import config_key, plain, plain_frame
+from ...io import plain
+from ..candidates import config_key, plain_frame
 from ..definition import CampaignError
 from .base import Measurement, MeasurementBackend, register
 
