@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,14 +60,25 @@ def save(frame: pd.DataFrame, path: Path | str) -> Path:
     return atomic_write(path, writers[suffix])
 
 
-def append(records: pd.DataFrame, path: Path | str) -> pd.DataFrame:
-    """Append records to a dataset file (created if missing), keeping every existing row."""
+@dataclass(frozen=True)
+class Appended:
+    added: int
+    """Records whose record_id was new to the file."""
+    replaced: int
+    """Stored rows that a record with the same record_id replaced (the newest is kept)."""
+
+
+def append(records: pd.DataFrame, path: Path | str) -> Appended:
+    """Append records to a dataset file (created if missing), atomically. Every stored row is kept, except one whose
+    record_id an appended record carries too: the newest version of a record wins (a re-measured or re-built one)."""
     path = Path(path)
     existing = load(path, extra=True) if path.exists() else conform(pd.DataFrame())
-    combined = pd.concat([existing, conform(records)], ignore_index=True)
+    new = conform(records)
+    combined = pd.concat([existing, new], ignore_index=True)
     combined = combined.drop_duplicates("record_id", keep="last").reset_index(drop=True)
     save(combined, path)
-    return combined
+    replaced = int(new["record_id"].isin(existing["record_id"].dropna()).sum())
+    return Appended(added=len(new) - replaced, replaced=replaced)
 
 
 def to_openmlperf(frame: pd.DataFrame) -> pd.DataFrame:

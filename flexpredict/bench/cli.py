@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flexpredict.bench.base import BUILTIN_BACKENDS, MODES, SCENARIOS, BenchError, create_backend
+from flexpredict.bench.base import MODES, REGISTRY, SCENARIOS, BenchError, create_backend
 from flexpredict.bench.engine_env import ENGINES, EngineSetupError, default_engine_python, setup_engine
 from flexpredict.bench.prompts import PromptSetError, load_prompts, synthetic_prompts
 from flexpredict.bench.slo import resolve_slo
@@ -32,8 +31,8 @@ def _runtime():
     """The runner, imported on use (LoadGen and the HTTP clients load only when a benchmark runs)."""
     try:
         from flexpredict.bench import runner
-        for module in BUILTIN_BACKENDS:
-            importlib.import_module(module)
+
+        REGISTRY.discover()
     except ImportError as exc:
         fail(f"the benchmark needs the '{exc.name}' package, a flexpredict dependency: reinstall flexpredict "
               "(pip install -e .)")
@@ -100,20 +99,14 @@ def run(
         if sweep is None:
             cfg.check()
         kind = backend or ("openai" if endpoint else "vllm")
-        if kind == "openai":
-            if not endpoint:
-                raise BenchError("the openai backend needs --endpoint URL")
-            engine = create_backend("openai", endpoint=endpoint, model=model, api_key_env=api_key_env,
-                                    ignore_eos=ignore_eos)
-        else:
-            if not model:
-                raise BenchError("--model is required for the vllm backend")
-            engine = create_backend(kind, model=model, engine_python=engine_python, tensor_parallel=tensor_parallel,
-                                    max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                                    dtype=dtype, quantization=quantization,
-                                    gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                                    enforce_eager=enforce_eager, extra_args=tuple(engine_arg or ()),
-                                    startup_timeout_s=startup_timeout, ignore_eos=ignore_eos, sequences=concurrency)
+        # every backend option under its constructor's name; each backend takes the ones it declares
+        engine = create_backend(kind, {
+            "endpoint": endpoint, "model": model, "api_key_env": api_key_env, "engine_python": engine_python,
+            "tensor_parallel": tensor_parallel, "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_num_batched_tokens, "dtype": dtype, "quantization": quantization,
+            "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
+            "enforce_eager": enforce_eager, "extra_args": tuple(engine_arg or ()), "startup_timeout_s": startup_timeout,
+            "ignore_eos": ignore_eos, "sequences": concurrency})
         out = out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
         with engine:
             with err_console.status(f"starting {kind} backend (engine log: {out / 'engine.log'})"
@@ -146,13 +139,19 @@ def run(
                           + "; ".join(reasons), highlight=False)
     records = [r["record"] for r in runs if "record" in r]
     if append_to is not None:
+        import pandas as pd
+
+        from flexpredict.dataset import append  # (`dataset` here is the --dataset option)
+
         if not records:
             fail("no performance record to append (accuracy-only run)")
         try:
-            added = runner.append_records(records, append_to)
+            appended = append(pd.DataFrame(records), append_to)
         except (OSError, *_USER_ERRORS) as exc:
             fail(f"cannot append to {append_to}: {exc}")
-        err_console.print(f"appended {added} record(s) to {append_to}", highlight=False)
+        replaced = f" ({appended.replaced} replaced the stored row with its record_id)" if appended.replaced else ""
+        err_console.print(f"appended {appended.added + appended.replaced} record(s) to {append_to}{replaced}",
+                          highlight=False)
 
 
 def _report(runs: list[dict], out: Path) -> None:

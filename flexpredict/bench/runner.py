@@ -28,7 +28,7 @@ from flexpredict.bench.sut import LlmSUT, QueryTiming
 from flexpredict.bench.system import PowerSampler, SystemInfo
 from flexpredict.bench.validity import bounds_note, explain
 from flexpredict.ingest.loadgen_log import LoadGenResult, parse_detail, parse_summary, result_from_detail
-from flexpredict import dataset
+from flexpredict.ingest.records import derive_metrics
 from flexpredict.io import atomic_write, plain
 from flexpredict.schema import conform
 
@@ -259,11 +259,7 @@ def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: Sys
         accelerator, per_node = system.host_cpu, system.host_sockets
     else:
         accelerator, per_node = system.gpus[0]["name"], min(len(system.gpus), engine.tensor_parallel or 1)
-    tokens_per_s, samples_per_s = values.get("tokens_per_s"), values.get("samples_per_s")
-    derived = tokens_per_s is None and samples_per_s is not None and stats["output_tokens_mean"] is not None
-    if derived:  # LoadGen reports no tokens/s for SingleStream
-        tokens_per_s = samples_per_s * stats["output_tokens_mean"]
-    power_w = power.get("power_w")
+    tokens_per_s = values.get("tokens_per_s")  # LoadGen reports none for SingleStream: ingest derives it
     model_id = engine.model or ""
     model_name = Path(model_id).name if model_id else None
     record = {
@@ -285,25 +281,21 @@ def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: Sys
         "max_num_batched_tokens": engine.max_num_batched_tokens,
         "input_tokens_mean": stats["input_tokens_mean"], "output_tokens_mean": stats["output_tokens_mean"],
         "throughput": tokens_per_s, "throughput_unit": "Tokens/s", "tokens_per_s": tokens_per_s,
-        "tokens_derived": derived, "samples_per_s": samples_per_s,
-        "throughput_per_accelerator": tokens_per_s / per_node if tokens_per_s is not None else None,
+        "samples_per_s": values.get("samples_per_s"),
         **{k: values.get(k) for k in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_p50_ms",
                                       "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p90_ms", "tpot_p99_ms")},
         # the bounds a Server point was held to: with its load and latencies, a point of the latency-load curve
         **(result.bounds() if (result.scenario or cfg.scenario) == "Server" else {}),
-        "power_w": power_w,
-        "energy_j_per_token": power_w / tokens_per_s if power_w and tokens_per_s else None,
-        "energy_j_per_sample": power_w / samples_per_s if power_w and samples_per_s else None,
+        "power_w": power.get("power_w"),
         "tokens_per_sample": stats["output_tokens_mean"],
     }
     if not engine.local_host:
         # a remote endpoint: this host's hardware says nothing about the machine that served the model
         for column in ("accelerator_raw", "accelerators_per_node", "accelerators_total", "accelerator_memory_gb",
                        "cpu_only", "host_cpu", "host_cpus_per_node", "host_cpu_cores", "host_memory_gb",
-                       "operating_system", "throughput_per_accelerator", "power_w", "energy_j_per_token",
-                       "energy_j_per_sample"):
+                       "operating_system", "power_w"):
             record[column] = None
-    row = conform(pd.DataFrame([record])).iloc[0]
+    row = conform(derive_metrics(pd.DataFrame([record]))).iloc[0]
     return {name: plain(value) for name, value in row.items()}
 
 
@@ -328,17 +320,6 @@ def accuracy_scores(accuracy_log: Path, references: Sequence[str] | None) -> dic
 def write_results(out_dir: Path, results: dict) -> Path:
     text = json.dumps(results, indent=2, default=str)
     return atomic_write(Path(out_dir) / RESULTS_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8"))
-
-
-def append_records(records: list[dict], path: Path) -> int:
-    """Append records to a dataset file with `dataset.append` (atomic, every stored row kept); a record already
-    stored (same record_id) is left as it is, not added again. Returns how many rows were added."""
-    path = Path(path)
-    stored = set(dataset.load(path, extra=True)["record_id"].dropna()) if path.exists() else set()
-    new = [r for r in records if r.get("record_id") not in stored]
-    if new:
-        dataset.append(pd.DataFrame(new), path)
-    return len(new)
 
 
 def _check_engine(backend: Backend, out_dir: Path) -> None:

@@ -32,6 +32,8 @@ _QUANT_PRECISION = {"fp8": "fp8", "awq": "int4", "gptq": "int4", "bitsandbytes":
 @register
 class VllmServer(OpenAIEndpoint):
     name = "vllm"
+    tunable = ("tensor_parallel", "max_num_seqs", "max_num_batched_tokens", "dtype", "quantization",
+               "gpu_memory_utilization", "max_model_len", "enforce_eager")
     model: str  # always named: vLLM serves the model it is started with
 
     def __init__(self, model: str, engine_python: Path | None = None, port: int | None = None,

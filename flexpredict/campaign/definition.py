@@ -16,7 +16,6 @@ import yaml
 
 DIRECTIONS = ("maximize", "minimize")
 PREDICTORS = ("xgboost", "knobs", "transfer")
-ACQUISITIONS = ("uncertainty", "shrinkage", "improvement", "random", "tpe", "gp")
 MAX_CANDIDATES = 50_000
 
 
@@ -138,7 +137,7 @@ def parse_campaign(data: dict, source: Path | None = None) -> Campaign:
     campaign = Campaign(
         name=name, backend=backend["kind"], backend_options=options, space=_space(data.get("space")),
         objective=_objective(data.get("objective") or {}), budget=_budget(data.get("budget")),
-        acquisition=_choice(data, "acquisition", ACQUISITIONS, "uncertainty"),
+        acquisition=_choice(data, "acquisition", _acquisitions(), "uncertainty"),
         batch_size=_positive_int(data, "batch_size", 4), initial_trials=_count(data, "initial_trials", 4),
         seed=_int(data, "seed", 0), predictor=_choice(data, "predictor", PREDICTORS, "xgboost"),
         predictor_params=_mapping(data, "predictor_params"), storage=data.get("storage"),
@@ -292,6 +291,12 @@ def _count(data: dict, key: str, default: int) -> int:
     if value < 0:
         raise CampaignError(f"{key}: expected a whole number >= 0, got {value!r}")
     return value
+
+
+def _acquisitions() -> tuple[str, ...]:
+    from .acquisition import ACQUISITIONS
+
+    return tuple(ACQUISITIONS)
 
 
 def _choice(data: dict, key: str, choices: tuple[str, ...], default: str) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from ..registry import Registry
+
 
 @dataclass
 class Reconciliation:
@@ -79,15 +81,18 @@ class Reader(ABC):
     """One input format. Subclasses set `kind` and fill in `find` and `read`."""
 
     kind: ClassVar[str]
+    filenames: ClassVar[tuple[str, ...]] = ()
+    """Names of the files it reads: a file given as a source goes to the reader that names it."""
 
     def __init__(self, path: Path, report: BuildReport, root: Path | None = None):
         self.path = path  # the folder to search, or the one file to read
         self.root = root or (path if path.is_dir() else path.parent)  # `source` paths are relative to it
         self.report = report
 
-    @abstractmethod
     def find(self) -> list[Path]:
-        """The files under `root` this reader handles (each is one unit of progress)."""
+        """The files under the source folder this reader handles, each one unit of progress: by default those named
+        in `filenames` (a source that is a file: that file)."""
+        return self.files_named(*self.filenames) if self.path.is_dir() else [self.path]
 
     @abstractmethod
     def read(self, path: Path) -> list[dict]:
@@ -120,9 +125,5 @@ class Reader(ABC):
         return None
 
 
-READERS: dict[str, type[Reader]] = {}
-
-
-def register(cls: type[Reader]) -> type[Reader]:
-    READERS[cls.kind] = cls
-    return cls
+READERS: Registry[type[Reader]] = Registry("readers", "flexpredict.ingest", "reader", attribute="kind")
+register = READERS.register

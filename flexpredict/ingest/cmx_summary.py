@@ -16,5 +16,5 @@ CMX_FIELDS = replace(CM_FIELDS, weights="weight_data_types", power_result=None, 
 @register
 class CmxSummaryReader(SummaryListReader):
     kind = "cmx-summary"
-    filename = "cmx-result-summary.json"
+    filenames = ("cmx-result-summary.json",)
     fields = CMX_FIELDS

@@ -39,9 +39,7 @@ _TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 @register
 class EndpointsSummaryReader(Reader):
     kind = "mlperf-endpoints"
-
-    def find(self) -> list[Path]:
-        return self.files_named(FILENAME) if self.path.is_dir() else [self.path]
+    filenames = (FILENAME,)
 
     def read(self, path: Path) -> list[dict]:
         data = self.load_json(path)

@@ -38,12 +38,26 @@ def finalize_partial(records: pd.DataFrame) -> pd.DataFrame:
     return conform(_complete(records.copy()), extra=True)
 
 
-def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+def derive_metrics(records: pd.DataFrame) -> pd.DataFrame:
+    """Raw records (LoadGen's values as measured) with what ingest derives from them: tokens/s from samples/s,
+    throughput per accelerator, energy per token and per sample, the headline. The one place these are computed, for
+    every reader and for `flexpredict bench`."""
+    frame = _raw_frame(records)
+    _metrics(frame)
+    return frame
+
+
+def _raw_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """Every column ingest reads present, missing values as None."""
+    frame = records.copy()
     for column in COLUMN_NAMES + ("used_model", "weight_data_types", "energy_j_per_query", "location"):
         if column not in frame.columns:
             frame[column] = None
-    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.astype(object).where(frame.notna(), None)
 
+
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = _raw_frame(frame)
     frame["scenario"] = [_scenario(b, s) for b, s in zip(frame["benchmark"], frame["scenario"])]
     models: dict[tuple[str, str], str | None] = {}
     frame["model"] = [m if m else models.setdefault((b, u), _model(b, u)) for m, b, u in zip(
@@ -161,8 +175,10 @@ def _bounds(frame: pd.DataFrame) -> None:
 
 def _metrics(frame: pd.DataFrame) -> None:
     # LLMs count tokens: by benchmark name, or (sources without an MLPerf benchmark) by a token rate alone
+    # (or, for own runs of any model, a throughput stated in tokens)
     llm = np.array([norm.is_llm_benchmark(b) for b in frame["benchmark"]], dtype=bool) | (
-        frame["tokens_per_s"].notna() & frame["samples_per_s"].isna()).to_numpy()
+        frame["tokens_per_s"].notna() & frame["samples_per_s"].isna()).to_numpy() | (
+        frame["throughput_unit"] == "Tokens/s").to_numpy()
     tps = pd.to_numeric(frame["tokens_per_s"], errors="coerce")
     sps = pd.to_numeric(frame["samples_per_s"], errors="coerce")
     per_sample = pd.to_numeric(frame["tokens_per_sample"], errors="coerce")

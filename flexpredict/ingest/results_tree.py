@@ -38,6 +38,7 @@ _COMPLIANCE = re.compile(r"^TEST\d+$", re.IGNORECASE)
 @register
 class ResultsTreeReader(Reader):
     kind = "results-tree"
+    filenames = _LOG_NAMES
 
     def __init__(self, path, report, root=None):
         super().__init__(path, report, root)

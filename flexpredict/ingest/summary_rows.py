@@ -218,11 +218,7 @@ def records_from_rows(rows: list, fields: SummaryFields, *, source: str, source_
 class SummaryListReader(Reader):
     """A file holding a JSON list of published results in one summary format (`fields`)."""
 
-    filename: ClassVar[str]
     fields: ClassVar[SummaryFields]
-
-    def find(self) -> list[Path]:
-        return self.files_named(self.filename) if self.path.is_dir() else [self.path]
 
     def read(self, path: Path) -> list[dict]:
         rows = self.load_json(path)

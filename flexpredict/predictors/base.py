@@ -20,13 +20,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-PREDICTORS: dict[str, type[Predictor]] = {}
+from ..registry import Registry
+
+PREDICTORS: Registry[type[Predictor]] = Registry("predictors", "flexpredict.predictors", "predictor")
+register = PREDICTORS.register
 STATE_FILE = "predictor.json"
-
-
-def register(cls):
-    PREDICTORS[cls.name] = cls
-    return cls
 
 
 def pair_keys(records: pd.DataFrame) -> pd.Series:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 from optuna.trial import TrialState
 
-from .base import CandidateSampler, log_sd
+from .base import CandidateSampler, log_sd, register
 
 
+@register
 class ImprovementSampler(CandidateSampler):
     name = "improvement"
 
