@@ -176,10 +176,12 @@ def test_an_engine_module_is_all_bench_run_needs(plugins, tmp_path):
     out = tmp_path / "run"
     result = cli.invoke(app, ["bench", "run", "--backend", "throwaway-engine", "--model", "m", "--scenario", "Offline",
                               "--target-qps", "200", "--samples", "8", "--min-duration", "0.1", "--max-tokens", "4",
-                              "--out", str(out)])
+                              "--out", str(out), "--append-to", str(tmp_path / "mine.parquet")])
     assert result.exit_code == 0, result.output
     record = json.loads((out / "benchmark_results.json").read_text())["record"]
     assert record["engine"] == "throwaway" and record["model"] == "m" and record["samples_per_s"] > 0
+    assert f"appended 1 record(s) to {tmp_path / 'mine.parquet'}" in result.output
+    assert pd.read_parquet(tmp_path / "mine.parquet")["record_id"].tolist() == [record["record_id"]]
     missing = cli.invoke(app, ["bench", "run", "--backend", "throwaway-engine"])
     assert missing.exit_code == 2 and "the throwaway-engine backend needs --model" in missing.output
 

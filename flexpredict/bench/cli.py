@@ -132,29 +132,28 @@ def run(
     except KeyboardInterrupt:
         fail("interrupted (partial LoadGen logs kept)")
     _report(runs, out)
-    for r in runs:
-        reasons = (r.get("validity") or {}).get("reasons")
-        if reasons:
-            err_console.print(f"{r['settings']['scenario']} {short_number(r['settings']['target_qps'])} QPS not valid: "
-                          + "; ".join(reasons), highlight=False)
-    records = [r["record"] for r in runs if "record" in r]
     if append_to is not None:
-        import pandas as pd
+        _append([r["record"] for r in runs if "record" in r], append_to)
 
-        from flexpredict.dataset import append  # (`dataset` here is the --dataset option)
 
-        if not records:
-            fail("no performance record to append (accuracy-only run)")
-        try:
-            appended = append(pd.DataFrame(records), append_to)
-        except (OSError, *_USER_ERRORS) as exc:
-            fail(f"cannot append to {append_to}: {exc}")
-        replaced = f" ({appended.replaced} replaced the stored row with its record_id)" if appended.replaced else ""
-        err_console.print(f"appended {appended.added + appended.replaced} record(s) to {append_to}{replaced}",
-                          highlight=False)
+def _append(records: list[dict], path: Path) -> None:
+    """`--append-to`: the runs' records into a dataset file, with `dataset.append`'s rule for a stored record id."""
+    import pandas as pd
+
+    from flexpredict import dataset
+
+    if not records:
+        fail("no performance record to append (accuracy-only run)")
+    try:
+        appended = dataset.append(pd.DataFrame(records), path)
+    except (OSError, *_USER_ERRORS) as exc:
+        fail(f"cannot append to {path}: {exc}")
+    replaced = f" ({appended.replaced} replaced the stored row with its record_id)" if appended.replaced else ""
+    err_console.print(f"appended {appended.added + appended.replaced} record(s) to {path}{replaced}", highlight=False)
 
 
 def _report(runs: list[dict], out: Path) -> None:
+    """The runs' table on stdout, and why each invalid one is invalid."""
     table = Table(title=f"flexpredict bench: {out}")
     for column in ("scenario", "target QPS", "valid", "tokens/s", "samples/s", "TTFT p50/p99 ms",
                    "TPOT p50/p99 ms", "power W", "ROUGE-L"):
@@ -168,6 +167,11 @@ def _report(runs: list[dict], out: Path) -> None:
                       f"{short_number(rec.get('tpot_p50_ms'))} / {short_number(rec.get('tpot_p99_ms'))}",
                       short_number(rec.get("power_w")), short_number(acc.get("rougeL")))
     console.print(table)
+    for r in runs:
+        reasons = (r.get("validity") or {}).get("reasons")
+        if reasons:
+            err_console.print(f"{r['settings']['scenario']} {short_number(r['settings']['target_qps'])} QPS not "
+                              "valid: " + "; ".join(reasons), highlight=False)
 
 
 _VALIDITY_MARKS: dict[bool | None, str] = {True: "[green]yes[/green]", False: "[red]no[/red]"}
