@@ -77,8 +77,8 @@ def append(records: pd.DataFrame, path: Path | str) -> Appended:
     combined = pd.concat([existing, new], ignore_index=True)
     combined = combined.drop_duplicates("record_id", keep="last").reset_index(drop=True)
     save(combined, path)
-    replaced = int(new["record_id"].isin(existing["record_id"].dropna()).sum())
-    return Appended(added=len(new) - replaced, replaced=replaced)
+    appended, stored = set(new["record_id"]), set(existing["record_id"])
+    return Appended(added=len(appended - stored), replaced=len(appended & stored))
 
 
 def to_openmlperf(frame: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,7 @@ class Registry(Mapping[str, Plugin], Generic[Plugin]):
     def __init__(self, kind: str, package: str, noun: str, attribute: str = "name"):
         self.kind, self.package, self.noun, self.attribute = kind, package, noun, attribute
         self._classes: dict[str, Plugin] = {}
+        self._discovered = False
 
     def register(self, cls: Plugin) -> Plugin:
         """Class decorator: make `cls` available under its name."""
@@ -43,6 +44,7 @@ class Registry(Mapping[str, Plugin], Generic[Plugin]):
                 importlib.import_module(f"{self.package}.{module.name}")
         for entry in entry_points(group=f"flexpredict.{self.kind}"):
             entry.load()
+        self._discovered = True
 
     def __getitem__(self, name: str) -> Plugin:
         if name not in self._classes:
@@ -55,12 +57,12 @@ class Registry(Mapping[str, Plugin], Generic[Plugin]):
         return name in self._classes
 
     def __iter__(self) -> Iterator[str]:
-        self.discover()
+        if not self._discovered:  # listing scans once; a name not found scans again (a plug-in installed since)
+            self.discover()
         return iter(list(self._classes))
 
     def __len__(self) -> int:
-        self.discover()
-        return len(self._classes)
+        return len(list(iter(self)))
 
     def unknown(self, name: str) -> str:
         """The one-line message for a name no plug-in has."""

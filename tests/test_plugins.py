@@ -119,16 +119,19 @@ def plugins(tmp_path, monkeypatch):
     (folder / f"{MODULE}-0.1.dist-info" / "entry_points.txt").write_text(
         "".join(f"[flexpredict.{group}]\nthrowaway = {MODULE}\n\n" for group in GROUPS))
     monkeypatch.syspath_prepend(str(folder))
-    yield folder
     from flexpredict.bench.base import REGISTRY as ENGINES
     from flexpredict.campaign.acquisition.base import ACQUISITIONS
     from flexpredict.campaign.backends.base import REGISTRY as CAMPAIGN_BACKENDS
     from flexpredict.ingest.base import READERS
     from flexpredict.predictors.base import PREDICTORS
 
-    for registry, name in ((PREDICTORS, "throwaway-median"), (READERS, "throwaway-csv"),
-                           (ENGINES, "throwaway-engine"), (CAMPAIGN_BACKENDS, "throwaway-replay"),
-                           (ACQUISITIONS, "throwaway-first-free")):
+    registries = ((PREDICTORS, "throwaway-median"), (READERS, "throwaway-csv"), (ENGINES, "throwaway-engine"),
+                  (CAMPAIGN_BACKENDS, "throwaway-replay"), (ACQUISITIONS, "throwaway-first-free"))
+    # a process lists the plug-ins installed when it first asks; this one installed them just now
+    for registry, _ in registries:
+        registry.discover()
+    yield folder
+    for registry, name in registries:
         registry.unregister(name)
     sys.modules.pop(MODULE, None)
 
