@@ -114,15 +114,21 @@ class Reader(ABC):
         except ValueError:
             return path.as_posix()
 
-    def load_json(self, path: Path):
-        """Parsed JSON, or None after reporting why the file was skipped."""
+    def load_json(self, path: Path, expected: type | None = None, what: str = ""):
+        """Parsed JSON (of the `expected` type, `what` naming it), or None after reporting why the file was
+        skipped."""
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             self.report.skip(self.relative(path), f"unreadable: {exc.__class__.__name__}: {exc}")
+            return None
         except json.JSONDecodeError as exc:
             self.report.skip(self.relative(path), f"malformed JSON: {exc.msg} at line {exc.lineno}")
-        return None
+            return None
+        if expected is not None and not isinstance(data, expected):
+            self.report.skip(self.relative(path), f"expected {what}")
+            return None
+        return data
 
 
 READERS: Registry[type[Reader]] = Registry("readers", "flexpredict.ingest", "reader", attribute="kind")

@@ -42,11 +42,8 @@ class EndpointsSummaryReader(Reader):
     filenames = (FILENAME,)
 
     def read(self, path: Path) -> list[dict]:
-        data = self.load_json(path)
+        data = self.load_json(path, dict, "a JSON object (MLPerf Endpoints result_summary.json)")
         if data is None:
-            return []
-        if not isinstance(data, dict):
-            self.report.skip(self.relative(path), "expected a JSON object (MLPerf Endpoints result_summary.json)")
             return []
         metrics = data.get("results") or data.get("metrics") or data
         record = {column: _first(metrics, data, names) for column, names in FIELDS.items()}

@@ -152,10 +152,7 @@ class ResultsTreeReader(Reader):
 
     def _system(self, path: Path) -> dict | None:
         if path not in self._systems:
-            data = self.load_json(path) if path.exists() else None
-            if path.exists() and data is not None and not isinstance(data, dict):
-                self.report.skip(self.relative(path), "expected a JSON object describing the system")
-                data = None
+            data = self.load_json(path, dict, "a JSON object describing the system") if path.exists() else None
             if not path.exists():
                 self.report.skip(self.relative(path), "systems JSON missing: hardware fields left empty")
             elif data is not None:

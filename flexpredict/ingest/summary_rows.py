@@ -221,11 +221,8 @@ class SummaryListReader(Reader):
     fields: ClassVar[SummaryFields]
 
     def read(self, path: Path) -> list[dict]:
-        rows = self.load_json(path)
+        rows = self.load_json(path, list, "a JSON list of results")
         if rows is None:
-            return []
-        if not isinstance(rows, list):
-            self.report.skip(self.relative(path), "expected a JSON list of results")
             return []
         self.report.rows_read[self.kind] += len(rows)
         records = records_from_rows(rows, self.fields, source=self.relative(path), source_kind=self.kind,
