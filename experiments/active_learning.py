@@ -153,8 +153,9 @@ def main() -> None:
                 progress.advance(task)
     rows = table_rows(runs, targets, budget)
     table = Table(title=f"{campaign.name}: measurements needed ({runs[0]['candidates']} candidates, "
-                        f"{runs[0]['held_out']} held out; budget {budget} runs; mean of {args.seeds} seeds, a seed that "
-                        "never got there counts as the budget; \\[n/N]: seeds that got there)")
+                        f"{runs[0]['held_out']} held out; budget {budget} runs; mean of {args.seeds} seeds, "
+                        "a seed that never got there counts as the budget; "
+                        "\\[n/N]: seeds that got there)")
     table.add_column("acquisition")
     for level in targets:
         table.add_column(f"to MdAPE <= {level:.0%}" + (" (campaign target)" if level == target else ""),

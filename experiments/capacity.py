@@ -145,7 +145,10 @@ def _print(report: dict) -> None:
     table = Table(title="capacity function: held-out accuracy", title_justify="left")
     for column in ("split", "rows", "TTFT MdAPE", "TPOT MdAPE", "throughput MdAPE", "90% coverage"):
         table.add_column(column, justify="left" if column == "split" else "right")
-    pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f} %"
+
     sample = report["sample_grouped_by_model_system"]
     table.add_row("sample, GroupKFold (model, system)", str(sample["rows"]), pct(sample["ttft_mdape"]),
                   pct(sample["tpot_mdape"]), "-",

@@ -43,7 +43,8 @@ def main() -> None:
         rows["data build (all of ../shared), s"] = statistics.median(
             _run(cli + ["data", "build", "-q", "--out", str(tmp / "d.parquet")]) for _ in range(args.repeat))
         if not args.skip_train:
-            rows["train (8 targets, cross-conformal forward + 2+2 transfer folds), s"] = _run(cli + ["train", "-q", "--out", str(tmp / "m")])
+            train_row = "train (8 targets, cross-conformal forward + 2+2 transfer folds), s"
+            rows[train_row] = _run(cli + ["train", "-q", "--out", str(tmp / "m")])
         request = ["recommend", "--budget", "2000", "--latency-slo", "200ms"]
         other = request + ["--model", "llama3.1-8b"]
         rows["recommend --budget 2000 --latency-slo 200ms (cold process, default model), s"] = statistics.median(

@@ -7,6 +7,7 @@ finds them in a source checkout and in an installed wheel alike.
 from __future__ import annotations
 
 import re
+from typing import Any
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -72,7 +73,13 @@ def _majority_part(text: str) -> str:
     parts = [part for part in text.split(",") if _PART_COUNT.search(part)]
     if len(parts) < 2:
         return text
-    return max(parts, key=lambda part: int(_PART_COUNT.search(part).group(1))).strip()
+    return max(parts, key=_part_count).strip()
+
+
+def _part_count(part: str) -> int:
+    """The count a part of a system description states ("H100 (x8)" -> 8); 0 when it states none."""
+    match = _PART_COUNT.search(part)
+    return int(match.group(1)) if match else 0
 
 
 @lru_cache(maxsize=None)
@@ -148,7 +155,9 @@ def models(path: Path | None = None) -> ModelCatalog:
         rows.append(_with_kv_bytes(row))
     if path == resource_dir("features") / "models.yaml":
         rows += _registered_models
-    by_benchmark, by_key, by_hf_config = {}, {}, {}
+    by_benchmark: dict[str, dict] = {}
+    by_key: dict[str, dict] = {}
+    by_hf_config: dict[str, dict] = {}
     for row in rows:
         for bench in row.get("mlperf_benchmarks") or []:
             by_benchmark[str(bench).lower()] = row
@@ -162,7 +171,7 @@ def models(path: Path | None = None) -> ModelCatalog:
 def _with_kv_bytes(row: dict) -> dict:
     """A row without a config still gets its 16-bit KV bytes per token: 2 (K and V) x layers x KV heads x head dim
     x 2 bytes, and its attention kind (GQA when it has fewer KV heads than heads)."""
-    sizes = [row.get(key) for key in ("layers", "kv_heads", "head_dim")]
+    sizes: list[Any] = [row.get(key) for key in ("layers", "kv_heads", "head_dim")]
     if row.get("kind") != "llm" or "kv_bytes_per_token_bf16" in row or not all(isinstance(v, int) for v in sizes):
         return row
     layers, kv_heads, head_dim = sizes

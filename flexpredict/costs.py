@@ -7,6 +7,7 @@ factor; a test pins the formula.)
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,7 @@ class PriceBook:
 
     def dates(self, accelerators, pricing: str, today: dt.date | None = None) -> PriceDates | None:
         """Date range of the prices used for these accelerators; stale when the newest is over 6 months old."""
-        found = [self.get(ident).date_for(pricing) for ident in accelerators if self.get(ident)]
+        found = [price.date_for(pricing) for ident in accelerators if (price := self.get(ident))]
         days = sorted(dt.date.fromisoformat(str(day)) for day in found if day)
         if not days:
             return None
@@ -114,7 +115,7 @@ def _price(ident: str, rows: list[dict]) -> Price:
     if latest:  # a quote over 6 months older than the part's newest one does not undercut it
         cutoff = str(_months_before(dt.date.fromisoformat(latest), STALE_AFTER_MONTHS))
         quotes = [row for row in quotes if (_date_text(row) or "") >= cutoff]
-    hourly = min(quotes, key=lambda row: _positive(row["usd_per_accelerator_hour"]), default=None)
+    hourly = min(quotes, key=lambda row: _positive(row["usd_per_accelerator_hour"]) or math.inf, default=None)
     purchases = [row for row in rows if _positive(row.get("purchase_usd")) is not None]
     bought = max(purchases, key=lambda row: _date_text(row) or "", default=None)
     return Price(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -11,7 +15,9 @@ from .io import atomic_write
 from .schema import SchemaError, conform
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "mlperf_records.parquet"
-_READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": pd.read_json, ".jsonl": None}
+_READERS: dict[str, Callable[[Path], Any]] = {
+    ".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": partial(pd.read_json, orient="records"),
+    ".jsonl": partial(pd.read_json, lines=True)}
 
 
 def load(path: Path | str | None = None, *, extra: bool = False) -> pd.DataFrame:
@@ -26,12 +32,7 @@ def load(path: Path | str | None = None, *, extra: bool = False) -> pd.DataFrame
     if suffix not in _READERS:
         raise SchemaError(f"{path}: expected a .parquet, .csv, .json or .jsonl file")
     try:
-        if suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True)
-        elif suffix == ".json":
-            frame = pd.read_json(path, orient="records")
-        else:
-            frame = _READERS[suffix](path)
+        frame = _READERS[suffix](path)
     except Exception as exc:  # parsers raise many exception types for damaged files
         first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
         raise SchemaError(f"{path}: cannot read {suffix[1:]} ({first})") from exc
@@ -59,14 +60,25 @@ def save(frame: pd.DataFrame, path: Path | str) -> Path:
     return atomic_write(path, writers[suffix])
 
 
-def append(records: pd.DataFrame, path: Path | str) -> pd.DataFrame:
-    """Append records to a dataset file (created if missing), keeping every existing row."""
+@dataclass(frozen=True)
+class Appended:
+    added: int
+    """Records whose record_id was new to the file."""
+    replaced: int
+    """Stored rows that a record with the same record_id replaced (the newest is kept)."""
+
+
+def append(records: pd.DataFrame, path: Path | str) -> Appended:
+    """Append records to a dataset file (created if missing), atomically. Every stored row is kept, except one whose
+    record_id an appended record carries too: the newest version of a record wins (a re-measured or re-built one)."""
     path = Path(path)
     existing = load(path, extra=True) if path.exists() else conform(pd.DataFrame())
-    combined = pd.concat([existing, conform(records)], ignore_index=True)
+    new = conform(records)
+    combined = pd.concat([existing, new], ignore_index=True)
     combined = combined.drop_duplicates("record_id", keep="last").reset_index(drop=True)
     save(combined, path)
-    return combined
+    appended, stored = set(new["record_id"]), set(existing["record_id"])
+    return Appended(added=len(appended - stored), replaced=len(appended & stored))
 
 
 def to_openmlperf(frame: pd.DataFrame) -> pd.DataFrame:

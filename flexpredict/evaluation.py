@@ -145,13 +145,14 @@ def evaluate(records: pd.DataFrame, *, targets: list[str], splits: list[str] | N
     if on_progress:
         on_progress(total, total, "done")
     table = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
-    for (target, split, name), part in table.groupby(["target", "split", "predictor"], sort=False) \
+    for (target_name, split_name, predictor_name), part in table.groupby(["target", "split", "predictor"], sort=False) \
             if len(table) else []:
         for subset, mask in _subsets(part).items():
             if mask.any():
                 row = metrics(part["y"].to_numpy()[mask], part["pred"].to_numpy()[mask],
                               part["lo"].to_numpy()[mask], part["hi"].to_numpy()[mask])
-                results.append({"target": target, "split": split, "predictor": name, "subset": subset, **row})
+                results.append({"target": target_name, "split": split_name, "predictor": predictor_name,
+                                "subset": subset, **row})
     return pd.DataFrame(results), table
 
 

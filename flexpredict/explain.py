@@ -89,7 +89,7 @@ class GlobalExplanation:
         importance = self.importance.head(top)
         return {"target": self.target, "unit": _learned_unit(self.target), "records": self.records,
                 "design_rows": self.design_rows, "explained_rows": len(self.values), "same_data": self.same_data,
-                "importance": [{"feature": name, "words": feature_words(name), "mean_abs_shap": round(float(v), 5),
+                "importance": [{"feature": name, "words": feature_words(str(name)), "mean_abs_shap": round(float(v), 5),
                                 "typical_effect": round(math.expm1(float(v)), 4)}
                                for name, v in importance.items()]}
 
@@ -167,7 +167,7 @@ class LocalExplanation:
         """The explanation in plain words, largest effects first."""
         lines = [f"{self.start_words}: {_number(math.exp(self.start) * self.scale)} {self.unit}"]
         if self.measured:
-            lines += [f"{self.phrases[n]}: {_effect(v)}" for n, v in self.contributions.items()]
+            lines += [f"{self.phrases[str(n)]}: {_effect(v)}" for n, v in self.contributions.items()]
             lines.append("the trees are not used: the measurements are the prediction")
         else:
             lines.append(f"the trees' average correction: {_effect(self.trees_average)}")
@@ -191,7 +191,7 @@ class LocalExplanation:
                 "ood": self.ood, "measured_configuration": self.measured, "measured_value": self.measured_value,
                 "start": {"what": self.start_words, "value": math.exp(self.start) * self.scale},
                 "trees_average": self.trees_average,
-                "contributions": [{"feature": n, "words": self.phrases[n], "log_value": float(v),
+                "contributions": [{"feature": n, "words": self.phrases[str(n)], "log_value": float(v),
                                    "effect": math.expm1(float(v))} for n, v in top.items()],
                 "reasons": self.reasons()}
 

@@ -14,6 +14,9 @@ import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 
 def user_home() -> Path:
@@ -71,6 +74,13 @@ def replaced_folder(folder: Path | str):
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(fresh, folder)
+
+
+def plain(value: Any) -> Any:
+    """numpy/pandas scalars to JSON-ready Python values (missing -> None)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def strict_json(value, **dumps) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 
-def lazy_exports(package: str, exports: dict[str, tuple[str, ...]]) -> tuple[Callable[[str], object], list[str]]:
+def lazy_exports(package: str, exports: dict[str, tuple[str, ...]]) -> tuple[Callable[[str], Any], list[str]]:
     """(`__getattr__`, `__all__`) for `package`, where `exports` maps a module to the names it provides."""
     where = {name: module for module, names in exports.items() for name in names}
 

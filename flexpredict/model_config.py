@@ -49,13 +49,21 @@ class _Fields:
     def __init__(self, config: dict, origin: str):
         self.config, self.origin = config, origin
 
-    def positive(self, *names: str, default: int | None = None, required: bool = True) -> int | None:
-        """The first of `names` present (configs of different families spell one field differently)."""
+    def positive(self, *names: str, default: int | None = None) -> int:
+        """The first of `names` present (configs of different families spell one field differently), else
+        `default`; an error when neither is there."""
+        value = self.optional_positive(*names)
+        if value is not None:
+            return value
+        if default is not None:
+            return default
+        raise ModelConfigError(f"{self.origin}: field '{names[0]}': missing (expected a positive integer)")
+
+    def optional_positive(self, *names: str) -> int | None:
+        """The first of `names` present, or None when no config spells the field."""
         name = next((n for n in names if self.config.get(n) is not None), None)
         if name is None:
-            if default is not None or not required:
-                return default
-            raise ModelConfigError(f"{self.origin}: field '{names[0]}': missing (expected a positive integer)")
+            return None
         value = self.config[name]
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ModelConfigError(f"{self.origin}: field '{name}': expected a positive integer, got {value!r}")
@@ -86,11 +94,12 @@ def architecture(config: dict, origin: str = "config.json") -> dict:
     vocab = get.positive("vocab_size")
     mla = cfg.get("kv_lora_rank") is not None
     kv_heads = heads if mla else get.positive("num_key_value_heads", default=heads)
-    head_dim = None if mla else get.positive("head_dim", default=hidden // heads)
+    head_dim: int | None = None
     if mla:
         attention = _mla_params(get, hidden, heads)
         kv_per_layer = get.positive("kv_lora_rank") + get.positive("qk_rope_head_dim")
     else:
+        head_dim = get.positive("head_dim", default=hidden // heads)
         attention = hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden
         kv_per_layer = 2 * kv_heads * head_dim
     mlp = _mlp_params(get, hidden, layers)
@@ -105,7 +114,7 @@ def architecture(config: dict, origin: str = "config.json") -> dict:
         "attention": "MLA" if mla else "MHA" if kv_heads == heads else "GQA",
         "moe_experts": mlp["experts"], "moe_active_experts": mlp["experts_per_token"],
         "moe_shared_experts": mlp["shared_experts"], "vocab_size": vocab,
-        "context_length": get.positive("max_position_embeddings", "n_positions", required=False),
+        "context_length": get.optional_positive("max_position_embeddings", "n_positions"),
         "native_precision": native_precision(config),
         "kv_bytes_per_token_bf16": layers * kv_per_layer * KV_CACHE_BYTES, "gflops_per_sample": None,
     }
@@ -123,7 +132,7 @@ def _mla_params(get: _Fields, hidden: int, heads: int) -> int:
     """Multi-head latent attention (DeepSeek-V2/V3, Kimi K2): low-rank query and joint key-value projections."""
     nope, rope, value = (get.positive("qk_nope_head_dim"), get.positive("qk_rope_head_dim"),
                          get.positive("v_head_dim"))
-    kv_rank, q_rank = get.positive("kv_lora_rank"), get.positive("q_lora_rank", required=False)
+    kv_rank, q_rank = get.positive("kv_lora_rank"), get.optional_positive("q_lora_rank")
     query = hidden * q_rank + q_rank + q_rank * heads * (nope + rope) if q_rank else hidden * heads * (nope + rope)
     key_value = hidden * (kv_rank + rope) + kv_rank + kv_rank * heads * (nope + value)
     return query + key_value + heads * value * hidden
@@ -132,7 +141,7 @@ def _mla_params(get: _Fields, hidden: int, heads: int) -> int:
 def _mlp_params(get: _Fields, hidden: int, layers: int) -> dict:
     """Gated (SwiGLU) MLPs of every layer: dense layers, and MoE layers with routed and shared experts."""
     cfg = get.config
-    experts = get.positive("n_routed_experts", "num_experts", "num_local_experts", required=False)
+    experts = get.optional_positive("n_routed_experts", "num_experts", "num_local_experts")
     if not experts or experts == 1:
         dense = 3 * hidden * get.positive("intermediate_size")
         return {"total": layers * dense, "active": layers * dense, "experts": None, "experts_per_token": None,
@@ -173,7 +182,7 @@ def native_precision(config: dict) -> str | None:
     if isinstance(quantization, dict) and quantization.get("quant_method") == "compressed-tensors":
         groups = list((quantization.get("config_groups") or {}).values())
         bits = groups[0].get("weights", {}).get("num_bits") if groups and isinstance(groups[0], dict) else None
-        return {4: "int4", 8: "int8"}.get(bits)
+        return None if bits is None else {4: "int4", 8: "int8"}.get(bits)
     if isinstance(quantization, dict) and quantization.get("quant_method") in _PRECISION_OF_QUANTIZATION:
         return _PRECISION_OF_QUANTIZATION[quantization["quant_method"]]
     dtype = config.get("torch_dtype") or config.get("dtype") or text_config(config).get("torch_dtype")

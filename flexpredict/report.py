@@ -30,7 +30,8 @@ def _cells(row) -> list[str]:
 
 
 def markdown_metrics(results: pd.DataFrame) -> str:
-    lines = ["| target | split | subset | predictor | n | MdAPE | MAPE | ≤10% | ≤25% | bias | 90% coverage | width x/÷ |",
+    lines = ["| target | split | subset | predictor | n | MdAPE | MAPE | ≤10% | ≤25% | bias "
+             "| 90% coverage | width x/÷ |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     ordered = results.assign(_s=results["subset"].map({s: i for i, s in enumerate(_SUBSETS)}))
     for _, row in ordered.sort_values(["target", "split", "_s"], kind="stable").iterrows():

@@ -4,14 +4,15 @@ notebook: dataset coverage, model accuracy, parity plots, SHAP summaries and the
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -20,7 +21,7 @@ from . import explain
 SECTIONS = {"coverage": "Dataset coverage", "accuracy": "Model accuracy", "parity": "Parity plots",
             "explanations": "SHAP explanations", "campaign": "Latest measurement campaign"}
 # `--evaluate`: throughput on the newest round, trained on the earlier ones, against the strongest baseline
-QUICK_EVALUATION = {"targets": ["throughput_per_accelerator"], "splits": ["forward-v5.0"],
+QUICK_EVALUATION: dict[str, Any] = {"targets": ["throughput_per_accelerator"], "splits": ["forward-v5.0"],
                     "predictors": ("xgboost", "lookup-median")}
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}th,td{padding:.2em .6em;border-bottom:1px solid #ddd;
@@ -61,19 +62,14 @@ def build_report(path: Path | str, *, bundle, records: pd.DataFrame, targets: li
     return path
 
 
-def campaign_status():
-    """The latest measurement campaign's status when `flexpredict.campaign` exists and exposes `status()`; None when
-    it does not (that module is optional), a one-line message when it cannot say."""
-    try:
-        from . import campaign
-    except ImportError:
-        return None
-    status = getattr(campaign, "status", None)
-    if not callable(status):
-        return None
+def campaign_status() -> dict | str | None:
+    """`campaign.status()`: the campaign most recently active under runs/campaigns; None when there is none, one
+    line when its study cannot be read (a damaged study must not take the rest of the report down)."""
+    from .campaign import status
+
     try:
         return status()
-    except Exception as exc:  # a campaign that cannot report must not take the rest of the report down
+    except Exception as exc:
         return f"campaign status unavailable: {exc}"
 
 
@@ -130,7 +126,7 @@ def _accuracy(bundle, model_card: Path | None) -> str:
             "their calibrated 90 % interval widths.</p>" + _table(pd.DataFrame(rows)))
     held_out = _markdown_table(model_card.read_text(encoding="utf-8")) if model_card and model_card.exists() else None
     metrics = bundle.manifest.get("metrics")
-    if held_out is not None:
+    if held_out is not None and model_card is not None:
         html += f"<h3>Held-out accuracy ({escape(model_card.name)})</h3>" + _table(held_out)
     elif metrics:
         html += "<h3>Held-out accuracy (manifest)</h3><pre>" + escape(json.dumps(metrics, indent=1)) + "</pre>"
@@ -151,23 +147,23 @@ def _parity(evaluation) -> str:
                if c in shown]
     html = _table(shown[columns].round(3))
     for (target, split), _ in rows.groupby(["target", "split"]) if len(rows) else []:
-        html += _image(lambda buffer, t=target, s=split: parity_plot(rows, t, s, buffer))
+        html += _image(partial(parity_plot, rows, target, split))
     return html
 
 
-def _explanations(bundle, records: pd.DataFrame, targets: list[str], sample: int) -> str:
+def _explanations(bundle, records: pd.DataFrame, targets: list[str], sample: int | None) -> str:
     html = ("<p>Mean |SHAP| of each target's trees over the rows they learned from (every training record with its "
             "configuration, model+accelerator pair, model or accelerator hidden from its priors), in log units: "
             "0.1 is a typical effect of about 10 %. Trees only correct configurations nobody measured; a measured "
             "configuration is predicted by its measurements (see `flexpredict explain --accelerator ...`).</p>")
     for target in targets:
         glob = explain.explain_global(bundle, records, target, sample=sample)
-        top = ", ".join(f"{explain.feature_words(n)} ({v:.3f})" for n, v in glob.importance.head(3).items())
+        top = ", ".join(f"{explain.feature_words(str(n))} ({v:.3f})" for n, v in glob.importance.head(3).items())
         html += (f"<h3>{escape(target)}</h3><p>{glob.records:,} training records, {len(glob.values):,} of "
                  f"{glob.design_rows:,} design rows explained. Most important: {escape(top)}.</p>"
-                 + _image(lambda buffer, g=glob: explain.summary_plot(g, buffer)))
+                 + _image(partial(explain.summary_plot, glob)))
         if target == "throughput_per_accelerator":
-            html += "".join(_image(lambda buffer, f=feature, g=glob: explain.dependence_plot(g, f, buffer))
+            html += "".join(_image(partial(explain.dependence_plot, glob, feature))
                             for feature in explain.DEPENDENCE if feature in glob.values.columns)
     return html
 
@@ -176,15 +172,9 @@ def _campaign() -> str:
     status = campaign_status()
     if status is None:
         return "<p class=note>No measurement campaign status available.</p>"
-    if dataclasses.is_dataclass(status) and not isinstance(status, type):
-        status = dataclasses.asdict(status)
-    if isinstance(status, pd.DataFrame):
-        return _table(status)
-    if isinstance(status, dict):
-        return _table(pd.DataFrame({"field": list(status), "value": [_text(v) for v in status.values()]}))
-    if isinstance(status, list) and status and all(isinstance(item, dict) for item in status):
-        return _table(pd.DataFrame(status))
-    return f"<pre>{escape(str(status))}</pre>"
+    if isinstance(status, str):
+        return f"<pre>{escape(status)}</pre>"
+    return _table(pd.DataFrame({"field": list(status), "value": [_text(v) for v in status.values()]}))
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def conform(frame: pd.DataFrame, *, extra: bool = False) -> pd.DataFrame:
     n = len(frame)
     for col in COLUMNS:
         if col.name not in frame.columns:
-            out[col.name] = pd.array([None] * n, dtype=col.dtype)
+            out[col.name] = pd.array([None] * n, dtype=col.dtype)  # type: ignore[call-overload]  # stubs: dtype str
             continue
         out[col.name] = _convert(frame[col.name], col)
     result = pd.DataFrame(out, index=frame.index)

@@ -31,3 +31,22 @@ def isolated_score_cache(tmp_path_factory):
     mp.delenv("FLEXPREDICT_MODEL_DIR", raising=False)
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def crashing_replay() -> str:
+    """The name of a replay backend whose H100 runs crash as an engine would, registered only while tests use it."""
+    from flexpredict.campaign.backends import REGISTRY, Measurement
+    from flexpredict.campaign.backends.replay import ReplayBackend
+
+    class CrashingReplay(ReplayBackend):
+        name = "crashing-replay"
+
+        def measure(self, params, run_dir):
+            if "h100" in str(params["accelerator"]):
+                return Measurement(None, failure="engine crashed: CUDA error: an illegal memory access", seconds=60)
+            return super().measure(params, run_dir)
+
+    REGISTRY.register(CrashingReplay)
+    yield CrashingReplay.name
+    REGISTRY.unregister(CrashingReplay.name)

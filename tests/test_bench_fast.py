@@ -16,16 +16,18 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from flexpredict import dataset
 from flexpredict.bench.base import Backend, BenchError, Completion, EngineInfo
 from flexpredict.bench.cli import app
 from flexpredict.bench.client_stats import from_completions, from_vllm_result, percentile, request_metrics
 from flexpredict.bench.engine_env import EngineSetupError, is_ready, setup_engine
 from flexpredict.bench.memory import ModelDoesNotFit, kv_bytes_per_token, plan_cpu_kv_cache
 from flexpredict.bench.prompts import PromptSetError, bench_dir, load_prompts, synthetic_prompts
-from flexpredict.bench.runner import RunConfig, append_records, read_loadgen_logs, run_benchmark
+from flexpredict.bench.runner import RunConfig, read_loadgen_logs, run_benchmark
 from flexpredict.bench.slo import load_preset, resolve_slo
 from flexpredict.bench.system import PowerSampler, capture_system
 from flexpredict.bench.validity import bounds_note
+from flexpredict.ingest import build_dataset
 from flexpredict.schema import COLUMN_NAMES, SchemaError
 
 cli = CliRunner()
@@ -240,22 +242,39 @@ def test_record_invalid_when_log_reports_errors_even_if_loadgen_says_valid(clock
     assert result.result_valid and result.errors == 3 and not result.valid
 
 
-def test_append_never_loses_rows_and_skips_duplicates(clockwork_run, tmp_path):
+def test_append_keeps_every_row_and_the_newest_of_a_record(clockwork_run, tmp_path):
     _, results = clockwork_run
-    dataset = tmp_path / "sub" / "mine.parquet"
-    assert append_records([results["record"]], dataset) == 1
-    old = pd.read_parquet(dataset)
+    path = tmp_path / "sub" / "mine.parquet"
+    assert dataset.append(pd.DataFrame([results["record"]]), path) == dataset.Appended(added=1, replaced=0)
+    old = pd.read_parquet(path)
     old["my_note"] = ["keep me"]
-    old.to_parquet(dataset)
+    old.to_parquet(path)
     second = dict(results["record"], record_id="other", run_group="other")
-    assert append_records([results["record"], second], dataset) == 1
-    frame = pd.read_parquet(dataset)
-    assert list(frame["record_id"]) == [results["record"]["record_id"], "other"]
-    assert frame["my_note"].iloc[0] == "keep me"
+    third = dict(second, record_id="third", run_group="third")
+    assert dataset.append(pd.DataFrame([second]), path) == dataset.Appended(added=1, replaced=0)
+    remeasured = dict(second, tokens_per_s=2 * second["tokens_per_s"])
+    assert dataset.append(pd.DataFrame([remeasured, third]), path) == dataset.Appended(added=1, replaced=1)
+    frame = pd.read_parquet(path)
+    assert list(frame["record_id"]) == [results["record"]["record_id"], "other", "third"]
+    assert frame["my_note"].iloc[0] == "keep me"  # a row no appended record names is never touched
+    assert frame["tokens_per_s"].iloc[1] == remeasured["tokens_per_s"]  # the newest of a record wins
     with pytest.raises(SchemaError):
-        append_records([dict(second, record_id="bad", tokens_per_s="fast")], dataset)
-    assert len(pd.read_parquet(dataset)) == 2
-    assert [p.name for p in dataset.parent.iterdir()] == ["mine.parquet"]
+        dataset.append(pd.DataFrame([dict(second, record_id="bad", tokens_per_s="fast")]), path)
+    assert len(pd.read_parquet(path)) == 3
+    assert [p.name for p in path.parent.iterdir()] == ["mine.parquet"]
+
+
+def test_the_record_derives_what_ingest_derives(clockwork_run):
+    """`bench` writes LoadGen's raw values; per-accelerator throughput and energy come from ingest's own rules, so
+    the appended record and `data build` over the run folder agree."""
+    out, results = clockwork_run
+    record = results["record"]
+    built = build_dataset([out])[0].iloc[0]
+    for column in ("tokens_per_s", "samples_per_s", "throughput_per_accelerator", "energy_j_per_token",
+                   "energy_j_per_sample", "throughput"):
+        assert built[column] == pytest.approx(record[column], nan_ok=True) if record[column] is not None \
+            else pd.isna(built[column]), column
+    assert record["throughput_per_accelerator"] == pytest.approx(record["tokens_per_s"] / record["accelerators_total"])
 
 
 # -- like-for-like client statistics ----------------------------------------------------------------------------------
@@ -483,7 +502,7 @@ def test_default_bounds_are_stated():
     (["--scenario", "Batch"], "unknown scenario 'Batch'"),
     (["--dataset", "nope.jsonl"], "prompt file not found"),
     (["--backend", "openai"], "needs --endpoint"),
-    ([], "--model is required"),
+    ([], "the vllm backend needs --model"),
     (["--backend", "tgi", "--model", "m"], "unknown backend 'tgi'"),
 ])
 def test_bad_input_is_a_clean_error(args, message):

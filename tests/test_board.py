@@ -17,8 +17,7 @@ from typer.testing import CliRunner
 
 from flexpredict import dataset
 from flexpredict.board import STORAGE_ENV, queries
-from flexpredict.campaign import Measurement, Worker, load_campaign, register
-from flexpredict.campaign.backends.replay import ReplayBackend
+from flexpredict.campaign import Worker, load_campaign
 from flexpredict.cli import app
 
 VIEWS = Path(__file__).resolve().parents[1] / "flexpredict" / "board" / "views"
@@ -192,27 +191,13 @@ def test_recommend_page_reports_a_bad_slo_inline():
 
 # -- campaigns ---------------------------------------------------------------------------------------------------
 
-class CrashingReplay(ReplayBackend):
-    """A replay whose H100 SXM runs crash, as an engine would."""
-
-    name = "board-crashing-replay"
-
-    def measure(self, params, run_dir):
-        if "h100-sxm" in str(params["accelerator"]):
-            return Measurement(None, failure="engine crashed: CUDA error: an illegal memory access", seconds=60)
-        return super().measure(params, run_dir)
-
-
-register(CrashingReplay)
-
-
 @pytest.fixture(scope="module")
-def campaign_storage(tmp_path_factory) -> str:
+def campaign_storage(tmp_path_factory, crashing_replay) -> str:
     """A real campaign (replay backend, 6 runs, some crashing) in a SQLite study."""
     folder = tmp_path_factory.mktemp("campaign")
     definition = {
         "name": "mixtral-board", "acquisition": "random",
-        "backend": {"kind": "board-crashing-replay", "pool": {"model": "mixtral-8x7b", "scenario": "Server"},
+        "backend": {"kind": crashing_replay, "pool": {"model": "mixtral-8x7b", "scenario": "Server"},
                     "holdout": 0.2},
         "space": {"accelerator": {"similarity": 0.0}, "accelerators_per_node": {"similarity": 0.8},
                   "precision": {"similarity": 0.5}, "engine": {"similarity": 0.5}, "scenario": {"similarity": 0.3}},

@@ -17,13 +17,13 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from flexpredict import dataset
-from flexpredict.campaign import CampaignError, Measurement, Worker, load_campaign, parse_campaign, register
+from flexpredict.campaign import CampaignError, Worker, load_campaign, parse_campaign
 from flexpredict.campaign.backends.replay import ReplayBackend
 from flexpredict.campaign.candidates import CandidateSet, config_key
 from flexpredict.campaign.definition import Parameter
 from flexpredict.campaign.study import summary
-from flexpredict.campaign.surrogate import KnobPredictor
 from flexpredict.cli import app
+from flexpredict.predictors.knobs import KnobPredictor
 from flexpredict.schema import COLUMN_NAMES, conform
 
 CAMPAIGNS = Path(__file__).resolve().parents[1] / "experiments" / "campaigns"
@@ -55,7 +55,8 @@ def configs(study) -> list[str]:
 
 @pytest.mark.parametrize("change, message", [
     ({"acquisiton": "random"}, "acquisiton: unknown field; did you mean 'acquisition'?"),
-    ({"objective": {"metric": "throughput_per_acc"}}, "objective.metric: unknown metric 'throughput_per_acc'; did you mean throughput_per_accelerator?"),
+    ({"objective": {"metric": "throughput_per_acc"}},
+     "objective.metric: unknown metric 'throughput_per_acc'; did you mean throughput_per_accelerator?"),
     ({"objective": {"slo": {"tpot_p99_ms": -1}}}, "objective.slo.tpot_p99_ms: expected a positive bound"),
     ({"objective": {"target_error": 15}}, "objective.target_error: expected a fraction"),
     ({"budget": {"usd": 100}}, "budget.usd_per_accelerator_hour: needed"),
@@ -63,7 +64,7 @@ def configs(study) -> list[str]:
     ({"space": {"max_num_seqs": {"values": [8, 8]}}}, "space.max_num_seqs.values: lists a value twice"),
     ({"space": {"max_num_seqs": {"low": 8, "high": 4}}}, "space.max_num_seqs: expected numbers low <= high"),
     ({"space": {"x": {"values": [1], "similarity": 2}}}, "space.x.similarity: expected a number from 0 to 1"),
-    ({"acquisition": "bayes"}, "acquisition: expected one of uncertainty, shrinkage, improvement, random, tpe,"),
+    ({"acquisition": "bayes"}, "acquisition: expected one of improvement, tpe, gp, random, shrinkage, uncertainty,"),
     ({"grace_period": 1}, "grace_period: must exceed heartbeat_interval"),
     ({"name": "a b"}, "name: use letters, digits"),
 ])
@@ -151,22 +152,8 @@ def test_same_seed_same_initial_configurations_for_every_acquisition(tmp_path):
             == [t.system_attrs["fixed_params"] for t in second.study.get_trials()])
 
 
-class FlakyReplay(ReplayBackend):
-    """A replay whose H100 runs crash, as an engine would."""
-
-    name = "flaky-replay"
-
-    def measure(self, params, run_dir):
-        if "h100" in str(params["accelerator"]):
-            return Measurement(None, failure="engine crashed: CUDA error: an illegal memory access", seconds=60)
-        return super().measure(params, run_dir)
-
-
-register(FlakyReplay)
-
-
-def test_failed_benchmark_is_recorded_with_its_reason_and_not_retried(tmp_path):
-    worker = Worker(load_campaign(write(tmp_path, backend={**FAST["backend"], "kind": "flaky-replay"},
+def test_failed_benchmark_is_recorded_with_its_reason_and_not_retried(tmp_path, crashing_replay):
+    worker = Worker(load_campaign(write(tmp_path, backend={**FAST["backend"], "kind": crashing_replay},
                                         budget={"runs": 40}, acquisition="random")), workdir=tmp_path / "c")
     outcome = worker.run()
     trials = worker.study.get_trials()
@@ -226,7 +213,9 @@ def test_cli_create_run_status_export(tmp_path):
     path, folder = write(tmp_path, budget={"runs": 6}), tmp_path / "c"
     result = cli.invoke(app, ["campaign", "create", str(path), "--dir", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "32 candidate configurations, 2 trial(s) in sqlite:///" in result.output
+    candidates = ReplayBackend(load_campaign(path), tmp_path / "probe").candidates()
+    assert (f"{len(candidates)} candidate configurations, {FAST['initial_trials']} trial(s) in sqlite:///"
+            in result.output)
     result = cli.invoke(app, ["campaign", "run", str(path), "--dir", str(folder), "--trials", "4"])
     assert result.exit_code == 0, result.output
     assert "4 trial(s) run here; stopped: ran the 4 trial(s) asked for" in result.output

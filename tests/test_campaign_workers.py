@@ -93,12 +93,13 @@ def test_killed_worker_is_detected_retried_once_and_resume_loses_nothing(tmp_pat
         except KeyError:  # the study is not created yet
             trials = []
         states = [t.state for t in trials]
-        if states.count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in states:
+        # a running trial whose parameters are written (asked, then suggested: a moment apart)
+        if states.count(TrialState.COMPLETE) >= 2 and any(t.state == TrialState.RUNNING and t.params for t in trials):
             break
         time.sleep(0.2)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
-    killed = next(t for t in trials if t.state == TrialState.RUNNING)
+    killed = next(t for t in trials if t.state == TrialState.RUNNING and t.params)
     before = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
 
     resumed = Worker(load_campaign(path), workdir=tmp_path)
@@ -163,7 +164,8 @@ def postgres_url():
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
     run_as: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
-        if shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True, check=False).returncode:
+        no_postgres_user = subprocess.run(["id", "postgres"], capture_output=True, check=False).returncode
+        if shutil.which("runuser") is None or no_postgres_user:
             pytest.skip("running as root without a 'postgres' user to run the server as")
         run_as = ["runuser", "-u", "postgres", "--"]
     folder = Path(tempfile.mkdtemp(prefix="flexpredict-pg-"))

@@ -20,6 +20,7 @@ from flexpredict.predictors.xgboost_model import NOVELTIES, UNMEASURED
 
 runner = CliRunner()
 THROUGHPUT = "throughput_per_accelerator"
+GLOBAL_SAMPLE = 600  # design rows the global view explains (of thousands)
 LOCAL_KEYS = {"target", "unit", "configuration", "record_id", "prediction", "low", "high", "ood",
               "measured_configuration", "measured_value", "start", "trees_average", "contributions", "reasons"}
 H200 = ["--accelerator", "h200-sxm-141gb", "--count", "8", "--model", "llama2-70b", "--scenario", "Server",
@@ -65,7 +66,7 @@ def split(blended, grid):
 
 @pytest.fixture(scope="module")
 def global_throughput(bundle, records):
-    return explain.explain_global(bundle, records, THROUGHPUT, sample=600)
+    return explain.explain_global(bundle, records, THROUGHPUT, sample=GLOBAL_SAMPLE)
 
 
 def test_contributions_add_up_to_the_log_prediction(blended, grid, split):
@@ -140,7 +141,7 @@ def test_measured_configuration_starts_from_the_newest_round_median(bundle, reco
 
 def test_global_view_explains_the_rows_the_trees_learned_from(bundle, records, global_throughput):
     glob = global_throughput
-    assert glob.design_rows == len(UNMEASURED) * glob.records and len(glob.values) == 600
+    assert glob.design_rows == len(UNMEASURED) * glob.records and len(glob.values) == GLOBAL_SAMPLE
     importance = glob.importance
     assert (importance >= 0).all() and importance.is_monotonic_decreasing and importance.iloc[0] > 0.05
     # why not the training records themselves: every one of them is measured, so the trees never touch them

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from flexpredict import catalogs, dataset
 from flexpredict.bench.prompts import load_prompts
-from flexpredict.bench.runner import RunConfig, append_records, run_benchmark
+from flexpredict.bench.runner import RunConfig, run_benchmark
 from flexpredict.bench.system import capture_system
 from flexpredict.cli import app
 from flexpredict.io import user_model_dir
@@ -51,7 +51,7 @@ def my_runs(tmp_path_factory) -> Path:
     for scenario, qps in (("Offline", 1000), ("Server", 20)):
         cfg = RunConfig(scenario=scenario, target_qps=qps, samples=40, min_duration_s=0.2, max_tokens=4)
         results = run_benchmark(engine, load_prompts(), cfg, folder / scenario, capture_system(), engine.info())
-        append_records([results["record"]], runs)
+        dataset.append(pd.DataFrame([results["record"]]), runs)
     return runs
 
 

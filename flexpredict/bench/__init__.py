@@ -14,7 +14,7 @@ _EXPORTS = {
     "flexpredict.bench.engine_env": ("EngineSetupError", "setup_engine"),
     "flexpredict.bench.memory": ("KvCachePlan", "ModelDoesNotFit", "plan_cpu_kv_cache"),
     "flexpredict.bench.prompts": ("PromptSet", "PromptSetError", "load_prompts", "synthetic_prompts"),
-    "flexpredict.bench.runner": ("RunConfig", "append_records", "run_benchmark", "run_sweep"),
+    "flexpredict.bench.runner": ("RunConfig", "run_benchmark", "run_sweep"),
     "flexpredict.bench.slo": ("Slo", "resolve_slo"),
     "flexpredict.bench.system": ("PowerSampler", "SystemInfo", "capture_system"),
     "flexpredict.bench.tiny_model": ("make_tiny_model",),

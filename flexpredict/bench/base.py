@@ -6,13 +6,15 @@ nothing about HTTP, subprocesses or engines, so a new engine is one new module.
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
+
+from flexpredict.registry import Registry
 
 
 class BenchError(RuntimeError):
@@ -60,8 +62,10 @@ class Backend(ABC):
     """An inference engine the SUT sends prompts to."""
 
     name: ClassVar[str]
+    tunable: ClassVar[tuple[str, ...]] = ()
+    """Constructor settings a campaign may search over (engine knobs); the rest stay fixed for a campaign."""
 
-    def start(self, log_dir: Path) -> None:
+    def start(self, log_dir: Path | None = None) -> None:
         """Bring the engine up (or check it is reachable); raise BenchError with a clear message if not."""
 
     def stop(self) -> None:
@@ -94,23 +98,23 @@ class Backend(ABC):
 
 SCENARIOS = ("Offline", "Server", "SingleStream")
 MODES = ("performance", "accuracy", "both")
-REGISTRY: dict[str, type[Backend]] = {}
-BUILTIN_BACKENDS = ("flexpredict.bench.openai_endpoint", "flexpredict.bench.vllm_server")
-"""Imported on first use, so `flexpredict` starts without the benchmark's optional dependencies."""
+REGISTRY: Registry[type[Backend]] = Registry("bench_backends", "flexpredict.bench", "backend")
+"""Backends by `name` (`--backend NAME`); their modules are imported on first use, so `flexpredict` starts without
+the benchmark's optional dependencies."""
+register = REGISTRY.register
 
 
-def register(cls: type[Backend]) -> type[Backend]:
-    """Class decorator: make a backend available by its `name` (`--backend NAME`)."""
-    REGISTRY[cls.name] = cls
-    return cls
-
-
-def create_backend(name: str, **options) -> Backend:
-    for module in BUILTIN_BACKENDS:
-        importlib.import_module(module)
+def create_backend(name: str, settings: dict) -> Backend:
+    """The backend `name`, built from the settings its constructor declares (the others are for other backends;
+    None leaves the constructor's default). A required one left None is a BenchError naming its option."""
     if name not in REGISTRY:
-        raise BenchError(f"unknown backend '{name}' (known: {', '.join(sorted(REGISTRY))})")
-    return REGISTRY[name](**options)
+        raise BenchError(REGISTRY.unknown(name))
+    cls = REGISTRY[name]
+    declared = inspect.signature(cls).parameters
+    for parameter in declared.values():
+        if parameter.default is parameter.empty and settings.get(parameter.name) is None:
+            raise BenchError(f"the {name} backend needs --{parameter.name.replace('_', '-')}")
+    return cls(**{key: value for key, value in settings.items() if key in declared and value is not None})
 
 
 _EXCEPTION = re.compile(r"\b[A-Z]\w*(Error|Exception): \S")
@@ -120,9 +124,11 @@ _LOG_PREFIX = re.compile(r"^\(.*?\) ERROR \S+ \S+ \[.*?\] ")
 def engine_reason(path: Path | None) -> str:
     """The engine's own reason for failing, in one line: the first exception message in its log (the root cause: vLLM
     ends with "Engine core initialization failed. See root cause above"), else its last non-empty line."""
+    if path is None:
+        return "(no engine log)"
     try:
         lines = [line.strip() for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()]
-    except (OSError, TypeError):
+    except OSError:
         return "(no engine log)"
     causes = [_LOG_PREFIX.sub("", line) for line in lines if _EXCEPTION.search(line) and " WARNING " not in line]
     last = next((line for line in reversed(lines) if line), "(empty engine log)")

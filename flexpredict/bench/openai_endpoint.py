@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import aiohttp
@@ -55,7 +56,7 @@ class OpenAIEndpoint(Backend):
             self._sync.headers.update(self._headers())
         return self._sync
 
-    def start(self, log_dir=None) -> None:
+    def start(self, log_dir: Path | None = None) -> None:
         """Check the endpoint answers and serves the model (the first served model when none was named)."""
         try:
             resp = self._session().get(f"{self.base}/models", timeout=10)

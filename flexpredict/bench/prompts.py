@@ -33,6 +33,10 @@ class PromptSet:
     def __len__(self) -> int:
         return len(self.prompts)
 
+    def tokenizer_corpus(self) -> list[str]:
+        """The texts a tokenizer can learn from: text prompts (not token ids) and the reference answers."""
+        return [p for p in self.prompts if isinstance(p, str)] + list(self.references or ())
+
 
 def bench_dir() -> Path:
     """The `bench/` resource folder: the source tree's, or the copy packed into the wheel."""

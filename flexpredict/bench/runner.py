@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -29,7 +28,8 @@ from flexpredict.bench.sut import LlmSUT, QueryTiming
 from flexpredict.bench.system import PowerSampler, SystemInfo
 from flexpredict.bench.validity import bounds_note, explain
 from flexpredict.ingest.loadgen_log import LoadGenResult, parse_detail, parse_summary, result_from_detail
-from flexpredict import dataset
+from flexpredict.ingest.records import derive_metrics
+from flexpredict.io import atomic_write, plain
 from flexpredict.schema import conform
 
 LOADGEN_SCENARIOS = {name: getattr(lg.TestScenario, name) for name in SCENARIOS}
@@ -147,12 +147,12 @@ def run_sweep(backend: Backend, prompt_set: PromptSet, cfg: RunConfig, out_dir: 
         runs.append(run_benchmark(backend, prompt_set, replace(cfg, scenario="Server", target_qps=qps,
                                                                 mode="performance"),
                                   out_dir / f"server-{i:02d}-qps{qps:g}", system, engine, progress))
-        if progress:
+        if progress and sweep_task is not None:
             progress.advance(sweep_task)
     return runs
 
 
-def _run_loadgen(backend: Backend, prompts: Sequence[str], cfg: RunConfig, out_dir: Path, mode,
+def _run_loadgen(backend: Backend, prompts: Sequence[str | tuple[int, ...]], cfg: RunConfig, out_dir: Path, mode,
                  progress: Progress | None) -> list[QueryTiming]:
     settings = loadgen_settings(cfg, mode, len(prompts))
     log_out = lg.LogOutputSettings()
@@ -164,11 +164,11 @@ def _run_loadgen(backend: Backend, prompts: Sequence[str], cfg: RunConfig, out_d
     load = f" at {cfg.target_qps:g} QPS" if cfg.scenario == "Server" else ""
     label = f"{cfg.scenario}{load} {'accuracy' if mode == lg.TestMode.AccuracyOnly else 'performance'} queries"
     task = progress.add_task(label, total=expected_queries(cfg, mode, len(prompts))) if progress else None
-    advance = (lambda: progress.advance(task)) if progress else None
+    advance = (lambda: progress.advance(task)) if progress and task is not None else None
     with LlmSUT(backend, prompts, cfg.max_tokens, report_first_token=cfg.scenario != "Offline",
                 concurrency=cfg.concurrency, on_done=advance) as sut:
         lg.StartTestWithLogSettings(sut.sut, sut.qsl, settings, log_settings)
-    if progress:
+    if progress and task is not None:
         progress.update(task, total=len(sut.timings), completed=len(sut.timings))
     return sut.timings
 
@@ -196,7 +196,7 @@ def loadgen_settings(cfg: RunConfig, mode, n_prompts: int) -> lg.TestSettings:
 
 def expected_queries(cfg: RunConfig, mode, n_prompts: int) -> int:
     """Roughly how many queries LoadGen will issue (for the progress bar)."""
-    if mode == lg.TestMode.AccuracyOnly:
+    if mode == lg.TestMode.AccuracyOnly or cfg.target_qps is None:
         return n_prompts
     if cfg.scenario == "Offline":
         return max(n_prompts, math.ceil(cfg.target_qps * cfg.min_duration_s * 1.1))
@@ -259,11 +259,7 @@ def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: Sys
         accelerator, per_node = system.host_cpu, system.host_sockets
     else:
         accelerator, per_node = system.gpus[0]["name"], min(len(system.gpus), engine.tensor_parallel or 1)
-    tokens_per_s, samples_per_s = values.get("tokens_per_s"), values.get("samples_per_s")
-    derived = tokens_per_s is None and samples_per_s is not None and stats["output_tokens_mean"] is not None
-    if derived:  # LoadGen reports no tokens/s for SingleStream
-        tokens_per_s = samples_per_s * stats["output_tokens_mean"]
-    power_w = power.get("power_w")
+    tokens_per_s = values.get("tokens_per_s")  # LoadGen reports none for SingleStream: ingest derives it
     model_id = engine.model or ""
     model_name = Path(model_id).name if model_id else None
     record = {
@@ -285,26 +281,22 @@ def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: Sys
         "max_num_batched_tokens": engine.max_num_batched_tokens,
         "input_tokens_mean": stats["input_tokens_mean"], "output_tokens_mean": stats["output_tokens_mean"],
         "throughput": tokens_per_s, "throughput_unit": "Tokens/s", "tokens_per_s": tokens_per_s,
-        "tokens_derived": derived, "samples_per_s": samples_per_s,
-        "throughput_per_accelerator": tokens_per_s / per_node if tokens_per_s is not None else None,
+        "samples_per_s": values.get("samples_per_s"),
         **{k: values.get(k) for k in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_p50_ms",
                                       "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p90_ms", "tpot_p99_ms")},
         # the bounds a Server point was held to: with its load and latencies, a point of the latency-load curve
         **(result.bounds() if (result.scenario or cfg.scenario) == "Server" else {}),
-        "power_w": power_w,
-        "energy_j_per_token": power_w / tokens_per_s if power_w and tokens_per_s else None,
-        "energy_j_per_sample": power_w / samples_per_s if power_w and samples_per_s else None,
+        "power_w": power.get("power_w"),
         "tokens_per_sample": stats["output_tokens_mean"],
     }
     if not engine.local_host:
         # a remote endpoint: this host's hardware says nothing about the machine that served the model
         for column in ("accelerator_raw", "accelerators_per_node", "accelerators_total", "accelerator_memory_gb",
                        "cpu_only", "host_cpu", "host_cpus_per_node", "host_cpu_cores", "host_memory_gb",
-                       "operating_system", "throughput_per_accelerator", "power_w", "energy_j_per_token",
-                       "energy_j_per_sample"):
+                       "operating_system", "power_w"):
             record[column] = None
-    row = conform(pd.DataFrame([record])).iloc[0]
-    return {name: _plain(value) for name, value in row.items()}
+    row = conform(derive_metrics(pd.DataFrame([record]))).iloc[0]
+    return {name: plain(value) for name, value in row.items()}
 
 
 def accuracy_scores(accuracy_log: Path, references: Sequence[str] | None) -> dict:
@@ -326,22 +318,8 @@ def accuracy_scores(accuracy_log: Path, references: Sequence[str] | None) -> dic
 
 
 def write_results(out_dir: Path, results: dict) -> Path:
-    path = Path(out_dir) / RESULTS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def append_records(records: list[dict], path: Path) -> int:
-    """Append records to a dataset file with `dataset.append` (atomic, every stored row kept); a record already
-    stored (same record_id) is left as it is, not added again. Returns how many rows were added."""
-    path = Path(path)
-    stored = set(dataset.load(path, extra=True)["record_id"].dropna()) if path.exists() else set()
-    new = [r for r in records if r.get("record_id") not in stored]
-    if new:
-        dataset.append(pd.DataFrame(new), path)
-    return len(new)
+    text = json.dumps(results, indent=2, default=str)
+    return atomic_write(Path(out_dir) / RESULTS_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def _check_engine(backend: Backend, out_dir: Path) -> None:
@@ -355,7 +333,7 @@ def _check_answers(stats: dict, out_dir: Path) -> None:
         raise BenchError(f"every request failed ({stats['first_error']}); partial LoadGen logs kept in {out_dir}")
 
 
-def _sized(prompt_set: PromptSet, samples: int | None) -> tuple[list[str], list[str] | None]:
+def _sized(prompt_set: PromptSet, samples: int | None) -> tuple[list[str | tuple[int, ...]], list[str] | None]:
     n = samples or len(prompt_set)
     prompts = [prompt_set.prompts[i % len(prompt_set)] for i in range(n)]
     refs = [prompt_set.references[i % len(prompt_set)] for i in range(n)] if prompt_set.references else None
@@ -372,10 +350,3 @@ def _mean(values: list) -> float | None:
 
 def _median(values: list) -> float | None:
     return round(statistics.median(values), 4) if values else None
-
-
-def _plain(value):
-    """pandas scalars to JSON-ready Python values (NA -> None)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value

@@ -38,6 +38,8 @@ def load_preset(spec: str, presets_file: Path | None = None) -> Slo:
         presets = catalogs.load_yaml(presets_file, "presets") if presets_file else catalogs.slo_presets()
     except (catalogs.CatalogError, FileNotFoundError) as exc:
         raise BenchError(str(exc)) from exc
+    if not isinstance(presets, dict):
+        raise BenchError(f"{presets_file}: presets: expected a mapping of benchmark to SLO entries")
     benchmark, _, kind = spec.partition(":")
     found = catalogs.find_slo_preset(benchmark, presets)
     if found is None:

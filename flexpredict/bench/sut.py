@@ -38,8 +38,8 @@ class QueryTiming:
 class LlmSUT:
     """A LoadGen SUT and QSL over one backend; use as a context manager (the loop and LoadGen handles end on exit)."""
 
-    def __init__(self, backend: Backend, prompts: Sequence[str], max_tokens: int, report_first_token: bool,
-                 concurrency: int = 256, on_done: Callable[[], None] | None = None):
+    def __init__(self, backend: Backend, prompts: Sequence[str | tuple[int, ...]], max_tokens: int,
+                 report_first_token: bool, concurrency: int = 256, on_done: Callable[[], None] | None = None):
         self.backend = backend
         self.prompts = prompts
         self.max_tokens = max_tokens

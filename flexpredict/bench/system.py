@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 POWERCAP = Path("/sys/class/powercap")
 
@@ -43,8 +44,8 @@ def capture_system() -> SystemInfo:
     return SystemInfo(
         hostname=socket.gethostname(), host_cpu=cpu, host_sockets=sockets, host_cores_per_socket=cores,
         host_memory_gb=_memory_gb(), operating_system=_os_name(), gpus=gpus, driver=driver,
-        versions={name: _version(name) for name in ("flexpredict", "mlcommons-loadgen", "nvidia-ml-py")
-                  if _version(name)} | {"python": platform.python_version()},
+        versions={name: version for name in ("flexpredict", "mlcommons-loadgen", "nvidia-ml-py")
+                  if (version := _version(name))} | {"python": platform.python_version()},
     )
 
 
@@ -132,7 +133,7 @@ class PowerSampler:
     def __init__(self, interval_s: float = 0.5, powercap: Path = POWERCAP):
         self.interval_s = interval_s
         self.rapl = _rapl_domains(powercap)
-        self._pynvml = None
+        self._pynvml: Any = None  # the pynvml module once NVML is up
         self._gpu_handles: list = []
         self._gpu_watts: list[float] = []
         self._rapl_uj = {path: 0 for path in self.rapl}
@@ -154,7 +155,8 @@ class PowerSampler:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         self._sample()
         self._t1 = time.monotonic()
         if self._pynvml is not None:
@@ -172,10 +174,10 @@ class PowerSampler:
             except self._pynvml.NVMLError:
                 pass  # a missed sample: the average comes from the others
         for path, max_uj in self.rapl.items():
-            now = _read_int(path / "energy_uj")
-            if now is None or self._last[path] is None:
+            now, last = _read_int(path / "energy_uj"), self._last[path]
+            if now is None or last is None:
                 continue
-            delta = now - self._last[path]
+            delta = now - last
             self._rapl_uj[path] += delta if delta >= 0 else delta + max_uj  # the counter wrapped
             self._last[path] = now
 

@@ -45,7 +45,7 @@ def make_tiny_model(out_dir: Path, corpus: list[str], engine_python: Path | None
             corpus_file.unlink(missing_ok=True)
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-10:])
-            raise TinyModelError(f"building the tiny model with {engine_python} failed:\n{tail}")
+            raise TinyModelError(f"building the tiny model with {engine_python} failed:\n{tail}") from None
         return out_dir
     _build(out_dir, corpus)
     return out_dir

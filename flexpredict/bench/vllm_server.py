@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -31,6 +32,9 @@ _QUANT_PRECISION = {"fp8": "fp8", "awq": "int4", "gptq": "int4", "bitsandbytes":
 @register
 class VllmServer(OpenAIEndpoint):
     name = "vllm"
+    tunable = ("tensor_parallel", "max_num_seqs", "max_num_batched_tokens", "dtype", "quantization",
+               "gpu_memory_utilization", "max_model_len", "enforce_eager")
+    model: str  # always named: vLLM serves the model it is started with
 
     def __init__(self, model: str, engine_python: Path | None = None, port: int | None = None,
                  tensor_parallel: int | None = None, max_num_seqs: int | None = None,
@@ -41,7 +45,7 @@ class VllmServer(OpenAIEndpoint):
         self.port = port or _free_port()
         super().__init__(f"http://127.0.0.1:{self.port}", model=model, ignore_eos=ignore_eos)
         self.engine_python = Path(engine_python or default_engine_python() or sys.executable)
-        self.knobs = {"tensor-parallel-size": tensor_parallel, "max-num-seqs": max_num_seqs,
+        self.knobs: dict[str, Any] = {"tensor-parallel-size": tensor_parallel, "max-num-seqs": max_num_seqs,
                       "max-num-batched-tokens": max_num_batched_tokens, "dtype": dtype, "quantization": quantization,
                       "gpu-memory-utilization": gpu_memory_utilization, "max-model-len": max_model_len}
         self.enforce_eager = enforce_eager
@@ -66,9 +70,10 @@ class VllmServer(OpenAIEndpoint):
             cmd += ["--kv-cache-memory-bytes", str(self.kv_cache.cache_bytes)]
         return cmd + list(self.extra_args)
 
-    def start(self, log_dir: Path) -> None:
-        """Start the server, wait for GET /health, and fail with the engine's log tail if it dies first."""
-        log_dir = Path(log_dir)
+    def start(self, log_dir: Path | None = None) -> None:
+        """Start the server, wait for GET /health, and fail with the engine's log tail if it dies first (its log
+        goes to `log_dir`, the working folder by default)."""
+        log_dir = Path.cwd() if log_dir is None else Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "engine.log"
         env = dict(os.environ, VLLM_NO_USAGE_STATS="1")

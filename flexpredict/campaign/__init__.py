@@ -25,6 +25,7 @@ _EXPORTS = {
                                         "load_campaign", "parse_campaign"),
     "flexpredict.campaign.loop": ("Outcome", "Worker", "campaign_dir"),
     "flexpredict.campaign.study": ("open_storage", "open_study", "status", "summary"),
-    "flexpredict.campaign.surrogate": ("KnobPredictor", "Surrogate"),
+    "flexpredict.campaign.surrogate": ("Surrogate",),
+    "flexpredict.predictors.knobs": ("KnobPredictor",),
 }
 __getattr__, __all__ = lazy_exports("flexpredict.campaign", _EXPORTS)

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from ..io import plain
 from .definition import CampaignError, Parameter
-
-
-def plain(value):
-    """numpy/pandas scalars to JSON-ready Python values (missing -> None)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +51,9 @@ class CandidateSet:
         if len(self.index) != len(self.keys):
             raise CampaignError("space: the backend lists a configuration twice")
         self.distributions: dict[str, BaseDistribution] = {}
-        self._positions, self._log_similarity, self._span = [], [], []
+        self._positions: list[np.ndarray] = []
+        self._log_similarity: list[float] = []
+        self._span: list[tuple[Callable | None, float, float, bool]] = []  # (scale, low, width, ordered)
         for p in space:
             column = self.frame[p.name]
             values = sorted(set(column), key=_order)
@@ -98,7 +95,7 @@ class CandidateSet:
         for p, (scale, low, width, numeric) in zip(self.space, self._span):
             column = self.frame[p.name].to_numpy()[allowed]
             value = params.get(p.name)
-            if numeric and isinstance(value, (int, float)):
+            if numeric and scale is not None and isinstance(value, (int, float)):
                 mine = (float(scale(value)) - low) / width
                 theirs = (np.array([scale(v) for v in column], dtype="float64") - low) / width
                 distance += np.abs(theirs - mine)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..commands.common import console, fail, positive_count, progress_bar
+from ..commands.common import console, fail, positive_count, progress_bar, short_number
 
 app = typer.Typer(help="Active benchmarking campaigns: Optuna chooses what to measure next, on one machine or many "
                   "workers sharing one storage.", no_args_is_help=True)
@@ -186,7 +186,7 @@ def _print_status(report: dict) -> None:
         for row in report["best"]:
             config = " ".join(f"{k}={v}" for k, v in row["params"].items())
             table.add_row(str(row["trial"]), config, f"{row[metric]:.4g}",
-                          *[_fmt(row.get(m)) for m in slo], str(row["acquisition"]))
+                          *[short_number(row.get(m)) for m in slo], str(row["acquisition"]))
         console.print(table)
     else:
         console.print("no SLO-feasible configuration measured yet", highlight=False)
@@ -204,10 +204,6 @@ def _print_status(report: dict) -> None:
     for retry in report["retries"]:
         console.print(f"retry #{retry['trial']} of #{retry['retry_of']} (its worker died): {retry['state']}",
                       highlight=False)
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 def _pct(value) -> str:

@@ -10,12 +10,12 @@ import difflib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 
 DIRECTIONS = ("maximize", "minimize")
 PREDICTORS = ("xgboost", "knobs", "transfer")
-ACQUISITIONS = ("uncertainty", "shrinkage", "improvement", "random", "tpe", "gp")
 MAX_CANDIDATES = 50_000
 
 
@@ -40,7 +40,7 @@ class Parameter:
 @dataclass(frozen=True)
 class Objective:
     metric: str = "throughput_per_accelerator"
-    direction: str = "maximize"
+    direction: Literal["maximize", "minimize"] = "maximize"
     slo: dict[str, float] = field(default_factory=dict)
     """Upper bounds (ms) on p99 latency metrics; a configuration missing one is not feasible."""
     target_error: float | None = None
@@ -137,7 +137,7 @@ def parse_campaign(data: dict, source: Path | None = None) -> Campaign:
     campaign = Campaign(
         name=name, backend=backend["kind"], backend_options=options, space=_space(data.get("space")),
         objective=_objective(data.get("objective") or {}), budget=_budget(data.get("budget")),
-        acquisition=_choice(data, "acquisition", ACQUISITIONS, "uncertainty"),
+        acquisition=_choice(data, "acquisition", _acquisitions(), "uncertainty"),
         batch_size=_positive_int(data, "batch_size", 4), initial_trials=_count(data, "initial_trials", 4),
         seed=_int(data, "seed", 0), predictor=_choice(data, "predictor", PREDICTORS, "xgboost"),
         predictor_params=_mapping(data, "predictor_params"), storage=data.get("storage"),
@@ -188,7 +188,8 @@ def _values(spec: dict, where: str) -> tuple:
         return tuple(values)
     if "low" not in spec and "high" not in spec:
         return ()  # the backend's candidates give the values (replay)
-    low, high = spec.get("low"), spec.get("high")
+    low: Any = spec.get("low")
+    high: Any = spec.get("high")
     if not all(isinstance(v, (int, float)) for v in (low, high)) or low > high:
         raise CampaignError(f"{where}: expected numbers low <= high, got low={low!r} high={high!r}")
     integer = isinstance(low, int) and isinstance(high, int)
@@ -290,6 +291,12 @@ def _count(data: dict, key: str, default: int) -> int:
     if value < 0:
         raise CampaignError(f"{key}: expected a whole number >= 0, got {value!r}")
     return value
+
+
+def _acquisitions() -> tuple[str, ...]:
+    from .acquisition import ACQUISITIONS
+
+    return tuple(ACQUISITIONS)
 
 
 def _choice(data: dict, key: str, choices: tuple[str, ...], default: str) -> str:

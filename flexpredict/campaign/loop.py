@@ -23,7 +23,8 @@ from optuna.trial import TrialState
 from .. import dataset
 from .acquisition import Context, create_sampler
 from .backends import Measurement, create_backend
-from .candidates import CandidateSet, plain
+from ..io import plain
+from .candidates import CandidateSet
 from .definition import Campaign
 from .study import (Heartbeat, constraint_values, default_storage, fail_stale_trials, file_lock, measured_records,
                     open_storage, open_study, proposal_lock, spending, with_parameters)
@@ -97,12 +98,12 @@ class Worker:
                     done += 1
                     if on_trial:
                         on_trial(frozen)
-                elif why.startswith("wait"):
+                elif why and why.startswith("wait"):
                     if on_wait:
                         on_wait(why)
                     time.sleep(min(self.campaign.heartbeat_interval, MAX_WAIT_S))
                 else:
-                    return Outcome(done, why)
+                    return Outcome(done, str(why))
             return Outcome(done, f"ran the {max_trials} trial(s) asked for")
         finally:
             self.backend.close()
@@ -122,6 +123,8 @@ class Worker:
         """MdAPE and 90 % interval coverage of the objective metric on the backend's held-out records, from the
         latest fit."""
         metric = self.campaign.objective.metric
+        if self.held_out is None:
+            return {"mdape": None, "coverage": None, "records": 0}
         predicted = self.surrogate.predict(with_parameters(self.held_out, self.campaign.parameter_names))
         truth = pd.to_numeric(self.held_out[metric], errors="coerce").to_numpy(dtype="float64")
         pred, lo, hi = (predicted[c].to_numpy(dtype="float64") for c in (metric, f"{metric}_lo", f"{metric}_hi"))
@@ -193,7 +196,7 @@ class Worker:
             trial.set_user_attr("failure", measurement.failure or
                                 f"the run reported no {self.campaign.objective.metric}")
             return self.study.tell(trial, state=TrialState.FAIL)
-        record = {k: plain(v) for k, v in measurement.record.items()}
+        record = {k: plain(v) for k, v in (measurement.record or {}).items()}
         trial.set_user_attr("record", record)
         for metric, excess in constraint_values(record, self.campaign.objective.slo).items():
             trial.set_constraint(metric, excess)

@@ -22,16 +22,19 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import optuna
 import pandas as pd
 from optuna.exceptions import ExperimentalWarning
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
 from ..schema import conform
 from .acquisition.base import trial_params
-from .candidates import param_column, plain
+from ..io import plain
+from .candidates import param_column
 from .definition import Campaign, CampaignError, from_document
 
 RETRIES = 1
@@ -280,7 +283,7 @@ def summary(campaign: Campaign, study: optuna.Study, top: int = 5) -> dict:
     retried = [{"trial": t.number, "retry_of": t.system_attrs["failed_trial"], "state": t.state.name.lower()}
                for t in trials if "failed_trial" in t.system_attrs]
     feasible = [t for t in trials if t.state == TrialState.COMPLETE and all(c <= 0 for c in t.constraints.values())]
-    feasible.sort(key=lambda t: t.value, reverse=campaign.objective.direction == "maximize")
+    feasible.sort(key=lambda t: cast(float, t.value), reverse=campaign.objective.direction == "maximize")
     best = [{"trial": t.number, "params": t.params, campaign.objective.metric: t.value,
              **{m: (t.user_attrs.get("record") or {}).get(m) for m in campaign.objective.slo},
              "acquisition": t.user_attrs.get("acquisition")} for t in feasible[:top]]
@@ -306,7 +309,8 @@ def stale_trials(study: optuna.Study) -> list[int]:
     """Numbers of running trials whose worker stopped beating for longer than the grace period (Optuna's own test;
     a worker fails and requeues them on its next step)."""
     storage = study._storage
-    if storage.get_heartbeat_interval() is None:  # opened without the campaign's heartbeat: nothing to judge by
+    # a storage opened without the campaign's heartbeat gives nothing to judge by
+    if not isinstance(storage, BaseHeartbeat) or storage.get_heartbeat_interval() is None:
         return []
     stale = set(storage._get_stale_trial_ids(study._study_id))
     return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in stale]

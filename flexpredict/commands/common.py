@@ -25,6 +25,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def short_number(value: float | None) -> str:
+    """A table cell: four significant digits, '-' when there is no value."""
+    return "-" if value is None else f"{value:.4g}"
+
+
 # -- option checks, run where Typer parses the option (the message gets the option's name in cli.main) ------------
 
 def positive_number(value: float | None) -> float | None:
@@ -93,6 +98,16 @@ def known_engine(value: str | None) -> str | None:
         names = sorted({name for _, name in _ENGINES})
         raise typer.BadParameter(f"expected an engine{_did_you_mean(value, names)}, got '{value}'")
     return canonical
+
+
+def known_targets(values: list[str] | None) -> list[str] | None:
+    """--target (repeatable): each one a target the predictors learn."""
+    from ..predictors.targets import TARGETS
+
+    for value in values or []:
+        if value not in TARGETS:
+            raise typer.BadParameter(f"expected one of {', '.join(TARGETS)}, got '{value}'")
+    return values
 
 
 def require_known(option: str, values, known) -> None:

@@ -25,8 +25,8 @@ class ExportFormat(str, Enum):
 def build(
     source: list[Path] = typer.Option(None, "--source", "-s", help="Results tree, cm-result.json, "
                                       "cmx-result-summary.json, OpenMLPerf data.parquet/json or a bench run folder "
-                                      "(repeatable). Default: every round folder in ../shared/data/mlperf/raw and the latency-under-load "
-                                      "sample in ../shared/data/aic_silicon_sample."),
+                                      "(repeatable). Default: every round folder in ../shared/data/mlperf/raw and "
+                                      "the latency-under-load sample in ../shared/data/aic_silicon_sample."),
     out: Path = typer.Option(None, "--out", "-o", help="Output parquet/CSV file. Default: "
                              "$FLEXPREDICT_HOME/data/mlperf_records.parquet (~/.local/share/flexpredict/...) when no "
                              "--source is given, else ./dataset.parquet. The shipped dataset only when named here."),
@@ -117,7 +117,7 @@ def _coverage_table(frame, rounds) -> Table:
     """Rows per benchmark x scenario and round; open-division variants of a task are lumped into one line."""
     from .. import catalogs
 
-    known = set()
+    known: set[str] = set()
     try:
         for row in catalogs.models().rows:
             known.update(str(b).lower() for b in row.get("mlperf_benchmarks") or [])

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from ..io import strict_json
-from .common import (console, fail, load_model, load_records, model_folder, non_negative_count, positive_count,
-                     progress_bar, require_known)
+from .common import (console, fail, known_targets, load_model, load_records, model_folder, non_negative_count,
+                     positive_count, progress_bar)
 from .model import COUNT, ENGINE, MODEL, MODEL_DIR, NODES, PRECISION, SCENARIO, configuration_record
 
 
@@ -25,7 +25,8 @@ def explain(
     count: int = COUNT, nodes: int = NODES, model: str = MODEL, scenario: str = SCENARIO,
     precision: str = PRECISION, engine: str = ENGINE,
     record_id: str = typer.Option(None, "--record-id", help="Explain this record of the dataset instead."),
-    target: list[str] = typer.Option(None, "--target", "-t", help="Targets (repeatable; default: every one the "
+    target: list[str] = typer.Option(None, "--target", "-t", callback=known_targets,
+                                     help="Targets (repeatable; default: every one the "
                                      "model has, or that applies to the configuration)."),
     out: Path = typer.Option(None, "--out", "-o", help="Write the plots (PNG) into this folder."),
     output_format: Format = typer.Option(Format.table, "--format", help="table or json."),
@@ -40,7 +41,6 @@ def explain(
     from ..explain import ExplainError
     from ..predictors import TARGETS
 
-    require_known("--target", target, TARGETS)
     if record_id and (accelerator or model):
         fail("give one configuration (--accelerator, --model, ...) or --record-id, not both")
     bundle = load_model(model_dir, targets=tuple(target) if target else None)
@@ -121,7 +121,7 @@ def _global(bundle, names, records, out, output_format, sample, top) -> None:
         for column in ("#", "feature", "mean |SHAP|", "typical effect"):
             table.add_column(column, justify="left" if column == "feature" else "right")
         for rank, (name, value) in enumerate(glob.importance.head(top).items(), 1):
-            table.add_row(str(rank), feature_words(name), f"{value:.3f}", f"×/÷ {math.exp(value):.2f}")
+            table.add_row(str(rank), feature_words(str(name)), f"{value:.3f}", f"×/÷ {math.exp(value):.2f}")
         console.print(table)
     console.print("SHAP of the trees on the rows they learned from (each record with its configuration, pair, model "
                   "or accelerator hidden from its priors), log units. Trees only correct configurations nobody "
@@ -150,7 +150,8 @@ def report(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.html."),
     evaluate: bool = typer.Option(False, "--evaluate", help="Also run a quick held-out evaluation for parity plots "
                                   "(throughput on forward-v5.0, xgboost vs lookup-median; minutes)."),
-    target: list[str] = typer.Option(None, "--target", "-t", help="Targets with a SHAP summary (repeatable; "
+    target: list[str] = typer.Option(None, "--target", "-t", callback=known_targets,
+                                     help="Targets with a SHAP summary (repeatable; "
                                      "default: all)."),
     sample: int = typer.Option(2000, help="Design rows explained per target (0: all).", callback=non_negative_count),
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
@@ -161,11 +162,9 @@ def report(
     import matplotlib
 
     from ..explain import ExplainError
-    from ..predictors import TARGETS
     from ..report_html import build_report, quick_evaluation
 
     matplotlib.use("Agg")
-    require_known("--target", target, TARGETS)
     bundle = load_model(model_dir)
     records = load_records(dataset_file)
     evaluation = None

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from .. import capacity
 from ..io import strict_json
-from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, load_model,
-                     load_records, model_folder, positive_count, positive_number, progress_bar, require_known)
+from .common import (PRECISIONS, console, err_console, fail, known_engine, known_precision, known_targets,
+                     load_model, load_records, model_folder, positive_count, positive_number, progress_bar,
+                     require_known)
 
 SCENARIO_HELP = "Offline, Server, Interactive, SingleStream or MultiStream."
 # one configuration, as `predict` and `explain` take it
@@ -97,7 +98,8 @@ def _factor(log_half_width: float) -> str:
 
 def evaluate(
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
-    target: list[str] = typer.Option(None, "--target", "-t", help="Targets to evaluate (repeatable; default all)."),
+    target: list[str] = typer.Option(None, "--target", "-t", callback=known_targets,
+                                     help="Targets to evaluate (repeatable; default all)."),
     split: list[str] = typer.Option(None, "--split", "-s", help="forward-v4.1, forward-v5.0, grouped-kfold, "
                                     "leave-one-accelerator-out, leave-one-model-out (repeatable; default all)."),
     predictor: list[str] = typer.Option(None, "--predictor", "-p", help="Predictors to compare (default: xgboost "
@@ -114,7 +116,6 @@ def evaluate(
     from ..report import metrics_table, model_card_markdown
 
     targets = list(target or TARGETS)
-    require_known("--target", targets, TARGETS)
     require_known("--split", split, SPLITS)
     require_known("--predictor", predictor, PREDICTORS)
     records = load_records(dataset_file)
@@ -126,7 +127,7 @@ def evaluate(
     plots = []
     for (name, split_name), _ in rows.groupby(["target", "split"]) if len(rows) else []:
         path = out / f"parity_{name}_{split_name}.png"
-        parity_plot(rows, name, split_name, path)
+        parity_plot(rows, str(name), str(split_name), path)
         plots.append(path)
     for name in targets:
         part = results[results["target"] == name]
@@ -357,11 +358,11 @@ def predict_records(bundle, records, source: Path, capacity_model=None):
         fail(f"{source}: no rows to predict")
     configurations, problems = [], []
     for position, row in enumerate(records.to_dict("records")):
-        resolved = _row_configuration(row)
-        if isinstance(resolved, str):
-            problems.append(f"row {position + 1}: {resolved}")
+        configuration = _row_configuration(row)
+        if isinstance(configuration, str):
+            problems.append(f"row {position + 1}: {configuration}")
         else:
-            configurations.append((position, resolved))
+            configurations.append((position, configuration))
     if not configurations:
         fail(f"{source}: none of {len(records)} row(s) could be resolved ({'; '.join(problems[:3])})")
     if problems:

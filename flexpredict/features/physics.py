@@ -10,14 +10,16 @@ It ignores efficiency losses on purpose: measured / roofline is what the predict
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from .. import catalogs
 from .. import normalize as norm
 
-BYTES_PER_PARAM = {"fp4": 0.5, "int4": 0.5, "fp6": 0.75, "fp8": 1.0, "int8": 1.0, "bf16": 2.0, "fp16": 2.0,
-                   "fp32": 4.0}
+BYTES_PER_PARAM: dict[str | None, float] = {"fp4": 0.5, "int4": 0.5, "fp6": 0.75, "fp8": 1.0, "int8": 1.0,
+                                            "bf16": 2.0, "fp16": 2.0, "fp32": 4.0}
 # peak-FLOPs column to use for each weight precision, in order of preference
 FLOPS_KEYS = {
     "fp4": ("fp4", "fp8", "int8", "fp16"), "int4": ("int4", "int8", "fp8", "fp16"), "fp6": ("fp8", "fp16"),
@@ -69,7 +71,7 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
     precision = rec.precision if isinstance(rec.precision, str) else (model or {}).get("native_precision")
     total = float(rec.accelerators_total) if _is_number(rec.accelerators_total) and rec.accelerators_total > 0 \
         else np.nan
-    out = {key: np.nan for key in ACCELERATOR_FEATURES + MODEL_FEATURES}
+    out: dict[str, Any] = {key: np.nan for key in ACCELERATOR_FEATURES + MODEL_FEATURES}
     out["acc_kind"] = out["acc_family"] = out["model_kind"] = None
     out["peak_tflops_any"] = np.nan
     if acc:

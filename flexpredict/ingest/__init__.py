@@ -18,15 +18,6 @@ from .base import READERS, BuildReport, Reader
 from .records import finalize
 
 ROUND_FOLDER = re.compile(r"^v\d+\.\d+$")
-_FILE_READERS = {
-    "silicon_sample.csv": "aic-silicon",
-    "result_summary.json": "mlperf-endpoints",
-    "cm-result.json": "cm-result",
-    "cmx-result-summary.json": "cmx-summary",
-    "benchmark_results.json": "flexpredict-bench",
-    "mlperf_log_summary.txt": "results-tree",
-    "mlperf_log_detail.txt": "results-tree",
-}
 
 
 class NoInputError(RuntimeError):
@@ -65,12 +56,12 @@ def readers_for(root: Path, path: Path, report: BuildReport) -> list[Reader]:
     """Readers for a source: every format under a folder, or the one a file's name says."""
     if path.is_dir():
         return [cls(path, report, root) for cls in READERS.values()]
-    kind = _FILE_READERS.get(path.name)
+    kind = next((cls.kind for cls in READERS.values() if path.name in cls.filenames), None)
     if kind is None and path.suffix in {".parquet", ".json"}:
-        kind = "openmlperf"
+        kind = "openmlperf"  # any other table: an OpenMLPerf export under another name
     if kind is None:
-        report.skip(path, "unknown file kind (expected a results tree, cm-result.json, cmx-result-summary.json, "
-                          "OpenMLPerf data.parquet/json or benchmark_results.json)")
+        known = ", ".join(name for cls in READERS.values() for name in cls.filenames)
+        report.skip(path, f"unknown file kind (expected a results tree or one of {known}, or a .parquet/.json table)")
         return []
     return [READERS[kind](path, report, root)]
 
@@ -106,9 +97,9 @@ def build_dataset(sources: Iterable[Path | tuple[Path, Path]] | None = None, *,
         raise NoInputError("no records could be read from the given sources"
                            + (f" ({len(report.skipped)} files skipped)" if report.skipped else ""))
     frame = finalize(raw)
-    sources, kinds = frame["source"].astype(str), frame["source_kind"]
+    record_sources, kinds = frame["source"].astype(str), frame["source_kind"]
     for table in report.tables.values():
-        table.records = int((sources.str.startswith(table.prefix) & kinds.isin(table.kinds)).sum())
+        table.records = int((record_sources.str.startswith(table.prefix) & kinds.isin(table.kinds)).sum())
     return frame, report
 
 

@@ -43,9 +43,7 @@ _SYSTEMS = {  # system -> (description, accelerators per node)
 @register
 class AicSiliconReader(Reader):
     kind = "aic-silicon"
-
-    def find(self) -> list[Path]:
-        return self.files_named(FILENAME)
+    filenames = (FILENAME,)
 
     def read(self, path: Path) -> list[dict]:
         source = self.relative(path)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from ..registry import Registry
+
 
 @dataclass
 class Reconciliation:
@@ -79,15 +81,18 @@ class Reader(ABC):
     """One input format. Subclasses set `kind` and fill in `find` and `read`."""
 
     kind: ClassVar[str]
+    filenames: ClassVar[tuple[str, ...]] = ()
+    """Names of the files it reads: a file given as a source goes to the reader that names it."""
 
     def __init__(self, path: Path, report: BuildReport, root: Path | None = None):
         self.path = path  # the folder to search, or the one file to read
         self.root = root or (path if path.is_dir() else path.parent)  # `source` paths are relative to it
         self.report = report
 
-    @abstractmethod
     def find(self) -> list[Path]:
-        """The files under `root` this reader handles (each is one unit of progress)."""
+        """The files under the source folder this reader handles, each one unit of progress: by default those named
+        in `filenames` (a source that is a file: that file)."""
+        return self.files_named(*self.filenames) if self.path.is_dir() else [self.path]
 
     @abstractmethod
     def read(self, path: Path) -> list[dict]:
@@ -109,20 +114,22 @@ class Reader(ABC):
         except ValueError:
             return path.as_posix()
 
-    def load_json(self, path: Path):
-        """Parsed JSON, or None after reporting why the file was skipped."""
+    def load_json(self, path: Path, expected: type | None = None, what: str = ""):
+        """Parsed JSON (of the `expected` type, `what` naming it), or None after reporting why the file was
+        skipped."""
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             self.report.skip(self.relative(path), f"unreadable: {exc.__class__.__name__}: {exc}")
+            return None
         except json.JSONDecodeError as exc:
             self.report.skip(self.relative(path), f"malformed JSON: {exc.msg} at line {exc.lineno}")
-        return None
+            return None
+        if expected is not None and not isinstance(data, expected):
+            self.report.skip(self.relative(path), f"expected {what}")
+            return None
+        return data
 
 
-READERS: dict[str, type[Reader]] = {}
-
-
-def register(cls: type[Reader]) -> type[Reader]:
-    READERS[cls.kind] = cls
-    return cls
+READERS: Registry[type[Reader]] = Registry("readers", "flexpredict.ingest", "reader", attribute="kind")
+register = READERS.register

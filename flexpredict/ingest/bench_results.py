@@ -10,9 +10,7 @@ from .base import Reader, register
 @register
 class BenchResultsReader(Reader):
     kind = "flexpredict-bench"
-
-    def find(self) -> list[Path]:
-        return self.files_named("benchmark_results.json") if self.path.is_dir() else [self.path]
+    filenames = ("benchmark_results.json",)
 
     def read(self, path: Path) -> list[dict]:
         data = self.load_json(path)

@@ -24,7 +24,7 @@ class CmResultReader(SummaryListReader):
     """One experiment file per (round, suite, division, task, scenario); a result can sit in two experiments."""
 
     kind = "cm-result"
-    filename = "cm-result.json"
+    filenames = ("cm-result.json",)
     fields = CM_FIELDS
 
     def read(self, path: Path) -> list[dict]:

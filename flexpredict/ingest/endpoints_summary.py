@@ -39,16 +39,11 @@ _TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 @register
 class EndpointsSummaryReader(Reader):
     kind = "mlperf-endpoints"
-
-    def find(self) -> list[Path]:
-        return self.files_named(FILENAME) if self.path.is_dir() else [self.path]
+    filenames = (FILENAME,)
 
     def read(self, path: Path) -> list[dict]:
-        data = self.load_json(path)
+        data = self.load_json(path, dict, "a JSON object (MLPerf Endpoints result_summary.json)")
         if data is None:
-            return []
-        if not isinstance(data, dict):
-            self.report.skip(self.relative(path), "expected a JSON object (MLPerf Endpoints result_summary.json)")
             return []
         metrics = data.get("results") or data.get("metrics") or data
         record = {column: _first(metrics, data, names) for column, names in FIELDS.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 from dataclasses import dataclass, field
 
 _NS_PER_MS = 1e6
@@ -124,9 +125,9 @@ def parse_summary(text: str) -> LoadGenResult:
     return result
 
 
-def parse_detail(text: str) -> dict[str, object]:
+def parse_detail(text: str) -> dict[str, Any]:
     """Parse `mlperf_log_detail.txt` (`:::MLLOG {json}` lines) into {key: value}; later lines win."""
-    entries: dict[str, object] = {}
+    entries: dict[str, Any] = {}
     for line in text.splitlines():
         start = line.find(":::MLLOG")
         if start < 0:
@@ -143,7 +144,7 @@ def parse_detail(text: str) -> dict[str, object]:
     return entries
 
 
-def result_from_detail(entries: dict[str, object]) -> LoadGenResult:
+def result_from_detail(entries: dict[str, Any]) -> LoadGenResult:
     """Build a LoadGenResult from detail-log entries (used when no summary file exists)."""
     result = LoadGenResult()
     result.scenario = _str_or_none(entries.get("effective_scenario"))

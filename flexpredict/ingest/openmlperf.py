@@ -49,11 +49,12 @@ def is_openmlperf(columns) -> bool:
 @register
 class OpenMLPerfReader(Reader):
     kind = "openmlperf"
+    filenames = ("data.parquet", "data.json")
 
     def find(self) -> list[Path]:
         if not self.path.is_dir():
             return [self.path]
-        found = self.files_named("data.parquet", "data.json")
+        found = self.files_named(*self.filenames)
         present = set(found)
         return [p for p in found if p.suffix == ".parquet" or p.with_suffix(".parquet") not in present]  # same rows
 

@@ -38,14 +38,28 @@ def finalize_partial(records: pd.DataFrame) -> pd.DataFrame:
     return conform(_complete(records.copy()), extra=True)
 
 
-def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+def derive_metrics(records: pd.DataFrame) -> pd.DataFrame:
+    """Raw records (LoadGen's values as measured) with what ingest derives from them: tokens/s from samples/s,
+    throughput per accelerator, energy per token and per sample, the headline. The one place these are computed, for
+    every reader and for `flexpredict bench`."""
+    frame = _raw_frame(records)
+    _metrics(frame)
+    return frame
+
+
+def _raw_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """Every column ingest reads present, missing values as None."""
+    frame = records.copy()
     for column in COLUMN_NAMES + ("used_model", "weight_data_types", "energy_j_per_query", "location"):
         if column not in frame.columns:
             frame[column] = None
-    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.astype(object).where(frame.notna(), None)
 
+
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = _raw_frame(frame)
     frame["scenario"] = [_scenario(b, s) for b, s in zip(frame["benchmark"], frame["scenario"])]
-    models = {}
+    models: dict[tuple[str, str], str | None] = {}
     frame["model"] = [m if m else models.setdefault((b, u), _model(b, u)) for m, b, u in zip(
         frame["model"], frame["benchmark"], frame["used_model"])]
     _hardware(frame)
@@ -64,29 +78,21 @@ def _scenario(benchmark, scenario):
 
 def _model(benchmark, used_model):
     """Canonical model: the model actually run (open division may swap it), else the benchmark's model."""
-    catalog = _model_catalog()
+    catalog = catalogs.models()
     if used_model and norm.benchmark(used_model) != benchmark:
-        row = catalog.resolve(used_model) if catalog else None
+        row = catalog.resolve(used_model)
         if row:
             return row["id"]
         if norm.benchmark(used_model) not in {benchmark, norm.benchmark_base(benchmark or "")}:
             return str(used_model).lower()  # a model we do not know: explicit, not folded into the benchmark's
     if not benchmark:
         return None
-    row = catalog.resolve(benchmark) if catalog else None
+    row = catalog.resolve(benchmark)
     return row["id"] if row else norm.benchmark_base(benchmark)
 
 
-def _model_catalog():
-    return catalogs.models()
-
-
-def _accelerator_catalog():
-    return catalogs.accelerators()
-
-
 def _hardware(frame: pd.DataFrame) -> None:
-    catalog = _accelerator_catalog()
+    catalog = catalogs.accelerators()
     cpu_only, raw_names, per_node, ids, vendors, guesses = [], [], [], [], [], []
     for name, count, cpu, sockets, given_cpu_only, given_id in zip(
             frame["accelerator_raw"], frame["accelerators_per_node"], frame["host_cpu"],
@@ -169,8 +175,10 @@ def _bounds(frame: pd.DataFrame) -> None:
 
 def _metrics(frame: pd.DataFrame) -> None:
     # LLMs count tokens: by benchmark name, or (sources without an MLPerf benchmark) by a token rate alone
+    # (or, for own runs of any model, a throughput stated in tokens)
     llm = np.array([norm.is_llm_benchmark(b) for b in frame["benchmark"]], dtype=bool) | (
-        frame["tokens_per_s"].notna() & frame["samples_per_s"].isna()).to_numpy()
+        frame["tokens_per_s"].notna() & frame["samples_per_s"].isna()).to_numpy() | (
+        frame["throughput_unit"] == "Tokens/s").to_numpy()
     tps = pd.to_numeric(frame["tokens_per_s"], errors="coerce")
     sps = pd.to_numeric(frame["samples_per_s"], errors="coerce")
     per_sample = pd.to_numeric(frame["tokens_per_sample"], errors="coerce")
@@ -186,7 +194,7 @@ def _metrics(frame: pd.DataFrame) -> None:
     tps = tps.where(~derive, sps * factor)
     frame["tokens_per_sample"] = per_sample
     frame["tokens_per_s"] = tps
-    frame["tokens_derived"] = np.where(llm, derive | given.to_numpy(), None)
+    frame["tokens_derived"] = np.where(llm, derive | given.to_numpy(), None)  # type: ignore[assignment]  # numpy stubs: y=None
 
     total = pd.to_numeric(frame["accelerators_total"], errors="coerce")
     work = tps.where(llm, sps)

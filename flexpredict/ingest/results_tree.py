@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from .. import normalize as norm
-from .base import Reader, register
+from .base import Reader, Reconciliation, register
 from .loadgen_log import LoadGenResult, LogFormatError, parse_detail, parse_summary, result_from_detail
 from .summary_rows import (SummaryFields, apply_power, apply_result, key_of, power_of, to_record,
                            total_accelerators)
@@ -38,13 +38,14 @@ _COMPLIANCE = re.compile(r"^TEST\d+$", re.IGNORECASE)
 @register
 class ResultsTreeReader(Reader):
     kind = "results-tree"
+    filenames = _LOG_NAMES
 
     def __init__(self, path, report, root=None):
         super().__init__(path, report, root)
         self._systems: dict[Path, dict | None] = {}
         self._summaries: dict[Path, dict[tuple[str, str], dict]] = {}
         self._seen: set[tuple[Path, tuple[str, str]]] = set()
-        self._tables: dict[Path, object] = {}  # tree -> its Reconciliation (trees with a published table)
+        self._tables: dict[Path, Reconciliation] = {}  # tree -> its Reconciliation (trees with a published table)
 
     def find(self) -> list[Path]:
         if not self.path.is_dir():
@@ -98,7 +99,9 @@ class ResultsTreeReader(Reader):
             "round": self._round(tree, published),
             "benchmark": norm.benchmark(bench_dir),
             # the folder names the scenario: LoadGen runs Interactive as a Server run and logs it as such
-            "scenario": scenario or norm.scenario((published or {}).get(SUMMARY_RESULTS_FIELDS.scenario)) or norm.scenario(result.scenario),
+            "scenario": scenario
+            or norm.scenario((published or {}).get(SUMMARY_RESULTS_FIELDS.scenario))
+            or norm.scenario(result.scenario),
             "valid": result.valid,
             "source": self.relative(path),
             "source_kind": self.kind,
@@ -149,10 +152,7 @@ class ResultsTreeReader(Reader):
 
     def _system(self, path: Path) -> dict | None:
         if path not in self._systems:
-            data = self.load_json(path) if path.exists() else None
-            if path.exists() and data is not None and not isinstance(data, dict):
-                self.report.skip(self.relative(path), "expected a JSON object describing the system")
-                data = None
+            data = self.load_json(path, dict, "a JSON object describing the system") if path.exists() else None
             if not path.exists():
                 self.report.skip(self.relative(path), "systems JSON missing: hardware fields left empty")
             elif data is not None:

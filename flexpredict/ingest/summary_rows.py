@@ -209,7 +209,7 @@ def records_from_rows(rows: list, fields: SummaryFields, *, source: str, source_
             report_drop("performance row without a result value")
             continue
         perf.setdefault(key, row)
-    for key in power.keys() - perf.keys():
+    for _ in power.keys() - perf.keys():
         report_drop("power row without its performance row")
     return [to_record(row, fields, source=source, source_kind=source_kind, power=power.get(key, (None, None)))
             for key, row in perf.items()]
@@ -218,18 +218,11 @@ def records_from_rows(rows: list, fields: SummaryFields, *, source: str, source_
 class SummaryListReader(Reader):
     """A file holding a JSON list of published results in one summary format (`fields`)."""
 
-    filename: ClassVar[str]
     fields: ClassVar[SummaryFields]
 
-    def find(self) -> list[Path]:
-        return self.files_named(self.filename) if self.path.is_dir() else [self.path]
-
     def read(self, path: Path) -> list[dict]:
-        rows = self.load_json(path)
+        rows = self.load_json(path, list, "a JSON list of results")
         if rows is None:
-            return []
-        if not isinstance(rows, list):
-            self.report.skip(self.relative(path), "expected a JSON list of results")
             return []
         self.report.rows_read[self.kind] += len(rows)
         records = records_from_rows(rows, self.fields, source=self.relative(path), source_kind=self.kind,

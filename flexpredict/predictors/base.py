@@ -20,13 +20,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-PREDICTORS: dict[str, type[Predictor]] = {}
+from ..registry import Registry
+
+PREDICTORS: Registry[type[Predictor]] = Registry("predictors", "flexpredict.predictors", "predictor")
+register = PREDICTORS.register
 STATE_FILE = "predictor.json"
-
-
-def register(cls):
-    PREDICTORS[cls.name] = cls
-    return cls
 
 
 def pair_keys(records: pd.DataFrame) -> pd.Series:
@@ -139,7 +137,7 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         pairs = pair_keys(records).to_numpy()
         models = records["model"].astype("object").fillna("?").astype(str).to_numpy()
         parts = records["accelerator"].astype("object").fillna("?").astype(str).to_numpy()
-        residuals, seen_flags, strata, signed, from_seen_scheme = [], [], [], [], []
+        abs_residuals, seen_flags, strata, signed, from_seen_scheme = [], [], [], [], []
         forward = _forward_folds(records) if self.calibration_folds >= 2 else []
         seen_forward = sum(int(np.isin(pairs[test], pairs[train]).sum()) for train, test in forward)
         jobs = [(train, test, True) for train, test in forward] if seen_forward >= MIN_FORWARD_SEEN else []
@@ -161,12 +159,12 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         for (train, test, for_accuracy), residual in zip(jobs, fold_residuals):
             if for_accuracy:
                 signed.append(residual)
-            residuals.append(np.abs(residual))
+            abs_residuals.append(np.abs(residual))
             seen_flags.append(np.isin(pairs[test], pairs[train]))
             strata.append(_strata(records.iloc[test], seen_flags[-1], np.isin(models[test], models[train]),
                                   np.isin(parts[test], parts[train])))
             from_seen_scheme.append(np.full(len(test), for_accuracy))
-        residuals = np.concatenate(residuals) if residuals else np.array([])
+        residuals = np.concatenate(abs_residuals) if abs_residuals else np.array([])
         seen = np.concatenate(seen_flags) if seen_flags else np.array([], dtype=bool)
         # a seen pair's width comes from the forward (or run-group) folds only: transfer folds hold out whole
         # models, so their "seen" rows are a different situation

@@ -24,7 +24,6 @@ from .constraints import constrain
 from .targets import TARGETS, make_predictor
 
 MANIFEST = "manifest.json"
-REQUIRED_INPUT = ("model", "scenario")
 
 
 class DamagedModelError(ValueError):

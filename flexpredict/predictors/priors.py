@@ -41,7 +41,8 @@ def keys(records: pd.DataFrame, level: tuple[str, ...], offset: np.ndarray | Non
     for part in parts[1:]:
         key = key + "|" + part
     if offset is not None:
-        key = pd.Series(np.where(np.isfinite(offset), "eff|", "raw|"), index=records.index) + key
+        prefix: pd.Series = pd.Series(np.where(np.isfinite(offset), "eff|", "raw|"), index=records.index)
+        key = prefix + key
     return key
 
 

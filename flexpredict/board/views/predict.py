@@ -1,6 +1,7 @@
 """Predict: one configuration, every target with its 90 % interval, why (SHAP), and the runs measured nearest."""
 
 import tempfile
+from pathlib import Path
 
 import matplotlib
 import streamlit as st
@@ -29,7 +30,7 @@ with st.sidebar:
 
 try:
     with tempfile.TemporaryDirectory() as folder:
-        name = queries.model_argument(model, uploaded.getvalue() if uploaded else None, upload_name, folder)
+        name = queries.model_argument(model, uploaded.getvalue() if uploaded else None, upload_name, Path(folder))
         record = queries.configuration(accelerator, int(count), int(nodes), name, scenario,
                                        None if precision == "any" else precision, None if engine == "any" else engine)
 except queries.BoardInputError as exc:

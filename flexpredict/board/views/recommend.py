@@ -1,6 +1,9 @@
 """Recommend: the ranked deployments `flexpredict recommend` gives, their cost-throughput Pareto front, and the
 funnel of what was removed and why."""
 
+from collections.abc import Callable
+from typing import Any
+
 import altair as alt
 import streamlit as st
 
@@ -35,10 +38,11 @@ with st.sidebar:
 
 try:
     # the CLI's own option checks, with the form's labels
-    for label, check, value in (("budget", positive_number, budget), ("amortise over", positive_number,
-                                amortize_years), ("electricity", non_negative_number, electricity),
-                                ("most accelerators per replica", positive_count, int(max_accelerators)),
-                                ("show", positive_count, int(top))):
+    checks: list[tuple[str, Callable[[Any], object], object]] = [
+        ("budget", positive_number, budget), ("amortise over", positive_number, amortize_years),
+        ("electricity", non_negative_number, electricity),
+        ("most accelerators per replica", positive_count, int(max_accelerators)), ("show", positive_count, int(top))]
+    for label, check, value in checks:
         try:
             check(value)
         except typer.BadParameter as exc:

@@ -10,24 +10,20 @@
 from __future__ import annotations
 
 from ..definition import Campaign
-from .base import CandidateSampler, Context, trial_params
+from .base import ACQUISITIONS, CandidateSampler, Context, trial_params
 from .improvement import ImprovementSampler
 from .optuna_samplers import GpSampler, TpeSampler
 from .random import RandomCandidateSampler
 from .shrinkage import ShrinkageSampler
 from .uncertainty import UncertaintySampler
 
-OWN = {cls.name: cls for cls in (UncertaintySampler, ShrinkageSampler, ImprovementSampler, RandomCandidateSampler)}
-OPTUNA = {cls.name: cls for cls in (TpeSampler, GpSampler)}
 
 
 def create_sampler(campaign: Campaign, context: Context, seed: int | None = None) -> CandidateSampler:
     """The campaign's acquisition as a sampler; `seed` defaults to the campaign's."""
     seed = campaign.seed if seed is None else seed
-    if campaign.acquisition in OPTUNA:
-        return OPTUNA[campaign.acquisition](context, seed, campaign.initial_trials)
-    return OWN[campaign.acquisition](context, seed)
+    return ACQUISITIONS[campaign.acquisition].create(context, seed, campaign)
 
 
-__all__ = ["OPTUNA", "OWN", "CandidateSampler", "Context", "GpSampler", "ImprovementSampler", "RandomCandidateSampler",
+__all__ = ["ACQUISITIONS", "CandidateSampler", "Context", "GpSampler", "ImprovementSampler", "RandomCandidateSampler",
            "ShrinkageSampler", "TpeSampler", "UncertaintySampler", "create_sampler", "trial_params"]

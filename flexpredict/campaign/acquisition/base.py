@@ -18,7 +18,8 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
 from ..candidates import CandidateSet
-from ..definition import Objective
+from ...registry import Registry
+from ..definition import Campaign, Objective
 
 Z90 = 1.6448536269514722
 """The 90 % interval is +-1.645 sigma of a log-normal."""
@@ -94,6 +95,11 @@ class CandidateSampler(BaseSampler):
         self.rng = np.random.default_rng(seed)
         self._independent = RandomSampler(seed=seed)
 
+    @classmethod
+    def create(cls, context: Context, seed: int | None, campaign: Campaign) -> CandidateSampler:
+        """The sampler for a campaign; one that needs more of the campaign than the seed takes it here."""
+        return cls(context, seed)
+
     def infer_relative_search_space(self, study, trial) -> dict:
         return dict(self.context.candidates.distributions)
 
@@ -120,3 +126,8 @@ class CandidateSampler(BaseSampler):
         score = np.nan_to_num(np.asarray(score, dtype="float64"), nan=-np.inf)
         best = np.flatnonzero(score >= score.max() - 1e-12 * max(abs(score.max()), 1.0))
         return int(free[self.rng.choice(best)])
+
+
+ACQUISITIONS: Registry[type[CandidateSampler]] = Registry("acquisitions", "flexpredict.campaign.acquisition",
+                                                          "acquisition")
+register = ACQUISITIONS.register

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 from optuna.trial import TrialState
 
-from .base import CandidateSampler, log_sd
+from .base import CandidateSampler, log_sd, register
 
 
+@register
 class ImprovementSampler(CandidateSampler):
     name = "improvement"
 
@@ -27,7 +28,9 @@ class ImprovementSampler(CandidateSampler):
         with np.errstate(divide="ignore", invalid="ignore"):
             mu = np.log(pred)
         gain = expected_improvement(mu, log_sd(pred, hi), incumbent(study), objective.direction == "maximize")
-        feasible = self.context.predictions["p_feasible"].to_numpy(dtype="float64")[free]
+        predictions = self.context.predictions
+        assert predictions is not None  # `predicted` found the metric in them
+        feasible = predictions["p_feasible"].to_numpy(dtype="float64")[free]
         score = np.nan_to_num(gain, nan=0.0) * feasible * self.context.discount(pending, free)
         return self._best(free, score)
 

@@ -10,20 +10,30 @@ Optuna 5's TPE and GP samplers read from the trials themselves.
 from __future__ import annotations
 
 import importlib.util
+from abc import abstractmethod
 
 import numpy as np
 import optuna
 
-from ..definition import CampaignError
-from .base import CandidateSampler, Context
+from ..definition import Campaign, CampaignError
+from .base import CandidateSampler, Context, register
 
 
 class OptunaSampler(CandidateSampler):
     """Wraps an Optuna sampler: its proposal, snapped to the nearest free candidate."""
 
-    def __init__(self, context: Context, inner: optuna.samplers.BaseSampler, seed: int | None = None):
+    def __init__(self, context: Context, seed: int | None = None, startup: int = 0):
         super().__init__(context, seed)
-        self.inner = inner
+        self.inner = self.optuna_sampler(seed, startup)
+
+    @staticmethod
+    @abstractmethod
+    def optuna_sampler(seed: int | None, startup: int) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler, starting after `startup` trials (the campaign's random initial ones)."""
+
+    @classmethod
+    def create(cls, context: Context, seed: int | None, campaign: Campaign) -> CandidateSampler:
+        return cls(context, seed, campaign.initial_trials)
 
     def choose(self, study, trial, free: np.ndarray, pending: np.ndarray) -> int:
         space = self.context.candidates.distributions
@@ -40,18 +50,21 @@ class OptunaSampler(CandidateSampler):
         self.inner.after_trial(study, trial, state, values)
 
 
+@register
 class TpeSampler(OptunaSampler):
     name = "tpe"
 
-    def __init__(self, context: Context, seed: int | None, startup: int):
-        super().__init__(context, optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup),
-                         seed)
+    @staticmethod
+    def optuna_sampler(seed: int | None, startup: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
 
 
+@register
 class GpSampler(OptunaSampler):
     name = "gp"
 
-    def __init__(self, context: Context, seed: int | None, startup: int):
+    @staticmethod
+    def optuna_sampler(seed: int | None, startup: int) -> optuna.samplers.BaseSampler:
         if importlib.util.find_spec("torch") is None:
             raise CampaignError("acquisition: gp is Optuna's GPSampler, which needs PyTorch (pip install torch)")
-        super().__init__(context, optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup), seed)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)

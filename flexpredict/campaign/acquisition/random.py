@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CandidateSampler
+from .base import CandidateSampler, register
 
 
+@register
 class RandomCandidateSampler(CandidateSampler):
     name = "random"
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import MAX_SCORED, NOISE_SD, CandidateSampler, log_sd
+from .base import MAX_SCORED, NOISE_SD, CandidateSampler, log_sd, register
 
 
+@register
 class ShrinkageSampler(CandidateSampler):
     name = "shrinkage"
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import MAX_SCORED, CandidateSampler
+from .base import MAX_SCORED, CandidateSampler, register
 
 
+@register
 class UncertaintySampler(CandidateSampler):
     name = "uncertainty"
 

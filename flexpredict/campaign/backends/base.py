@@ -7,7 +7,6 @@ so replaying a held dataset and running vLLM on a GPU are the same campaign.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +14,10 @@ from typing import ClassVar
 
 import pandas as pd
 
+from ...registry import Registry
 from ...schema import conform
 from ..definition import Campaign, CampaignError
 
-REGISTRY: dict[str, type[MeasurementBackend]] = {}
-BUILTIN = ("flexpredict.campaign.backends.replay", "flexpredict.campaign.backends.bench")
 
 
 @dataclass
@@ -73,14 +71,12 @@ class MeasurementBackend(ABC):
         """Release what measuring holds (a running engine)."""
 
 
-def register(cls: type[MeasurementBackend]) -> type[MeasurementBackend]:
-    REGISTRY[cls.name] = cls
-    return cls
+REGISTRY: Registry[type[MeasurementBackend]] = Registry("campaign_backends", "flexpredict.campaign.backends",
+                                                        "backend")
+register = REGISTRY.register
 
 
 def create_backend(campaign: Campaign, workdir: Path) -> MeasurementBackend:
-    for module in BUILTIN:
-        importlib.import_module(module)
     if campaign.backend not in REGISTRY:
-        raise CampaignError(f"backend.kind: unknown backend '{campaign.backend}' (known: {', '.join(sorted(REGISTRY))})")
+        raise CampaignError(f"backend.kind: {REGISTRY.unknown(campaign.backend)}")
     return REGISTRY[campaign.backend](campaign, workdir)

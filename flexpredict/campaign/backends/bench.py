@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ...schema import conform
-from ..candidates import plain
+from ...io import plain
 from ..definition import CampaignError
 from .base import Measurement, MeasurementBackend, register
 
-ENGINE_KNOBS = ("tensor_parallel", "max_num_seqs", "max_num_batched_tokens", "dtype", "quantization",
-                "gpu_memory_utilization", "max_model_len", "enforce_eager")
+if TYPE_CHECKING:
+    from ...bench.base import Backend
+
 RUN_SETTINGS = ("scenario", "target_qps", "max_tokens", "samples", "min_duration")
 RECORD_COLUMNS = {"tensor_parallel": "tensor_parallel", "max_num_seqs": "max_num_seqs",
                   "max_num_batched_tokens": "max_num_batched_tokens", "scenario": "scenario",
@@ -31,23 +33,29 @@ DEFAULTS = {"scenario": "Server", "target_qps": None, "max_tokens": 128, "sample
 @register
 class BenchBackend(MeasurementBackend):
     name = "bench"
-    options = frozenset({"model", "engine_python", "prompts", "engine", "run", "env", "ignore_eos", "concurrency",
-                         "startup_timeout", "base_dataset"})
+    options = frozenset({"model", "server", "engine_python", "prompts", "engine", "run", "env", "ignore_eos",
+                         "concurrency", "startup_timeout", "base_dataset"})
 
     def __init__(self, campaign, workdir: Path):
+        from ...bench.base import REGISTRY
+
         super().__init__(campaign, workdir)
         opts = campaign.backend_options
+        self.server_backend = str(opts.get("server", "vllm"))  # the bench backend that serves the model
+        if self.server_backend not in REGISTRY:
+            raise CampaignError(f"backend.server: {REGISTRY.unknown(self.server_backend)}")
+        self.knobs = REGISTRY[self.server_backend].tunable
         for name in campaign.parameter_names:
-            if name not in ENGINE_KNOBS + RUN_SETTINGS:
+            if name not in self.knobs + RUN_SETTINGS:
                 raise CampaignError(f"space.{name}: the bench backend knows engine knobs "
-                                    f"({', '.join(ENGINE_KNOBS)}) and run settings ({', '.join(RUN_SETTINGS)})")
+                                    f"({', '.join(self.knobs)}) and run settings ({', '.join(RUN_SETTINGS)})")
         if not opts.get("model"):
             raise CampaignError("backend.model: a model path or hub id, or 'tiny' for the offline tiny Llama")
         self.engine = _mapping(opts, "engine")
         self.run = {**DEFAULTS, **_mapping(opts, "run")}
         for key in self.engine:
-            if key not in ENGINE_KNOBS:
-                raise CampaignError(f"backend.engine.{key}: not an engine knob ({', '.join(ENGINE_KNOBS)})")
+            if key not in self.knobs:
+                raise CampaignError(f"backend.engine.{key}: not an engine knob ({', '.join(self.knobs)})")
         for key in self.run:
             if key not in RUN_SETTINGS:
                 raise CampaignError(f"backend.run.{key}: not a run setting ({', '.join(RUN_SETTINGS)})")
@@ -57,7 +65,7 @@ class BenchBackend(MeasurementBackend):
                                 "parameter)")
         # the engine inherits this process's environment (e.g. VLLM_CPU_KVCACHE_SPACE on a CPU)
         os.environ.update({str(k): str(v) for k, v in _mapping(opts, "env").items()})
-        self.server = None
+        self.server: Backend | None = None
         self.server_knobs: dict | None = None
 
     def candidates(self) -> pd.DataFrame:
@@ -128,14 +136,14 @@ class BenchBackend(MeasurementBackend):
 
     def _split(self, params: dict) -> tuple[dict, dict]:
         """(engine knobs, run settings) of a configuration, the fixed ones from `backend.engine`/`backend.run`."""
-        knobs = {**self.engine, **{k: plain(v) for k, v in params.items() if k in ENGINE_KNOBS}}
+        knobs = {**self.engine, **{k: plain(v) for k, v in params.items() if k in self.knobs}}
         run = {**self.run, **{k: plain(v) for k, v in params.items() if k in RUN_SETTINGS}}
         return knobs, run
 
     def _server(self, knobs: dict, run_dir: Path):
         """The running server when its engine knobs match, else a fresh one started into `run_dir`."""
+        from ...bench.base import create_backend
         from ...bench.engine_env import default_engine_python
-        from ...bench.vllm_server import VllmServer
 
         if self.server is not None and knobs == self.server_knobs:
             return self.server
@@ -145,9 +153,10 @@ class BenchBackend(MeasurementBackend):
         if model == "tiny":
             model = str(self._tiny_model())
         python = opts.get("engine_python") or default_engine_python()
-        server = VllmServer(model, engine_python=Path(python) if python else None,
-                            startup_timeout_s=float(opts.get("startup_timeout", 900)),
-                            ignore_eos=bool(opts.get("ignore_eos", True)), **knobs)
+        server = create_backend(self.server_backend, {
+            "model": model, "engine_python": Path(python) if python else None,
+            "startup_timeout_s": float(opts.get("startup_timeout", 900)),
+            "ignore_eos": bool(opts.get("ignore_eos", True)), **knobs})
         server.start(run_dir)
         self.server, self.server_knobs = server, knobs
         return server
@@ -160,9 +169,8 @@ class BenchBackend(MeasurementBackend):
 
         out = self.workdir / "tiny-llama"  # the name `describe` gives the model
         if not (out / "config.json").exists():
-            prompts = load_prompts("default")
             engine_python = self.campaign.backend_options.get("engine_python") or default_engine_python()
-            make_tiny_model(out, list(prompts.prompts) + list(prompts.references or ()),
+            make_tiny_model(out, load_prompts("default").tokenizer_corpus(),
                             Path(engine_python) if engine_python else None)
         return out
 

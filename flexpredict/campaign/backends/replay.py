@@ -19,7 +19,8 @@ import pandas as pd
 from ... import dataset
 from ...predictors.targets import TARGETS
 from ...schema import BY_NAME, METRIC_COLUMNS, conform
-from ..candidates import config_key, plain, plain_frame
+from ...io import plain
+from ..candidates import config_key, plain_frame
 from ..definition import CampaignError
 from .base import Measurement, MeasurementBackend, register
 
@@ -106,7 +107,7 @@ def _where(records: pd.DataFrame, filters, where: str) -> pd.Series:
         if column not in records.columns:
             raise CampaignError(f"{where}.{column}: not a record column")
         wanted = wanted if isinstance(wanted, list) else [wanted]
-        mask &= records[column].astype("object").map(plain).isin(wanted)
+        mask &= records[str(column)].astype("object").map(plain).isin(wanted)
     return mask
 
 
