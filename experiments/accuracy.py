@@ -28,14 +28,31 @@ PLAN = [
     (["throughput_per_accelerator"], [s for s in SPLITS if s != "grouped-kfold"], DEFAULT_PREDICTORS),
     (["ttft_p99_ms", "tpot_p99_ms", "energy_j_per_token"], ["grouped-kfold"], ("xgboost", "lookup-median")),
     (["ttft_p99_ms", "tpot_p99_ms"], ["forward-v5.1"], ("xgboost", "lookup-median")),
-    (["latency_p99_ms", "latency_p90_ms", "power_w", "energy_j_per_sample"], ["forward-v5.0", "forward-v5.1"],
-     ("xgboost", "lookup-median")),
-    (["power_w", "energy_j_per_token", "energy_j_per_sample"], ["leave-one-accelerator-out"],
-     ("xgboost", "lookup-median")),
+    (
+        ["latency_p99_ms", "latency_p90_ms", "power_w", "energy_j_per_sample"],
+        ["forward-v5.0", "forward-v5.1"],
+        ("xgboost", "lookup-median"),
+    ),
+    (
+        ["power_w", "energy_j_per_token", "energy_j_per_sample"],
+        ["leave-one-accelerator-out"],
+        ("xgboost", "lookup-median"),
+    ),
 ]
-SUBSETS = ("all", "llm", "llm-seen-pair", "llm-unseen-pair", "non-llm", "non-llm-seen-pair", "non-llm-unseen-pair",
-           "llm-closed-seen-pair", "llm-closed-new-pair", "llm-closed-new-accelerator", "llm-closed-new-model",
-           "llm-closed-both-new")
+SUBSETS = (
+    "all",
+    "llm",
+    "llm-seen-pair",
+    "llm-unseen-pair",
+    "non-llm",
+    "non-llm-seen-pair",
+    "non-llm-unseen-pair",
+    "llm-closed-seen-pair",
+    "llm-closed-new-pair",
+    "llm-closed-new-accelerator",
+    "llm-closed-new-model",
+    "llm-closed-both-new",
+)
 
 
 def main() -> None:

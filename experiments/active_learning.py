@@ -39,8 +39,7 @@ def one_run(path: Path, acquisition: str, seed: int, budget: int, workdir: Path)
     worker = Worker(campaign, workdir=workdir)
     objective = campaign.objective
     truth = [worker.backend.measure(worker.candidates.params(i), workdir).record for i in range(len(worker.candidates))]
-    feasible = [r[objective.metric] for r in truth
-                if all(c <= 0 for c in constraint_values(r, objective.slo).values())]
+    feasible = [r[objective.metric] for r in truth if all(c <= 0 for c in constraint_values(r, objective.slo).values())]
     best = max(feasible) if objective.direction == "maximize" else min(feasible)
     held = worker.backend.evaluation_records()
     held_input = with_parameters(held, campaign.parameter_names)
@@ -64,8 +63,15 @@ def one_run(path: Path, acquisition: str, seed: int, budget: int, workdir: Path)
     if errors[-1][0] < budget:  # the last measurements, learned from
         worker.refit()
         on_fit(worker)
-    return {"acquisition": acquisition, "seed": seed, "errors": errors, "found": found, "true_best": best,
-            "held_out": len(held), "candidates": len(worker.candidates)}
+    return {
+        "acquisition": acquisition,
+        "seed": seed,
+        "errors": errors,
+        "found": found,
+        "true_best": best,
+        "held_out": len(held),
+        "candidates": len(worker.candidates),
+    }
 
 
 def first_reaching(curve: list[tuple[int, float]], ok) -> int | None:
@@ -81,11 +87,15 @@ def table_rows(runs: list[dict], targets: list[float], budget: int) -> list[dict
         row = {"acquisition": acquisition, "seeds": len(mine)}
         for target in targets:
             reached = [first_reaching(r["errors"], lambda e, t=target: e <= t) for r in mine]
-            row[f"to_{target:g}"] = [float(np.mean([n if n is not None else budget for n in reached])),
-                                     sum(n is not None for n in reached)]
+            row[f"to_{target:g}"] = [
+                float(np.mean([n if n is not None else budget for n in reached])),
+                sum(n is not None for n in reached),
+            ]
         found = [first_reaching(r["found"], lambda f: f >= 1 - WITHIN) for r in mine]
-        row["to_best"] = [float(np.mean([n if n is not None else budget for n in found])),
-                          sum(n is not None for n in found)]
+        row["to_best"] = [
+            float(np.mean([n if n is not None else budget for n in found])),
+            sum(n is not None for n in found),
+        ]
         row["final_error"] = float(np.mean([r["errors"][-1][1] for r in mine]))
         rows.append(row)
     return rows
@@ -131,8 +141,11 @@ def main() -> None:
     parser.add_argument("--acquisitions", default="uncertainty,improvement,random,tpe")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=None, help="runs per campaign (default: the campaign's)")
-    parser.add_argument("--targets", default=None, help="comma-separated MdAPE targets (default: the campaign's, "
-                        "and 5 points either side)")
+    parser.add_argument(
+        "--targets",
+        default=None,
+        help="comma-separated MdAPE targets (default: the campaign's, and 5 points either side)",
+    )
     parser.add_argument("--json", type=Path, help="write the table and every curve here")
     parser.add_argument("--plot", type=Path, default=Path("out/active_learning.png"))
     args = parser.parse_args()
@@ -152,27 +165,37 @@ def main() -> None:
                 runs.append(one_run(args.campaign, acquisition, seed, budget, Path(tmp) / f"{acquisition}-{seed}"))
                 progress.advance(task)
     rows = table_rows(runs, targets, budget)
-    table = Table(title=f"{campaign.name}: measurements needed ({runs[0]['candidates']} candidates, "
-                        f"{runs[0]['held_out']} held out; budget {budget} runs; mean of {args.seeds} seeds, "
-                        "a seed that never got there counts as the budget; "
-                        "\\[n/N]: seeds that got there)")
+    table = Table(
+        title=f"{campaign.name}: measurements needed ({runs[0]['candidates']} candidates, "
+        f"{runs[0]['held_out']} held out; budget {budget} runs; mean of {args.seeds} seeds, "
+        "a seed that never got there counts as the budget; "
+        "\\[n/N]: seeds that got there)"
+    )
     table.add_column("acquisition")
     for level in targets:
-        table.add_column(f"to MdAPE <= {level:.0%}" + (" (campaign target)" if level == target else ""),
-                         justify="right")
+        table.add_column(
+            f"to MdAPE <= {level:.0%}" + (" (campaign target)" if level == target else ""), justify="right"
+        )
     table.add_column(f"to within {WITHIN:.0%} of the best", justify="right")
     table.add_column("final MdAPE", justify="right")
     for row in rows:
         cells = [f"{row[f'to_{t:g}'][0]:.1f} \\[{row[f'to_{t:g}'][1]}/{row['seeds']}]" for t in targets]
-        table.add_row(row["acquisition"], *cells,
-                      f"{row['to_best'][0]:.1f} \\[{row['to_best'][1]}/{row['seeds']}]", f"{row['final_error']:.1%}")
+        table.add_row(
+            row["acquisition"],
+            *cells,
+            f"{row['to_best'][0]:.1f} \\[{row['to_best'][1]}/{row['seeds']}]",
+            f"{row['final_error']:.1%}",
+        )
     console.print(table)
     plot(runs, target, args.plot)
     console.print(f"plot: {args.plot}; {time.perf_counter() - started:.0f} s", highlight=False)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"campaign": campaign.name, "budget": budget, "targets": targets,
-                                         "table": rows, "runs": runs}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {"campaign": campaign.name, "budget": budget, "targets": targets, "table": rows, "runs": runs}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

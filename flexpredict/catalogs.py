@@ -7,10 +7,10 @@ finds them in a source checkout and in an installed wheel alike.
 from __future__ import annotations
 
 import re
-from typing import Any
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -96,8 +96,11 @@ def accelerators(path: Path | None = None) -> AcceleratorCatalog:
     return AcceleratorCatalog(rows, {row["id"]: row for row in rows}, tuple(patterns))
 
 
-_MODEL_NOISE = re.compile(r"[-_](instruct|chat|hf|base|it|fp8|fp4|int8|int4|w4a16|w8a8|dyn|dynamic|pre|nim|awq|gptq)"
-                          r"(?=$|[-_])", re.IGNORECASE)
+_MODEL_NOISE = re.compile(
+    r"[-_](instruct|chat|hf|base|it|fp8|fp4|int8|int4|w4a16|w8a8|dyn|dynamic|pre|nim|awq|gptq)"
+    r"(?=$|[-_])",
+    re.IGNORECASE,
+)
 
 
 def model_key(name: str) -> str:
@@ -123,8 +126,12 @@ class ModelCatalog:
         if not name:
             return None
         text = str(name).strip().lower()
-        return self.by_id.get(text) or self.by_benchmark.get(text) or self.by_hf_config.get(text) \
+        return (
+            self.by_id.get(text)
+            or self.by_benchmark.get(text)
+            or self.by_hf_config.get(text)
             or self.by_key.get(model_key(text))
+        )
 
 
 _registered_models: list[dict] = []  # rows built from user config.json files in this process
@@ -175,8 +182,11 @@ def _with_kv_bytes(row: dict) -> dict:
     if row.get("kind") != "llm" or "kv_bytes_per_token_bf16" in row or not all(isinstance(v, int) for v in sizes):
         return row
     layers, kv_heads, head_dim = sizes
-    return {"attention": "GQA" if kv_heads < (row.get("attention_heads") or kv_heads) else "MHA", **row,
-            "kv_bytes_per_token_bf16": 2 * layers * kv_heads * head_dim * 2}
+    return {
+        "attention": "GQA" if kv_heads < (row.get("attention_heads") or kv_heads) else "MHA",
+        **row,
+        "kv_bytes_per_token_bf16": 2 * layers * kv_heads * head_dim * 2,
+    }
 
 
 @lru_cache(maxsize=None)

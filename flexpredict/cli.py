@@ -25,8 +25,9 @@ class OneLineErrors(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         args = list(sys.argv[1:] if args is None else args)
         try:
-            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
-                                **extra)
+            code = super().main(
+                args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
+            )
         except typer.Abort:
             err_console.print("[bold red]error:[/] aborted", highlight=False)
             code = 130
@@ -80,13 +81,17 @@ def _given(args: list[str], opts: list[str]) -> str | None:
             return args[position + 1]
         for opt in opts:
             if arg.startswith(opt + "="):
-                return arg[len(opt) + 1:]
+                return arg[len(opt) + 1 :]
     return None
 
 
-app = typer.Typer(cls=OneLineErrors,
-                  help="Predict and recommend AI inference deployments from MLPerf results and your own benchmarks.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    cls=OneLineErrors,
+    help="Predict and recommend AI inference deployments from MLPerf results and your own benchmarks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 app.add_typer(data.app, name="data")
 app.add_typer(bench_app, name="bench")
 app.add_typer(campaign_app, name="campaign")

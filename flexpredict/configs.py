@@ -34,8 +34,9 @@ def accelerator_row(name: str) -> dict:
     row = resolve_accelerator(name)
     if row is None:
         ids = [r["id"] for r in catalogs.accelerators().rows]
-        close = difflib.get_close_matches(str(name).lower(), ids, n=3, cutoff=0.4) or \
-            difflib.get_close_matches("nvidia-" + str(name).lower(), ids, n=3, cutoff=0.4)
+        close = difflib.get_close_matches(str(name).lower(), ids, n=3, cutoff=0.4) or difflib.get_close_matches(
+            "nvidia-" + str(name).lower(), ids, n=3, cutoff=0.4
+        )
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown accelerator '{name}'{hint}")
     return row
@@ -59,16 +60,29 @@ def config_records(rows: list[dict]) -> pd.DataFrame:
         model = cfg["model_row"] if "model_row" in cfg else resolve_model(cfg["model"])
         per_node, nodes = int(cfg.get("count", 1)), int(cfg.get("nodes", 1))
         cpu = acc.get("kind") == "cpu"
-        records.append({
-            "record_id": f"config-{i}", "run_group": f"config-{i}", "division": "closed",
-            "system_id": f"{per_node * nodes}x{acc['id']}", "system_type": "datacenter",
-            "benchmark": benchmark_for(model, cfg["scenario"]), "model": model["id"], "scenario": cfg["scenario"],
-            "accelerator": acc["id"], "accelerator_raw": acc.get("name", acc["id"]),
-            "accelerator_vendor": acc.get("vendor"), "accelerators_per_node": per_node, "nodes": nodes,
-            "accelerators_total": per_node * nodes, "accelerator_memory_gb": acc.get("memory_gb"),
-            "cpu_only": cpu, "host_cpu": acc.get("name") if cpu else None,
-            "host_cpus_per_node": per_node if cpu else None,
-            "precision": cfg.get("precision"), "engine": cfg.get("engine"),
-            "engine_version": cfg.get("engine_version"),
-        })
+        records.append(
+            {
+                "record_id": f"config-{i}",
+                "run_group": f"config-{i}",
+                "division": "closed",
+                "system_id": f"{per_node * nodes}x{acc['id']}",
+                "system_type": "datacenter",
+                "benchmark": benchmark_for(model, cfg["scenario"]),
+                "model": model["id"],
+                "scenario": cfg["scenario"],
+                "accelerator": acc["id"],
+                "accelerator_raw": acc.get("name", acc["id"]),
+                "accelerator_vendor": acc.get("vendor"),
+                "accelerators_per_node": per_node,
+                "nodes": nodes,
+                "accelerators_total": per_node * nodes,
+                "accelerator_memory_gb": acc.get("memory_gb"),
+                "cpu_only": cpu,
+                "host_cpu": acc.get("name") if cpu else None,
+                "host_cpus_per_node": per_node if cpu else None,
+                "precision": cfg.get("precision"),
+                "engine": cfg.get("engine"),
+                "engine_version": cfg.get("engine_version"),
+            }
+        )
     return conform(pd.DataFrame(records))

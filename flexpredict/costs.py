@@ -46,6 +46,7 @@ class Price:
 @dataclass(frozen=True)
 class PriceDates:
     """How current the prices behind a set of recommendations are."""
+
     kind: str  # on-demand or purchase
     oldest: dt.date
     newest: dt.date
@@ -54,8 +55,10 @@ class PriceDates:
     def warning(self) -> str | None:
         if not self.stale:
             return None
-        return (f"the newest {self.kind} price used is from {self.newest}, older than {STALE_AFTER_MONTHS} months: "
-                "prices change monthly, pass --prices FILE with current quotes")
+        return (
+            f"the newest {self.kind} price used is from {self.newest}, older than {STALE_AFTER_MONTHS} months: "
+            "prices change monthly, pass --prices FILE with current quotes"
+        )
 
 
 class PriceBook:
@@ -78,11 +81,14 @@ class PriceBook:
             mine = catalogs.prices(Path(override))
             for i, row in enumerate(mine):
                 if not isinstance(row, dict) or not row.get("accelerator"):
-                    raise catalogs.CatalogError(f"{override}: price row {i + 1}: expected 'accelerator:' and "
-                                                "'usd_per_accelerator_hour:' and/or 'purchase_usd:'")
+                    raise catalogs.CatalogError(
+                        f"{override}: price row {i + 1}: expected 'accelerator:' and "
+                        "'usd_per_accelerator_hour:' and/or 'purchase_usd:'"
+                    )
                 if row.get("as_of") is not None and not _is_iso_date(row["as_of"]):
-                    raise catalogs.CatalogError(f"{override}: price row {i + 1}: as_of: expected an ISO date "
-                                                f"(YYYY-MM-DD), got {row['as_of']!r}")
+                    raise catalogs.CatalogError(
+                        f"{override}: price row {i + 1}: as_of: expected an ISO date (YYYY-MM-DD), got {row['as_of']!r}"
+                    )
             named = {row["accelerator"] for row in mine}
             rows = [row for row in rows if row.get("accelerator") not in named] + list(mine)
         return cls(rows)

@@ -16,8 +16,11 @@ from .schema import SchemaError, conform
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "mlperf_records.parquet"
 _READERS: dict[str, Callable[[Path], Any]] = {
-    ".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": partial(pd.read_json, orient="records"),
-    ".jsonl": partial(pd.read_json, lines=True)}
+    ".parquet": pd.read_parquet,
+    ".csv": pd.read_csv,
+    ".json": partial(pd.read_json, orient="records"),
+    ".jsonl": partial(pd.read_json, lines=True),
+}
 
 
 def load(path: Path | str | None = None, *, extra: bool = False) -> pd.DataFrame:
@@ -53,10 +56,12 @@ def save(frame: pd.DataFrame, path: Path | str) -> Path:
         raise SchemaError(f"{path}: expected a .parquet, .csv, .json or .jsonl file")
     if path.is_dir():
         raise SchemaError(f"{path}: is a folder (expected a .parquet, .csv, .json or .jsonl file)")
-    writers = {".csv": lambda tmp: frame.to_csv(tmp, index=False),
-               ".json": lambda tmp: frame.to_json(tmp, orient="records", indent=1),
-               ".jsonl": lambda tmp: frame.to_json(tmp, orient="records", lines=True),
-               ".parquet": lambda tmp: frame.to_parquet(tmp, index=False)}
+    writers = {
+        ".csv": lambda tmp: frame.to_csv(tmp, index=False),
+        ".json": lambda tmp: frame.to_json(tmp, orient="records", indent=1),
+        ".jsonl": lambda tmp: frame.to_json(tmp, orient="records", lines=True),
+        ".parquet": lambda tmp: frame.to_parquet(tmp, index=False),
+    }
     return atomic_write(path, writers[suffix])
 
 

@@ -15,16 +15,22 @@ from sklearn.model_selection import GroupKFold
 
 from .normalize import is_llm_benchmark
 from .predictors import TARGETS, pair_keys
-from .predictors.targets import make_predictor
 from .predictors.bundle import training_rows
+from .predictors.targets import make_predictor
 
 DEFAULT_PREDICTORS = ("xgboost", "lookup-median", "sibling-roofline", "model-roofline", "public-recipe", "roofline")
-SPLITS = ("forward-v4.1", "forward-v5.0", "forward-v5.1", "grouped-kfold", "leave-one-accelerator-out",
-          "leave-one-model-out", "leave-family-out")
+SPLITS = (
+    "forward-v4.1",
+    "forward-v5.0",
+    "forward-v5.1",
+    "grouped-kfold",
+    "leave-one-accelerator-out",
+    "leave-one-model-out",
+    "leave-family-out",
+)
 HOLDOUT_GROUPS = 5  # accelerators / models held out one at a time: the most measured ones
 # accelerator generations held out at once (catalog `family`): a whole new generation arriving
-FAMILY_HOLDOUTS = {"blackwell": ("blackwell", "blackwell-ultra"), "mi3xx": ("cdna3", "cdna4"),
-                   "hopper": ("hopper",)}
+FAMILY_HOLDOUTS = {"blackwell": ("blackwell", "blackwell-ultra"), "mi3xx": ("cdna3", "cdna4"), "hopper": ("hopper",)}
 CATEGORIES = ("seen-pair", "new-pair", "new-accelerator", "new-model", "both-new")
 
 
@@ -63,8 +69,9 @@ def folds(records: pd.DataFrame, split: str, *, kfold: int = 5) -> Iterator[Fold
         from .catalogs import accelerators
 
         by_id = accelerators().by_id
-        family = records["accelerator"].map(lambda a: (by_id.get(a) or {}).get("family") if isinstance(a, str)
-                                            else None)
+        family = records["accelerator"].map(
+            lambda a: (by_id.get(a) or {}).get("family") if isinstance(a, str) else None
+        )
         for name, members in FAMILY_HOLDOUTS.items():
             held = family.isin(members).to_numpy()
             if held.any():
@@ -87,8 +94,11 @@ def categories(test: pd.DataFrame, predictor) -> np.ndarray:
     seen = pair_keys(test).isin(set(predictor.seen_pairs_)).to_numpy()
     known_model = test["model"].astype("object").isin(set(predictor.seen_models_)).to_numpy()
     known_part = test["accelerator"].astype("object").isin(set(predictor.seen_accelerators_)).to_numpy()
-    return np.select([seen, known_model & known_part, known_model, known_part],
-                     ["seen-pair", "new-pair", "new-accelerator", "new-model"], "both-new")
+    return np.select(
+        [seen, known_model & known_part, known_model, known_part],
+        ["seen-pair", "new-pair", "new-accelerator", "new-model"],
+        "both-new",
+    )
 
 
 def metrics(y: np.ndarray, pred: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
@@ -101,16 +111,28 @@ def metrics(y: np.ndarray, pred: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> 
     covered = (y[ok] >= lo[ok]) & (y[ok] <= hi[ok])
     with np.errstate(divide="ignore", invalid="ignore"):
         width = np.sqrt(hi[ok] / lo[ok])  # the interval as x/÷ a factor around its geometric centre
-    return {"n": int(ok.sum()), "mdape": float(np.median(ape)), "mape": float(np.mean(ape)),
-            "within_10": float(np.mean(ape <= 0.10)), "within_25": float(np.mean(ape <= 0.25)),
-            "bias": float(np.median(error)), "coverage": float(np.mean(covered)),
-            "width": float(np.median(width)) if np.isfinite(width).any() else float("nan"),
-            "missing": int((~ok).sum())}
+    return {
+        "n": int(ok.sum()),
+        "mdape": float(np.median(ape)),
+        "mape": float(np.mean(ape)),
+        "within_10": float(np.mean(ape <= 0.10)),
+        "within_25": float(np.mean(ape <= 0.25)),
+        "bias": float(np.median(error)),
+        "coverage": float(np.mean(covered)),
+        "width": float(np.median(width)) if np.isfinite(width).any() else float("nan"),
+        "missing": int((~ok).sum()),
+    }
 
 
-def evaluate(records: pd.DataFrame, *, targets: list[str], splits: list[str] | None = None,
-             predictors: tuple[str, ...] = DEFAULT_PREDICTORS, params: dict | None = None,
-             on_progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate(
+    records: pd.DataFrame,
+    *,
+    targets: list[str],
+    splits: list[str] | None = None,
+    predictors: tuple[str, ...] = DEFAULT_PREDICTORS,
+    params: dict | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(metrics table, per-row test predictions) for every target x split x predictor x subset."""
     jobs = []
     for target in targets:
@@ -138,21 +160,42 @@ def evaluate(records: pd.DataFrame, *, targets: list[str], splits: list[str] | N
             category = categories(test, predictor)
             llm = test["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False).to_numpy()
             closed = (test["division"].astype("object") == "closed").to_numpy()
-            predictions.append(pd.DataFrame({
-                "target": target, "split": fold.split, "fold": fold.name, "predictor": name,
-                "record_id": test["record_id"].to_numpy(), "y": test_y, "pred": pred, "lo": lo, "hi": hi,
-                "seen_pair": category == "seen-pair", "category": category, "llm": llm, "closed": closed}))
+            predictions.append(
+                pd.DataFrame(
+                    {
+                        "target": target,
+                        "split": fold.split,
+                        "fold": fold.name,
+                        "predictor": name,
+                        "record_id": test["record_id"].to_numpy(),
+                        "y": test_y,
+                        "pred": pred,
+                        "lo": lo,
+                        "hi": hi,
+                        "seen_pair": category == "seen-pair",
+                        "category": category,
+                        "llm": llm,
+                        "closed": closed,
+                    }
+                )
+            )
     if on_progress:
         on_progress(total, total, "done")
     table = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
-    for (target_name, split_name, predictor_name), part in table.groupby(["target", "split", "predictor"], sort=False) \
-            if len(table) else []:
+    for (target_name, split_name, predictor_name), part in (
+        table.groupby(["target", "split", "predictor"], sort=False) if len(table) else []
+    ):
         for subset, mask in _subsets(part).items():
             if mask.any():
-                row = metrics(part["y"].to_numpy()[mask], part["pred"].to_numpy()[mask],
-                              part["lo"].to_numpy()[mask], part["hi"].to_numpy()[mask])
-                results.append({"target": target_name, "split": split_name, "predictor": predictor_name,
-                                "subset": subset, **row})
+                row = metrics(
+                    part["y"].to_numpy()[mask],
+                    part["pred"].to_numpy()[mask],
+                    part["lo"].to_numpy()[mask],
+                    part["hi"].to_numpy()[mask],
+                )
+                results.append(
+                    {"target": target_name, "split": split_name, "predictor": predictor_name, "subset": subset, **row}
+                )
     return pd.DataFrame(results), table
 
 
@@ -160,9 +203,15 @@ def _subsets(part: pd.DataFrame) -> dict[str, np.ndarray]:
     """all / llm / non-llm, each split into seen and unseen pairs, and the LLM rows per category (closed division:
     tuned submissions, the situation a user's question is in)."""
     llm, seen = part["llm"].to_numpy(dtype=bool), part["seen_pair"].to_numpy(dtype=bool)
-    subsets = {"all": np.ones(len(part), dtype=bool), "llm": llm, "llm-seen-pair": llm & seen,
-               "llm-unseen-pair": llm & ~seen, "non-llm": ~llm, "non-llm-seen-pair": ~llm & seen,
-               "non-llm-unseen-pair": ~llm & ~seen}
+    subsets = {
+        "all": np.ones(len(part), dtype=bool),
+        "llm": llm,
+        "llm-seen-pair": llm & seen,
+        "llm-unseen-pair": llm & ~seen,
+        "non-llm": ~llm,
+        "non-llm-seen-pair": ~llm & seen,
+        "non-llm-unseen-pair": ~llm & ~seen,
+    }
     closed, category = part["closed"].to_numpy(dtype=bool), part["category"].to_numpy()
     for name in CATEGORIES:
         subsets[f"llm-closed-{name}"] = llm & closed & (category == name)
@@ -175,6 +224,7 @@ def _round_order(rounds: pd.Series) -> dict[str, int]:
             return tuple(int(p) for p in str(value).lstrip("v").split("."))
         except ValueError:
             return (10**6,)
+
     ordered = sorted({str(r) for r in rounds.dropna()}, key=key)
     return {r: i for i, r in enumerate(ordered)}
 
@@ -193,8 +243,15 @@ def parity_plot(table: pd.DataFrame, target: str, split: str, path) -> None:
         rows = part[part["predictor"] == name]
         ok = np.isfinite(rows["pred"]) & (rows["y"] > 0)
         rows = rows[ok]
-        ax.errorbar(rows["y"], rows["pred"], yerr=[rows["pred"] - rows["lo"], rows["hi"] - rows["pred"]],
-                    fmt="none", ecolor="0.85", lw=0.5, zorder=1)
+        ax.errorbar(
+            rows["y"],
+            rows["pred"],
+            yerr=[rows["pred"] - rows["lo"], rows["hi"] - rows["pred"]],
+            fmt="none",
+            ecolor="0.85",
+            lw=0.5,
+            zorder=1,
+        )
         ax.scatter(rows["y"], rows["pred"], s=6, c=np.where(rows["seen_pair"], "tab:blue", "tab:red"), zorder=2)
         low, high = rows[["y", "pred"]].min().min(), rows[["y", "pred"]].max().max()
         if np.isfinite(low) and low > 0:

@@ -69,9 +69,11 @@ def _predictor(bundle, target: str):
 
 # -- global view -------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class GlobalExplanation:
     """SHAP values of one target's trees on (a sample of) the rows they learned from, in log(target) units."""
+
     target: str
     records: int  # training records of the target
     design_rows: int  # records x the unmeasured situations the trees learn from
@@ -87,11 +89,23 @@ class GlobalExplanation:
 
     def to_dict(self, top: int = 10) -> dict:
         importance = self.importance.head(top)
-        return {"target": self.target, "unit": _learned_unit(self.target), "records": self.records,
-                "design_rows": self.design_rows, "explained_rows": len(self.values), "same_data": self.same_data,
-                "importance": [{"feature": name, "words": feature_words(str(name)), "mean_abs_shap": round(float(v), 5),
-                                "typical_effect": round(math.expm1(float(v)), 4)}
-                               for name, v in importance.items()]}
+        return {
+            "target": self.target,
+            "unit": _learned_unit(self.target),
+            "records": self.records,
+            "design_rows": self.design_rows,
+            "explained_rows": len(self.values),
+            "same_data": self.same_data,
+            "importance": [
+                {
+                    "feature": name,
+                    "words": feature_words(str(name)),
+                    "mean_abs_shap": round(float(v), 5),
+                    "typical_effect": round(math.expm1(float(v)), 4),
+                }
+                for name, v in importance.items()
+            ],
+        }
 
     def shap(self, codes: bool = True):
         """A shap.Explanation for shap's plots. Categorical features carry their category codes (positions on a
@@ -102,14 +116,18 @@ class GlobalExplanation:
         for column in _categorical(self.matrix):
             values = self.matrix[column].cat.codes.astype("float64")
             numeric[column] = values.where(values >= 0) if codes else np.nan
-        return shap.Explanation(values=self.values.to_numpy(), base_values=self.base_values,
-                                data=numeric.to_numpy(dtype="float64"),
-                                display_data=self.matrix.astype(object).to_numpy(),
-                                feature_names=[feature_words(c) for c in self.values.columns])
+        return shap.Explanation(
+            values=self.values.to_numpy(),
+            base_values=self.base_values,
+            data=numeric.to_numpy(dtype="float64"),
+            display_data=self.matrix.astype(object).to_numpy(),
+            feature_names=[feature_words(c) for c in self.values.columns],
+        )
 
 
-def explain_global(bundle, records: pd.DataFrame, target: str, *, sample: int | None = 4000,
-                   seed: int = 0) -> GlobalExplanation:
+def explain_global(
+    bundle, records: pd.DataFrame, target: str, *, sample: int | None = 4000, seed: int = 0
+) -> GlobalExplanation:
     """SHAP of a target's trees over the transfer design of its training rows; `sample` design rows at most
     (None or 0: all), drawn with `seed`. Priors are always computed from every training row."""
     import xgboost as xgb
@@ -124,20 +142,28 @@ def explain_global(bundle, records: pd.DataFrame, target: str, *, sample: int | 
         keep = np.sort(np.random.default_rng(seed).choice(total, sample, replace=False))
         matrix, margin = matrix.iloc[keep].reset_index(drop=True), margin[keep]
     # XGBoost's exact TreeSHAP; its bias column holds the base margin (the prior) plus the trees' average
-    values = predictor.booster_.predict(xgb.DMatrix(matrix, base_margin=margin, enable_categorical=True),
-                                        pred_contribs=True)
-    return GlobalExplanation(target, len(rows), total,
-                             pd.DataFrame(values[:, :-1].astype("float64"), columns=matrix.columns),
-                             values[:, -1].astype("float64"), matrix,
-                             same_data=data_hash(records) == bundle.manifest.get("training_data_hash"))
+    values = predictor.booster_.predict(
+        xgb.DMatrix(matrix, base_margin=margin, enable_categorical=True), pred_contribs=True
+    )
+    return GlobalExplanation(
+        target,
+        len(rows),
+        total,
+        pd.DataFrame(values[:, :-1].astype("float64"), columns=matrix.columns),
+        values[:, -1].astype("float64"),
+        matrix,
+        same_data=data_hash(records) == bundle.manifest.get("training_data_hash"),
+    )
 
 
 # -- local view --------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class LocalExplanation:
     """Why one record gets its prediction of one target. Log units of what the model learns:
     start + trees_average + contributions.sum() = log(prediction / scale)."""
+
     target: str
     configuration: str
     record_id: str
@@ -180,26 +206,42 @@ class LocalExplanation:
             if CAP in self.contributions:
                 lines.append(f"{self.phrases[CAP]}: {_effect(self.contributions[CAP])}")
         measured = f"; measured {_number(self.measured_value)}" if self.measured_value is not None else ""
-        lines.append(f"= predicted {_number(self.prediction)} {self.unit} (90 % interval {_number(self.low)} – "
-                     f"{_number(self.high)}){measured}" + (" [out of distribution]" if self.ood else ""))
+        lines.append(
+            f"= predicted {_number(self.prediction)} {self.unit} (90 % interval {_number(self.low)} – "
+            f"{_number(self.high)}){measured}" + (" [out of distribution]" if self.ood else "")
+        )
         return lines
 
     def to_dict(self, limit: int = 10) -> dict:
         top = self.contributions.head(limit)
-        return {"target": self.target, "unit": self.unit, "configuration": self.configuration,
-                "record_id": self.record_id, "prediction": self.prediction, "low": self.low, "high": self.high,
-                "ood": self.ood, "measured_configuration": self.measured, "measured_value": self.measured_value,
-                "start": {"what": self.start_words, "value": math.exp(self.start) * self.scale},
-                "trees_average": self.trees_average,
-                "contributions": [{"feature": n, "words": self.phrases[str(n)], "log_value": float(v),
-                                   "effect": math.expm1(float(v))} for n, v in top.items()],
-                "reasons": self.reasons()}
+        return {
+            "target": self.target,
+            "unit": self.unit,
+            "configuration": self.configuration,
+            "record_id": self.record_id,
+            "prediction": self.prediction,
+            "low": self.low,
+            "high": self.high,
+            "ood": self.ood,
+            "measured_configuration": self.measured,
+            "measured_value": self.measured_value,
+            "start": {"what": self.start_words, "value": math.exp(self.start) * self.scale},
+            "trees_average": self.trees_average,
+            "contributions": [
+                {"feature": n, "words": self.phrases[str(n)], "log_value": float(v), "effect": math.expm1(float(v))}
+                for n, v in top.items()
+            ],
+            "reasons": self.reasons(),
+        }
 
     def shap(self):
         import shap
 
-        return shap.Explanation(values=self.contributions.to_numpy(dtype="float64"), base_values=self.base,
-                                feature_names=[self.phrases[n] for n in self.contributions.index])
+        return shap.Explanation(
+            values=self.contributions.to_numpy(dtype="float64"),
+            base_values=self.base,
+            feature_names=[self.phrases[n] for n in self.contributions.index],
+        )
 
 
 def explain_configuration(bundle, records: pd.DataFrame, target: str) -> list[LocalExplanation]:
@@ -238,12 +280,26 @@ def explain_configuration(bundle, records: pd.DataFrame, target: str) -> list[Lo
             if abs(cap) > 1e-4:
                 terms[CAP] = cap
                 phrases[CAP] = "cap on how far the trees may move a prior"
-        out.append(LocalExplanation(
-            target, _configuration(record), str(record["record_id"]),
-            float(prediction[i] * scale[i]), float(low[i] * scale[i]), float(high[i] * scale[i]), bool(ood[i]),
-            bool(row["measured"]), start, start_words, average, terms, phrases, float(scale[i]),
-            _unit(target, bool(record["is_llm"])),
-            float(measured_value * scale[i]) if pd.notna(measured_value) else None))
+        out.append(
+            LocalExplanation(
+                target,
+                _configuration(record),
+                str(record["record_id"]),
+                float(prediction[i] * scale[i]),
+                float(low[i] * scale[i]),
+                float(high[i] * scale[i]),
+                bool(ood[i]),
+                bool(row["measured"]),
+                start,
+                start_words,
+                average,
+                terms,
+                phrases,
+                float(scale[i]),
+                _unit(target, bool(record["is_llm"])),
+                float(measured_value * scale[i]) if pd.notna(measured_value) else None,
+            )
+        )
     return out
 
 
@@ -255,8 +311,7 @@ def _measured_start(row: pd.Series, values: pd.Series) -> tuple[float, str, pd.S
     found = [(level, float(latest)) for level, latest in found if latest is not None and np.isfinite(latest)]
     broadest, start = found[-1]
     runs = values[f"count_{level_name(broadest)}"]
-    words = (f"measured: {feature_phrase(f'latest_{level_name(broadest)}', None)} "
-             f"({_count(runs, 'run')} in all rounds)")
+    words = f"measured: {feature_phrase(f'latest_{level_name(broadest)}', None)} ({_count(runs, 'run')} in all rounds)"
     terms, phrases = {}, {}
     for (level, latest), (coarser, coarser_latest) in zip(found[-2::-1], found[::-1]):
         added = [c for c in level if c not in coarser]
@@ -277,8 +332,9 @@ def _transfer_start(values: pd.Series) -> str:
         name = level_name(level)
         latest = values[f"latest_{name}"]
         if latest is not None and np.isfinite(latest):
-            words = (f"never measured: starts from the {feature_phrase(f'latest_{name}', None)}"
-                     + (", scaled by the roofline" if physical else ""))
+            words = f"never measured: starts from the {feature_phrase(f'latest_{name}', None)}" + (
+                ", scaled by the roofline" if physical else ""
+            )
             break
     shares = [(values.get(f"blend_{key}"), phrase) for key, phrase in BLEND_PHRASES]
     shares = [(float(share), phrase) for share, phrase in shares if share is not None and share > 0]
@@ -288,18 +344,23 @@ def _transfer_start(values: pd.Series) -> str:
 
 
 # the estimates the predictor blends for an unmeasured configuration (matrix columns blend_<key>)
-BLEND_PHRASES = (("prior", "that prior"), ("trees", "that prior corrected by the trees"),
-                 ("sibling", "the same model on the nearest measured part, scaled by the roofline"),
-                 ("model", "the nearest measured model on this part, scaled by the roofline"))
+BLEND_PHRASES = (
+    ("prior", "that prior"),
+    ("trees", "that prior corrected by the trees"),
+    ("sibling", "the same model on the nearest measured part, scaled by the roofline"),
+    ("model", "the nearest measured model on this part, scaled by the roofline"),
+)
 
 
 def _configuration(rec: pd.Series) -> str:
     def text(value, missing):
         return str(value) if pd.notna(value) else missing
 
-    return (f"{text(rec['accelerators_total'], '?')}x {text(rec['accelerator'], text(rec['accelerator_raw'], '?'))}"
-            f" · {rec['model']} · {rec['scenario']} · {text(rec['precision'], 'any precision')} · "
-            f"{text(rec['engine'], 'any engine')}")
+    return (
+        f"{text(rec['accelerators_total'], '?')}x {text(rec['accelerator'], text(rec['accelerator_raw'], '?'))}"
+        f" · {rec['model']} · {rec['scenario']} · {text(rec['precision'], 'any precision')} · "
+        f"{text(rec['engine'], 'any engine')}"
+    )
 
 
 def _unit(target: str, llm: bool) -> str:
@@ -327,6 +388,7 @@ def _categorical(matrix: pd.DataFrame) -> list[str]:
 
 # -- plots (shap's, saved as PNG when given a path; the figure is returned for notebooks) --------------------------
 
+
 def waterfall_plot(local: LocalExplanation, path: Path | str | None = None, max_display: int = 10):
     """From the starting point to the prediction, term by term (log units)."""
     import matplotlib.pyplot as plt
@@ -341,14 +403,19 @@ def waterfall_plot(local: LocalExplanation, path: Path | str | None = None, max_
         for axis in fig.axes:  # shap's f(x) and E[f(X)] labels sit on twin axes
             axis.set_xlim(middle - 0.05, middle + 0.05)
     what = "measured" if local.measured else "never measured"
-    ax.set_title(f"{local.configuration}\n{local.target} ({what}): start "
-                 f"{_number(math.exp(local.base) * local.scale)} → {_number(local.prediction)} {local.unit}  "
-                 "(axis: log units)", fontsize=9, pad=30)
+    ax.set_title(
+        f"{local.configuration}\n{local.target} ({what}): start "
+        f"{_number(math.exp(local.base) * local.scale)} → {_number(local.prediction)} {local.unit}  "
+        "(axis: log units)",
+        fontsize=9,
+        pad=30,
+    )
     return _finish(fig, path)
 
 
-def summary_plot(explanation: GlobalExplanation, path: Path | str | None = None, kind: str = "bar",
-                 max_display: int = 12):
+def summary_plot(
+    explanation: GlobalExplanation, path: Path | str | None = None, kind: str = "bar", max_display: int = 12
+):
     """Mean |SHAP| per feature (`bar`) or every row's SHAP coloured by the feature's value (`beeswarm`)."""
     import matplotlib.pyplot as plt
     import shap
@@ -363,8 +430,10 @@ def summary_plot(explanation: GlobalExplanation, path: Path | str | None = None,
     else:
         raise ExplainError(f"unknown summary plot '{kind}' (expected bar or beeswarm)")
     fig = plt.gcf()
-    fig.axes[0].set_title(f"{explanation.target}: SHAP of the trees on {len(explanation.values):,} rows they "
-                          "learned from (log units)", fontsize=9)
+    fig.axes[0].set_title(
+        f"{explanation.target}: SHAP of the trees on {len(explanation.values):,} rows they learned from (log units)",
+        fontsize=9,
+    )
     return _finish(fig, path)
 
 

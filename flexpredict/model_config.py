@@ -103,20 +103,29 @@ def architecture(config: dict, origin: str = "config.json") -> dict:
         attention = hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden
         kv_per_layer = 2 * kv_heads * head_dim
     mlp = _mlp_params(get, hidden, layers)
-    counts = _counts(vocab * hidden, bool(cfg.get("tie_word_embeddings")), layers * attention, mlp,
-                     layers * 2 * hidden + hidden)
+    counts = _counts(
+        vocab * hidden, bool(cfg.get("tie_word_embeddings")), layers * attention, mlp, layers * 2 * hidden + hidden
+    )
     return {
-        "kind": "llm", "modality": "vision-language" if "vision_config" in config else "text",
-        "params_total_b": round(counts["total"] / 1e9, 2), "params_active_b": round(counts["active"] / 1e9, 2),
+        "kind": "llm",
+        "modality": "vision-language" if "vision_config" in config else "text",
+        "params_total_b": round(counts["total"] / 1e9, 2),
+        "params_active_b": round(counts["active"] / 1e9, 2),
         "params_embedding_b": round(counts["embedding"] / 1e9, 3),
-        "layers": layers, "hidden_size": hidden, "attention_heads": heads,
-        "kv_heads": None if mla else kv_heads, "head_dim": head_dim,
+        "layers": layers,
+        "hidden_size": hidden,
+        "attention_heads": heads,
+        "kv_heads": None if mla else kv_heads,
+        "head_dim": head_dim,
         "attention": "MLA" if mla else "MHA" if kv_heads == heads else "GQA",
-        "moe_experts": mlp["experts"], "moe_active_experts": mlp["experts_per_token"],
-        "moe_shared_experts": mlp["shared_experts"], "vocab_size": vocab,
+        "moe_experts": mlp["experts"],
+        "moe_active_experts": mlp["experts_per_token"],
+        "moe_shared_experts": mlp["shared_experts"],
+        "vocab_size": vocab,
         "context_length": get.optional_positive("max_position_embeddings", "n_positions"),
         "native_precision": native_precision(config),
-        "kv_bytes_per_token_bf16": layers * kv_per_layer * KV_CACHE_BYTES, "gflops_per_sample": None,
+        "kv_bytes_per_token_bf16": layers * kv_per_layer * KV_CACHE_BYTES,
+        "gflops_per_sample": None,
     }
 
 
@@ -124,14 +133,16 @@ def _counts(embedding: int, tied: bool, attention: int, mlp: dict, norms: int) -
     """Total, active and input-embedding parameters; active counts the output projection (a vocab x hidden
     matrix, shared with the embedding when tied) but not the input-embedding lookup."""
     output = 0 if tied else embedding
-    return {"total": embedding + output + attention + mlp["total"] + norms,
-            "active": embedding + attention + mlp["active"] + norms, "embedding": embedding}
+    return {
+        "total": embedding + output + attention + mlp["total"] + norms,
+        "active": embedding + attention + mlp["active"] + norms,
+        "embedding": embedding,
+    }
 
 
 def _mla_params(get: _Fields, hidden: int, heads: int) -> int:
     """Multi-head latent attention (DeepSeek-V2/V3, Kimi K2): low-rank query and joint key-value projections."""
-    nope, rope, value = (get.positive("qk_nope_head_dim"), get.positive("qk_rope_head_dim"),
-                         get.positive("v_head_dim"))
+    nope, rope, value = (get.positive("qk_nope_head_dim"), get.positive("qk_rope_head_dim"), get.positive("v_head_dim"))
     kv_rank, q_rank = get.positive("kv_lora_rank"), get.optional_positive("q_lora_rank")
     query = hidden * q_rank + q_rank + q_rank * heads * (nope + rope) if q_rank else hidden * heads * (nope + rope)
     key_value = hidden * (kv_rank + rope) + kv_rank + kv_rank * heads * (nope + value)
@@ -144,8 +155,13 @@ def _mlp_params(get: _Fields, hidden: int, layers: int) -> dict:
     experts = get.optional_positive("n_routed_experts", "num_experts", "num_local_experts")
     if not experts or experts == 1:
         dense = 3 * hidden * get.positive("intermediate_size")
-        return {"total": layers * dense, "active": layers * dense, "experts": None, "experts_per_token": None,
-                "shared_experts": None}
+        return {
+            "total": layers * dense,
+            "active": layers * dense,
+            "experts": None,
+            "experts_per_token": None,
+            "shared_experts": None,
+        }
     per_token = get.positive("num_experts_per_tok", "experts_per_token")
     expert = 3 * hidden * get.positive("moe_intermediate_size", "intermediate_size")
     shared = get.count("n_shared_experts") * expert
@@ -156,10 +172,13 @@ def _mlp_params(get: _Fields, hidden: int, layers: int) -> dict:
     moe_layers = _moe_layer_count(get, layers)
     dense = 3 * hidden * get.positive("intermediate_size_mlp", "intermediate_size")
     router = hidden * experts
-    return {"total": moe_layers * (experts * expert + shared + router) + (layers - moe_layers) * dense,
-            "active": moe_layers * (per_token * expert + shared + router) + (layers - moe_layers) * dense,
-            "experts": experts, "experts_per_token": per_token,
-            "shared_experts": (get.count("n_shared_experts") or (1 if shared else 0)) or None}
+    return {
+        "total": moe_layers * (experts * expert + shared + router) + (layers - moe_layers) * dense,
+        "active": moe_layers * (per_token * expert + shared + router) + (layers - moe_layers) * dense,
+        "experts": experts,
+        "experts_per_token": per_token,
+        "shared_experts": (get.count("n_shared_experts") or (1 if shared else 0)) or None,
+    }
 
 
 def _moe_layer_count(get: _Fields, layers: int) -> int:
@@ -199,9 +218,16 @@ def row_from_config(path: Path) -> dict:
     path = Path(path)
     file = path / "config.json" if path.is_dir() else path
     config = read_config(file)
-    return {"id": file.resolve().parent.name.lower(), "family": text_config(config).get("model_type"),
-            **architecture(config, str(file)), "mlperf_benchmarks": [], "aliases": [],
-            "source": str(file.resolve()), "as_of": _modified(file), "notes": "built from a user config.json"}
+    return {
+        "id": file.resolve().parent.name.lower(),
+        "family": text_config(config).get("model_type"),
+        **architecture(config, str(file)),
+        "mlperf_benchmarks": [],
+        "aliases": [],
+        "source": str(file.resolve()),
+        "as_of": _modified(file),
+        "notes": "built from a user config.json",
+    }
 
 
 def _modified(file: Path) -> str:

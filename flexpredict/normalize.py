@@ -9,9 +9,21 @@ from __future__ import annotations
 import re
 
 _SIZE_UNITS = {
-    "b": 1e-9, "kb": 1e-6, "mb": 1e-3, "gb": 1.0, "tb": 1e3, "pb": 1e6,
-    "kib": 1024 / 1e9, "mib": 1024**2 / 1e9, "gib": 1024**3 / 1e9, "tib": 1024**4 / 1e9, "pib": 1024**5 / 1e9,
-    "k": 1e-6, "m": 1e-3, "g": 1.0, "t": 1e3,
+    "b": 1e-9,
+    "kb": 1e-6,
+    "mb": 1e-3,
+    "gb": 1.0,
+    "tb": 1e3,
+    "pb": 1e6,
+    "kib": 1024 / 1e9,
+    "mib": 1024**2 / 1e9,
+    "gib": 1024**3 / 1e9,
+    "tib": 1024**4 / 1e9,
+    "pib": 1024**5 / 1e9,
+    "k": 1e-6,
+    "m": 1e-3,
+    "g": 1.0,
+    "t": 1e3,
 }
 _SIZE = re.compile(r"(\d+(?:[.,]\d+)?)\s*([kmgtp]i?b?|b)\b", re.IGNORECASE)
 _SIZE_TIMES = re.compile(r"(\d+)\s*x\s*(\d+(?:\.\d+)?)\s*([kmgtp]i?b)\b", re.IGNORECASE)
@@ -47,10 +59,18 @@ def memory_gb(text) -> float | None:
 
 
 _SCENARIOS = {
-    "offline": "Offline", "server": "Server", "interactive": "Interactive",
-    "singlestream": "SingleStream", "single-stream": "SingleStream", "single_stream": "SingleStream",
-    "multistream": "MultiStream", "multi-stream": "MultiStream", "multi_stream": "MultiStream",
-    "closedloop": "ClosedLoop", "closed-loop": "ClosedLoop", "closed_loop": "ClosedLoop",
+    "offline": "Offline",
+    "server": "Server",
+    "interactive": "Interactive",
+    "singlestream": "SingleStream",
+    "single-stream": "SingleStream",
+    "single_stream": "SingleStream",
+    "multistream": "MultiStream",
+    "multi-stream": "MultiStream",
+    "multi_stream": "MultiStream",
+    "closedloop": "ClosedLoop",
+    "closed-loop": "ClosedLoop",
+    "closed_loop": "ClosedLoop",
 }
 
 
@@ -62,10 +82,14 @@ def scenario(text) -> str | None:
 
 
 _BENCHMARK_ALIASES = {
-    "resnet50": "resnet", "resnet": "resnet",
-    "llama3_1-405b": "llama3.1-405b", "llama3.1-405b": "llama3.1-405b",
-    "stable-diffusion-xl": "stable-diffusion-xl", "sdxl": "stable-diffusion-xl",
-    "gpt-j-99": "gptj-99", "gpt-j-99.9": "gptj-99.9",
+    "resnet50": "resnet",
+    "resnet": "resnet",
+    "llama3_1-405b": "llama3.1-405b",
+    "llama3.1-405b": "llama3.1-405b",
+    "stable-diffusion-xl": "stable-diffusion-xl",
+    "sdxl": "stable-diffusion-xl",
+    "gpt-j-99": "gptj-99",
+    "gpt-j-99.9": "gptj-99.9",
 }
 
 
@@ -154,7 +178,7 @@ def engine(framework, benchmark_name: str | None = None) -> tuple[str | None, st
         match = re.search(pattern, lowered)
         if not match:
             continue
-        version = re.match(_VERSION_AFTER, lowered[match.end():])
+        version = re.match(_VERSION_AFTER, lowered[match.end() :])
         if name == "tensorrt" and is_llm_benchmark(benchmark_name):
             name = "tensorrt-llm"
         return name, version.group(1) if version else None
@@ -162,13 +186,32 @@ def engine(framework, benchmark_name: str | None = None) -> tuple[str | None, st
 
 
 _PRECISIONS = {
-    "fp4": "fp4", "nvfp4": "fp4", "mxfp4": "fp4", "float4": "fp4",
-    "fp6": "fp6", "int4": "int4", "uint4": "int4", "w4a16": "int4", "w4a8": "int4",
-    "fp8": "fp8", "float8": "fp8", "e4m3": "fp8", "fp8_e4m3": "fp8", "w8a8": "int8",
-    "int8": "int8", "uint8": "int8", "i8": "int8",
-    "bf16": "bf16", "bfloat16": "bf16",
-    "fp16": "fp16", "float16": "fp16", "half": "fp16",
-    "fp32": "fp32", "float32": "fp32", "float": "fp32", "tf32": "fp32",
+    "fp4": "fp4",
+    "nvfp4": "fp4",
+    "mxfp4": "fp4",
+    "float4": "fp4",
+    "fp6": "fp6",
+    "int4": "int4",
+    "uint4": "int4",
+    "w4a16": "int4",
+    "w4a8": "int4",
+    "fp8": "fp8",
+    "float8": "fp8",
+    "e4m3": "fp8",
+    "fp8_e4m3": "fp8",
+    "w8a8": "int8",
+    "int8": "int8",
+    "uint8": "int8",
+    "i8": "int8",
+    "bf16": "bf16",
+    "bfloat16": "bf16",
+    "fp16": "fp16",
+    "float16": "fp16",
+    "half": "fp16",
+    "fp32": "fp32",
+    "float32": "fp32",
+    "float": "fp32",
+    "tf32": "fp32",
 }
 _BITS = {"fp4": 4, "int4": 4, "fp6": 6, "fp8": 8, "int8": 8, "bf16": 16, "fp16": 16, "fp32": 32}
 

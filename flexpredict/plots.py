@@ -29,19 +29,33 @@ def pareto_plot(result, path: Path | str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if len(frame):
         feasible = frame.index.isin(result.ranked.index)
-        ax.scatter(frame.loc[~feasible, "usd_per_hour"], frame.loc[~feasible, "throughput"], s=8, c="0.75",
-                   label="fails SLO or budget")
-        ax.scatter(frame.loc[feasible, "usd_per_hour"], frame.loc[feasible, "throughput"], s=14, c="tab:blue",
-                   label="meets SLO within budget")
+        ax.scatter(
+            frame.loc[~feasible, "usd_per_hour"],
+            frame.loc[~feasible, "throughput"],
+            s=8,
+            c="0.75",
+            label="fails SLO or budget",
+        )
+        ax.scatter(
+            frame.loc[feasible, "usd_per_hour"],
+            frame.loc[feasible, "throughput"],
+            s=14,
+            c="tab:blue",
+            label="meets SLO within budget",
+        )
         if feasible.any():
             ok = frame[feasible]
             front = pareto_front(ok["usd_per_hour"].to_numpy(), ok["throughput"].to_numpy())
             points = ok.iloc[front]
             ax.plot(points["usd_per_hour"], points["throughput"], "-o", c="tab:orange", ms=4, label="Pareto front")
             for _, row in points.head(8).iterrows():
-                ax.annotate(f"{row['accelerators_total']}x {row['accelerator'].split('-', 1)[-1]} {row['precision']}",
-                            (row["usd_per_hour"], row["throughput"]), fontsize=6, xytext=(3, 3),
-                            textcoords="offset points")
+                ax.annotate(
+                    f"{row['accelerators_total']}x {row['accelerator'].split('-', 1)[-1]} {row['precision']}",
+                    (row["usd_per_hour"], row["throughput"]),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
     ax.set_xlabel("$ per hour per replica")

@@ -5,9 +5,20 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
-_SUBSETS = ("all", "llm", "llm-seen-pair", "llm-unseen-pair", "non-llm", "non-llm-seen-pair", "non-llm-unseen-pair",
-            "llm-closed-seen-pair", "llm-closed-new-pair", "llm-closed-new-accelerator", "llm-closed-new-model",
-            "llm-closed-both-new")
+_SUBSETS = (
+    "all",
+    "llm",
+    "llm-seen-pair",
+    "llm-unseen-pair",
+    "non-llm",
+    "non-llm-seen-pair",
+    "non-llm-unseen-pair",
+    "llm-closed-seen-pair",
+    "llm-closed-new-pair",
+    "llm-closed-new-accelerator",
+    "llm-closed-new-model",
+    "llm-closed-both-new",
+)
 
 
 def metrics_table(results: pd.DataFrame, *, title: str) -> Table:
@@ -25,18 +36,29 @@ def _cells(row) -> list[str]:
     if not row.get("n"):
         return ["-"] * 7
     width = row.get("width")
-    return [f"{row['mdape']:.1%}", f"{row['mape']:.1%}", f"{row['within_10']:.0%}", f"{row['within_25']:.0%}",
-            f"{row['bias']:+.1%}", f"{row['coverage']:.0%}", f"{width:.2f}" if width == width and width else "-"]
+    return [
+        f"{row['mdape']:.1%}",
+        f"{row['mape']:.1%}",
+        f"{row['within_10']:.0%}",
+        f"{row['within_25']:.0%}",
+        f"{row['bias']:+.1%}",
+        f"{row['coverage']:.0%}",
+        f"{width:.2f}" if width == width and width else "-",
+    ]
 
 
 def markdown_metrics(results: pd.DataFrame) -> str:
-    lines = ["| target | split | subset | predictor | n | MdAPE | MAPE | ≤10% | ≤25% | bias "
-             "| 90% coverage | width x/÷ |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| target | split | subset | predictor | n | MdAPE | MAPE | ≤10% | ≤25% | bias | 90% coverage | width x/÷ |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     ordered = results.assign(_s=results["subset"].map({s: i for i, s in enumerate(_SUBSETS)}))
     for _, row in ordered.sort_values(["target", "split", "_s"], kind="stable").iterrows():
-        lines.append("| " + " | ".join([row["target"], row["split"], row["subset"], row["predictor"], str(row["n"]),
-                                        *_cells(row)]) + " |")
+        lines.append(
+            "| "
+            + " | ".join([row["target"], row["split"], row["subset"], row["predictor"], str(row["n"]), *_cells(row)])
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -64,8 +86,10 @@ def model_card_markdown(results: pd.DataFrame) -> str:
         f"- Training data: {manifest.get('training_records', '?')} records of the shipped Open MLPerf dataset "
         f"(hash `{manifest.get('training_data_hash', '?')}`), trained {manifest.get('trained_at', '?')} in "
         f"{manifest.get('train_seconds', '?')} s.",
-        "- Learned from: rounds " + ", ".join(f"{k} ({v:,})" for k, v in manifest.get("training_rounds", {}).items())
-        + "; sources " + ", ".join(f"{k} ({v:,})" for k, v in manifest.get("training_sources", {}).items())
+        "- Learned from: rounds "
+        + ", ".join(f"{k} ({v:,})" for k, v in manifest.get("training_rounds", {}).items())
+        + "; sources "
+        + ", ".join(f"{k} ({v:,})" for k, v in manifest.get("training_sources", {}).items())
         + ". `ClosedLoop` latency-under-load samples (aic-silicon) are records of the dataset but no current target"
         " learns from them (they are the capacity model's data).",
         "- Intervals: 90 % cross-conformal, separate widths per novelty category (measured pair, new pair, new "
@@ -80,15 +104,21 @@ def model_card_markdown(results: pd.DataFrame) -> str:
     ]
     for name, info in targets.items():
         lines.append(f"| {name} | {info.get('rows')} | {info.get('unit')} |")
-    lines += ["", "## Held-out accuracy",
-              "Splits never put the -99/-99.9 twins of a run on both sides; test rows are one per run. "
-              "forward-vX: trained on earlier rounds only. leave-one-*-out: the five most measured closed-division "
-              "accelerators / models held out one at a time (rows pooled); leave-family-out: a whole accelerator "
-              "generation at once (blackwell incl. blackwell-ultra, mi3xx = CDNA 3 + 4, hopper). Categories "
-              "(llm-closed-*): what training had measured of a test configuration: its model+accelerator pair "
-              "(seen-pair), both but never together (new-pair), the model on other parts only (new-accelerator), "
-              "the part with other models only (new-model), neither (both-new). width: median interval half-width "
-              "as a factor.", "", markdown_metrics(results), ""]
+    lines += [
+        "",
+        "## Held-out accuracy",
+        "Splits never put the -99/-99.9 twins of a run on both sides; test rows are one per run. "
+        "forward-vX: trained on earlier rounds only. leave-one-*-out: the five most measured closed-division "
+        "accelerators / models held out one at a time (rows pooled); leave-family-out: a whole accelerator "
+        "generation at once (blackwell incl. blackwell-ultra, mi3xx = CDNA 3 + 4, hopper). Categories "
+        "(llm-closed-*): what training had measured of a test configuration: its model+accelerator pair "
+        "(seen-pair), both but never together (new-pair), the model on other parts only (new-accelerator), "
+        "the part with other models only (new-model), neither (both-new). width: median interval half-width "
+        "as a factor.",
+        "",
+        markdown_metrics(results),
+        "",
+    ]
     versions = manifest.get("versions", {})
     if versions:
         lines += ["## Library versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]

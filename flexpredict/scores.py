@@ -35,11 +35,18 @@ def fingerprint(model_dir: Path) -> str:
     remembered tables and the capacity function beside them excluded) and of the accelerator, model and workload
     catalogs. Source files are not hashed: editing a comment keeps the shipped tables."""
     digest = hashlib.sha256(f"score-format-{SCORE_FORMAT_VERSION}".encode())
-    model_files = sorted(path for path in model_dir.rglob("*") if path.is_file()
-                         and path.relative_to(model_dir).parts[0] not in (FOLDER, capacity.FOLDER))
+    model_files = sorted(
+        path
+        for path in model_dir.rglob("*")
+        if path.is_file() and path.relative_to(model_dir).parts[0] not in (FOLDER, capacity.FOLDER)
+    )
     features = catalogs.resource_dir("features")
-    catalog_files = [features / "accelerators.yaml", features / "models.yaml", features / "workloads.yaml",
-                     *sorted(features.glob("hf_configs/*/*/config.json"))]
+    catalog_files = [
+        features / "accelerators.yaml",
+        features / "models.yaml",
+        features / "workloads.yaml",
+        *sorted(features.glob("hf_configs/*/*/config.json")),
+    ]
     for root, paths in ((model_dir, model_files), (features, catalog_files)):
         for path in paths:  # names too: a file moved is another model
             digest.update(path.relative_to(root).as_posix().encode())

@@ -118,9 +118,11 @@ class TestAgainstOneServer:
         record, client = results["record"], results["performance"]["client"]
         for pct, suffix in (("50.00", "p50"), ("99.00", "p99")):
             assert record[f"ttft_{suffix}_ms"] == pytest.approx(
-                log[f"result_first_token_{pct}_percentile_latency_ns"] / 1e6)
+                log[f"result_first_token_{pct}_percentile_latency_ns"] / 1e6
+            )
             assert record[f"tpot_{suffix}_ms"] == pytest.approx(
-                log[f"result_time_per_output_token_{pct}_percentile_ns"] / 1e6)
+                log[f"result_time_per_output_token_{pct}_percentile_ns"] / 1e6
+            )
         # LoadGen times from issue, the client from its HTTP request: the same TTFT up to the harness overhead
         assert 0 <= record["ttft_p50_ms"] - client["ttft_ms_p50"] < 20
         assert client["errors"] == 0 and client["queries"] >= 32
@@ -134,12 +136,23 @@ class TestAgainstOneServer:
         spec = importlib.util.spec_from_file_location("bench_vs_vllm", path)
         bvv = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(bvv)
-        mine, arrivals = bvv.ours(server, load_prompts(), "Server", 6.0, 12, MAX_TOKENS, tmp_path / "ours",
-                                  capture_system())
+        mine, arrivals = bvv.ours(
+            server, load_prompts(), "Server", 6.0, 12, MAX_TOKENS, tmp_path / "ours", capture_system()
+        )
         assert len(arrivals) == 12 and arrivals[0][1] == 0 and mine["errors"] == 0
         dataset = bvv.write_dataset(tmp_path / "replay.jsonl", [p for p, _ in arrivals])
-        theirs = bvv.theirs(engine_python, server, str(tiny_model), dataset, 6.0, 12, MAX_TOKENS, tmp_path / "vllm",
-                            "0", replay=[t for _, t in arrivals])
+        theirs = bvv.theirs(
+            engine_python,
+            server,
+            str(tiny_model),
+            dataset,
+            6.0,
+            12,
+            MAX_TOKENS,
+            tmp_path / "vllm",
+            "0",
+            replay=[t for _, t in arrivals],
+        )
         data = json.loads((tmp_path / "vllm" / "vllm_bench.json").read_text())
         sent = [t - data["start_times"][0] for t in data["start_times"]]
         # the replay follows our schedule: typically within a few ms; a busy 2-core host delays the odd request
@@ -160,9 +173,27 @@ class TestAgainstOneServer:
     def test_cli_sweep_on_the_running_server_appends_records(self, server, tmp_path):
         dataset = tmp_path / "mine.parquet"
         out = tmp_path / "sweep"
-        result = cli.invoke(app, ["run", "--endpoint", f"http://127.0.0.1:{server.port}", "--sweep", "2",
-                                  "--samples", "24", "--min-duration", "2", "--max-tokens", str(MAX_TOKENS),
-                                  "--ignore-eos", "--out", str(out), "--append-to", str(dataset)])
+        result = cli.invoke(
+            app,
+            [
+                "run",
+                "--endpoint",
+                f"http://127.0.0.1:{server.port}",
+                "--sweep",
+                "2",
+                "--samples",
+                "24",
+                "--min-duration",
+                "2",
+                "--max-tokens",
+                str(MAX_TOKENS),
+                "--ignore-eos",
+                "--out",
+                str(out),
+                "--append-to",
+                str(dataset),
+            ],
+        )
         assert result.exit_code == 0, result.output
         frame = pd.read_parquet(dataset)
         assert list(frame["scenario"]) == ["Offline", "Server", "Server"]
@@ -177,9 +208,28 @@ class TestAgainstOneServer:
 
 def test_cli_starts_vllm_runs_single_stream_with_accuracy_and_stops_it(engine_python, tiny_model, tmp_path):
     out = tmp_path / "single"
-    result = cli.invoke(app, ["run", "--model", str(tiny_model), *CLI_KNOBS, "--scenario", "SingleStream",
-                              "--samples", "12", "--min-duration", "1", "--max-tokens", str(MAX_TOKENS),
-                              "--ignore-eos", "--mode", "both", "--out", str(out)])
+    result = cli.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            str(tiny_model),
+            *CLI_KNOBS,
+            "--scenario",
+            "SingleStream",
+            "--samples",
+            "12",
+            "--min-duration",
+            "1",
+            "--max-tokens",
+            str(MAX_TOKENS),
+            "--ignore-eos",
+            "--mode",
+            "both",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "benchmark_results.json").read_text())
     record = saved["record"]
@@ -199,8 +249,11 @@ def test_engine_refusal_quotes_vllms_own_reason_in_one_line(engine_python, tiny_
         backend.start(tmp_path)
     message = str(err.value)
     assert "\n" not in message and "does not fit" not in message and backend.kv_cache is None
-    assert re.match(r"vLLM refused to start \(exit code \d+\): ValueError: Available memory on node 0 .* is less "
-                    r"than desired CPU memory utilization \(0.99, .*\(engine log: .*engine.log\)$", message), message
+    assert re.match(
+        r"vLLM refused to start \(exit code \d+\): ValueError: Available memory on node 0 .* is less "
+        r"than desired CPU memory utilization \(0.99, .*\(engine log: .*engine.log\)$",
+        message,
+    ), message
 
 
 def test_setup_engine_is_idempotent(engine_python):

@@ -60,6 +60,7 @@ class ClockworkEngine(Backend):
 
 # -- prompt sets ------------------------------------------------------------------------------------------------------
 
+
 def test_bundled_prompt_set_is_varied_and_has_references():
     prompts = load_prompts("default")
     assert 50 <= len(prompts) <= 200
@@ -93,15 +94,29 @@ def test_prompt_file_errors_name_the_problem(tmp_path):
 
 # -- SLO presets ------------------------------------------------------------------------------------------------------
 
+
 def test_slo_presets_in_the_shared_format(tmp_path):
     presets = tmp_path / "slo.yaml"
-    presets.write_text(yaml.safe_dump({"presets": {
-        "llama2-70b": {"server": {"ttft_ms": 2000, "tpot_ms": 200}, "interactive": {"ttft_ms": 450, "tpot_ms": 40},
-                       "source": "MLPerf rules", "as_of": "v5.0"},
-        "gptj": {"aliases": ["gptj-99"], "server": {"latency_ms": 20000}, "source": "MLPerf rules"},
-        "3d-unet": {"server": None, "source": "MLPerf rules"},
-        "llama2-70b-interactive": {"interactive": {"ttft_ms": 450, "tpot_ms": 40}, "source": "MLPerf rules"},
-    }}))
+    presets.write_text(
+        yaml.safe_dump(
+            {
+                "presets": {
+                    "llama2-70b": {
+                        "server": {"ttft_ms": 2000, "tpot_ms": 200},
+                        "interactive": {"ttft_ms": 450, "tpot_ms": 40},
+                        "source": "MLPerf rules",
+                        "as_of": "v5.0",
+                    },
+                    "gptj": {"aliases": ["gptj-99"], "server": {"latency_ms": 20000}, "source": "MLPerf rules"},
+                    "3d-unet": {"server": None, "source": "MLPerf rules"},
+                    "llama2-70b-interactive": {
+                        "interactive": {"ttft_ms": 450, "tpot_ms": 40},
+                        "source": "MLPerf rules",
+                    },
+                }
+            }
+        )
+    )
     server = load_preset("llama2-70b", presets)
     assert (server.ttft_ms, server.tpot_ms) == (2000, 200) and "MLPerf rules" in server.source
     assert load_preset("llama2-70b:interactive", presets).tpot_ms == 40
@@ -133,6 +148,7 @@ def test_shipped_slo_presets_load():
 
 
 # -- system capture and power -----------------------------------------------------------------------------------------
+
 
 def test_system_capture_describes_this_host():
     info = capture_system()
@@ -180,12 +196,12 @@ def test_rapl_energy_counter_becomes_watts_across_a_wrap(tmp_path):
 
 # -- LoadGen SUT and the record ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def clockwork_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("clockwork") / "server-run"
     prompts = load_prompts("default")
-    cfg = RunConfig(scenario="Server", target_qps=40, samples=30, min_duration_s=1.5, max_tokens=8,
-                    mode="both")
+    cfg = RunConfig(scenario="Server", target_qps=40, samples=30, min_duration_s=1.5, max_tokens=8, mode="both")
     results = run_benchmark(ClockworkEngine(), prompts, cfg, out, capture_system(), ClockworkEngine().info())
     return out, results
 
@@ -194,8 +210,11 @@ def test_server_record_matches_loadgen_and_known_timings(clockwork_run):
     out, results = clockwork_run
     record = results["record"]
     assert set(record) == set(COLUMN_NAMES)
-    summary = dict(line.split(":", 1) for line in (out / "mlperf_log_summary.txt").read_text().splitlines()
-                   if ":" in line and not line.startswith(" "))
+    summary = dict(
+        line.split(":", 1)
+        for line in (out / "mlperf_log_summary.txt").read_text().splitlines()
+        if ":" in line and not line.startswith(" ")
+    )
     summary = {k.strip(): v.strip() for k, v in summary.items()}
     assert record["tokens_per_s"] == pytest.approx(float(summary["Completed tokens per second"]))
     assert record["samples_per_s"] == pytest.approx(float(summary["Completed samples per second"]))
@@ -236,8 +255,10 @@ def test_record_invalid_when_log_reports_errors_even_if_loadgen_says_valid(clock
     forged = out.parent / "forged"
     forged.mkdir()
     (forged / "mlperf_log_summary.txt").write_text(
-        summary.replace("Result is : INVALID", "Result is : VALID")
-        .replace("No errors encountered during test.", "3 ERRORS encountered. See detailed log."))
+        summary.replace("Result is : INVALID", "Result is : VALID").replace(
+            "No errors encountered during test.", "3 ERRORS encountered. See detailed log."
+        )
+    )
     result, _ = read_loadgen_logs(forged)
     assert result.result_valid and result.errors == 3 and not result.valid
 
@@ -270,14 +291,24 @@ def test_the_record_derives_what_ingest_derives(clockwork_run):
     out, results = clockwork_run
     record = results["record"]
     built = build_dataset([out])[0].iloc[0]
-    for column in ("tokens_per_s", "samples_per_s", "throughput_per_accelerator", "energy_j_per_token",
-                   "energy_j_per_sample", "throughput"):
-        assert built[column] == pytest.approx(record[column], nan_ok=True) if record[column] is not None \
-            else pd.isna(built[column]), column
+    for column in (
+        "tokens_per_s",
+        "samples_per_s",
+        "throughput_per_accelerator",
+        "energy_j_per_token",
+        "energy_j_per_sample",
+        "throughput",
+    ):
+        assert (
+            built[column] == pytest.approx(record[column], nan_ok=True)
+            if record[column] is not None
+            else pd.isna(built[column])
+        ), column
     assert record["throughput_per_accelerator"] == pytest.approx(record["tokens_per_s"] / record["accelerators_total"])
 
 
 # -- like-for-like client statistics ----------------------------------------------------------------------------------
+
 
 def test_percentiles_match_numpy_and_loadgen_nearest_rank():
     values = [float(v) for v in (7, 1, 3, 9, 5, 2, 8, 4, 6, 10)]
@@ -293,8 +324,15 @@ def test_percentiles_match_numpy_and_loadgen_nearest_rank():
 
 def test_request_metrics_use_vllm_definitions():
     # three requests sent at 0, 0.5 and 1.0 s; the last token of the last one arrives at 1.0 + 0.43 s
-    requests = [{"start_s": 10.0 + 0.5 * i, "ttft_s": 0.01 * (i + 1), "latency_s": 0.01 * (i + 1) + 0.02 * 20,
-                 "output_tokens": 21} for i in range(3)]
+    requests = [
+        {
+            "start_s": 10.0 + 0.5 * i,
+            "ttft_s": 0.01 * (i + 1),
+            "latency_s": 0.01 * (i + 1) + 0.02 * 20,
+            "output_tokens": 21,
+        }
+        for i in range(3)
+    ]
     m = request_metrics(requests)
     assert m["requests"] == 3 and m["output_tokens"] == 63
     assert m["tokens_per_s"] == pytest.approx(63 / 1.43)
@@ -306,16 +344,25 @@ def test_request_metrics_use_vllm_definitions():
 
 
 def test_request_metrics_inputs_from_both_clients():
-    ours = [Completion(start_s=1.0, first_token_s=1.01, last_token_s=1.05, end_s=1.06, output_tokens=5),
-            Completion(start_s=1.1, first_token_s=1.12, end_s=1.2, output_tokens=3),  # no last token: end
-            Completion(start_s=1.2, end_s=1.3, error="HTTP 500")]
+    ours = [
+        Completion(start_s=1.0, first_token_s=1.01, last_token_s=1.05, end_s=1.06, output_tokens=5),
+        Completion(start_s=1.1, first_token_s=1.12, end_s=1.2, output_tokens=3),  # no last token: end
+        Completion(start_s=1.2, end_s=1.3, error="HTTP 500"),
+    ]
     rows = from_completions(ours)
     assert [r["latency_s"] for r in rows] == pytest.approx([0.05, 0.1])
     assert [r["ttft_s"] for r in rows] == pytest.approx([0.01, 0.02])
-    vllm = {"start_times": [5.0, 5.2, 5.4], "ttfts": [0.01, 0.0, 0.02], "latencies": [0.3, 0.0, 0.4],
-            "output_lens": [64, 0, 64], "errors": ["", "boom", ""]}
-    assert from_vllm_result(vllm) == [{"start_s": 5.0, "ttft_s": 0.01, "latency_s": 0.3, "output_tokens": 64},
-                                      {"start_s": 5.4, "ttft_s": 0.02, "latency_s": 0.4, "output_tokens": 64}]
+    vllm = {
+        "start_times": [5.0, 5.2, 5.4],
+        "ttfts": [0.01, 0.0, 0.02],
+        "latencies": [0.3, 0.0, 0.4],
+        "output_lens": [64, 0, 64],
+        "errors": ["", "boom", ""],
+    }
+    assert from_vllm_result(vllm) == [
+        {"start_s": 5.0, "ttft_s": 0.01, "latency_s": 0.3, "output_tokens": 64},
+        {"start_s": 5.4, "ttft_s": 0.02, "latency_s": 0.4, "output_tokens": 64},
+    ]
 
 
 def test_stream_marks_the_last_token_before_the_usage_event():
@@ -339,8 +386,9 @@ def test_stream_marks_the_last_token_before_the_usage_event():
                 self.wfile.flush()
                 time.sleep(0.02)
             time.sleep(0.05)
-            self.wfile.write(b'data: {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}\n\n'
-                             b"data: [DONE]\n\n")
+            self.wfile.write(
+                b'data: {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}\n\ndata: [DONE]\n\n'
+            )
             self.wfile.flush()
 
         def log_message(self, *args):
@@ -368,17 +416,22 @@ def test_stream_marks_the_last_token_before_the_usage_event():
 
 # -- errors users see -------------------------------------------------------------------------------------------------
 
+
 def test_unreachable_endpoint_is_one_line():
     result = cli.invoke(app, ["run", "--endpoint", "http://127.0.0.1:9", "--samples", "2"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "error: endpoint http://127.0.0.1:9/v1 is unreachable: connection refused"]
+        "error: endpoint http://127.0.0.1:9/v1 is unreachable: connection refused"
+    ]
 
 
 def test_engine_that_fails_to_start_shows_its_reason_in_one_line(tmp_path):
     """This python has no vLLM: the server dies at once, and the user sees why, from the engine's own log."""
-    result = cli.invoke(app, ["run", "--model", str(tmp_path), "--engine-python", sys.executable,
-                              "--out", str(tmp_path / "run")], terminal_width=200)
+    result = cli.invoke(
+        app,
+        ["run", "--model", str(tmp_path), "--engine-python", sys.executable, "--out", str(tmp_path / "run")],
+        terminal_width=200,
+    )
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert result.output.startswith("error: vLLM refused to start (exit code 1): ")
@@ -397,8 +450,14 @@ on startup is less than desired CPU memory utilization (0.92, 10.78 GiB)."
 echo "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"
 exit 1
 """
-TINY_LLAMA = {"hidden_size": 128, "num_attention_heads": 2, "num_key_value_heads": 2, "num_hidden_layers": 2,
-              "max_position_embeddings": 2048, "torch_dtype": "float32"}
+TINY_LLAMA = {
+    "hidden_size": 128,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "max_position_embeddings": 2048,
+    "torch_dtype": "float32",
+}
 
 
 @pytest.fixture
@@ -417,13 +476,31 @@ def fake_vllm_cpu(tmp_path, monkeypatch):
 
 def test_engine_refusal_is_one_line_with_the_engine_reason_and_the_sized_cache(fake_vllm_cpu, tmp_path):
     python, model = fake_vllm_cpu
-    result = cli.invoke(app, ["run", "--model", str(model), "--engine-python", str(python), "--dtype", "float32",
-                              "--max-model-len", "512", "--concurrency", "32", "--out", str(tmp_path / "run")],
-                        terminal_width=300)
+    result = cli.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            str(model),
+            "--engine-python",
+            str(python),
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "512",
+            "--concurrency",
+            "32",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        terminal_width=300,
+    )
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and "does not fit" not in result.output
-    assert result.output.startswith("error: vLLM refused to start (exit code 1): ValueError: Available memory on "
-                                    "node 0 (9.8/11.71 GiB) on startup is less than desired CPU memory utilization")
+    assert result.output.startswith(
+        "error: vLLM refused to start (exit code 1): ValueError: Available memory on "
+        "node 0 (9.8/11.71 GiB) on startup is less than desired CPU memory utilization"
+    )
     # the cache the run needs, not 92 % of the node: 512 tokens x 32 sequences x 2 KiB/token x 1.25 headroom
     args = (tmp_path / "engine-args.txt").read_text().split()
     assert args[args.index("--kv-cache-memory-bytes") + 1] == str(512 * 32 * 2048 * 5 // 4)
@@ -435,18 +512,37 @@ def test_model_larger_than_memory_does_not_fit_and_the_engine_never_starts(fake_
     python, model = fake_vllm_cpu
     with open(model / "model.safetensors", "r+b") as weights:
         weights.truncate(1024**4)  # a sparse 1 TiB checkpoint: its size counts, not its disk use
-    result = cli.invoke(app, ["run", "--model", str(model), "--engine-python", str(python), "--dtype", "float32",
-                              "--out", str(tmp_path / "run")], terminal_width=300)
+    result = cli.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            str(model),
+            "--engine-python",
+            str(python),
+            "--dtype",
+            "float32",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        terminal_width=300,
+    )
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and "refused" not in result.output
-    assert result.output.startswith("error: the model does not fit: weights 1024.0 GiB + KV cache for one "
-                                    "2048-token sequence 4.0 MiB > ")
+    assert result.output.startswith(
+        "error: the model does not fit: weights 1024.0 GiB + KV cache for one 2048-token sequence 4.0 MiB > "
+    )
     assert not (tmp_path / "engine-args.txt").exists()
 
 
 def test_kv_cache_size_follows_the_model_and_the_run():
-    llama3_8b = {"hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
-                 "torch_dtype": "bfloat16"}
+    llama3_8b = {
+        "hidden_size": 4096,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "num_hidden_layers": 32,
+        "torch_dtype": "bfloat16",
+    }
     assert kv_bytes_per_token(llama3_8b, None) == 128 * 1024  # the published 128 KiB/token of grouped-query attention
     assert kv_bytes_per_token(llama3_8b, "float32") == 256 * 1024
     assert kv_bytes_per_token(TINY_LLAMA, None) == 2048  # 2 x 2 layers x 2 heads x 64 x 4 B
@@ -465,9 +561,14 @@ def test_cache_is_cut_to_the_memory_left_beside_the_weights(tmp_path):
 
 def test_synthetic_prompts_have_the_exact_length_and_no_special_tokens(tmp_path):
     vocab = {f"t{i}": i for i in range(50)}
-    (tmp_path / "tokenizer.json").write_text(json.dumps({
-        "model": {"type": "BPE", "vocab": vocab},
-        "added_tokens": [{"id": 0, "special": True}, {"id": 1, "special": True}, {"id": 2, "special": False}]}))
+    (tmp_path / "tokenizer.json").write_text(
+        json.dumps(
+            {
+                "model": {"type": "BPE", "vocab": vocab},
+                "added_tokens": [{"id": 0, "special": True}, {"id": 1, "special": True}, {"id": 2, "special": False}],
+            }
+        )
+    )
     prompts = synthetic_prompts(tmp_path, input_tokens=300, count=5)
     assert len(prompts) == 5 and {len(p) for p in prompts.prompts} == {300}
     used = {token for p in prompts.prompts for token in p}
@@ -479,10 +580,17 @@ def test_synthetic_prompts_have_the_exact_length_and_no_special_tokens(tmp_path)
 
 def test_invalid_run_says_which_bound_broke_with_the_measured_value(tmp_path):
     """The engine answers after 20 ms; a 5 ms TTFT bound must be named as the reason, with both numbers."""
-    cfg = RunConfig(scenario="Server", target_qps=40, samples=20, min_duration_s=0.5, max_tokens=8,
-                    slo=resolve_slo(None, ttft_ms=5, tpot_ms=50))
-    results = run_benchmark(ClockworkEngine(), load_prompts(), cfg, tmp_path, capture_system(),
-                            ClockworkEngine().info())
+    cfg = RunConfig(
+        scenario="Server",
+        target_qps=40,
+        samples=20,
+        min_duration_s=0.5,
+        max_tokens=8,
+        slo=resolve_slo(None, ttft_ms=5, tpot_ms=50),
+    )
+    results = run_benchmark(
+        ClockworkEngine(), load_prompts(), cfg, tmp_path, capture_system(), ClockworkEngine().info()
+    )
     record, validity = results["record"], results["validity"]
     assert not record["valid"] and (record["ttft_bound_ms"], record["tpot_bound_ms"]) == (5, 50)
     ttft = [r for r in validity["reasons"] if r.startswith("TTFT p99")]
@@ -497,14 +605,17 @@ def test_default_bounds_are_stated():
     assert "TTFT p99 <= 2000 ms, TPOT p99 <= 200 ms" in bounds_note(load_preset("llama2-70b"), "Server")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--scenario", "Server", "--endpoint", "http://127.0.0.1:9"], "Server scenario needs --target-qps"),
-    (["--scenario", "Batch"], "unknown scenario 'Batch'"),
-    (["--dataset", "nope.jsonl"], "prompt file not found"),
-    (["--backend", "openai"], "needs --endpoint"),
-    ([], "the vllm backend needs --model"),
-    (["--backend", "tgi", "--model", "m"], "unknown backend 'tgi'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scenario", "Server", "--endpoint", "http://127.0.0.1:9"], "Server scenario needs --target-qps"),
+        (["--scenario", "Batch"], "unknown scenario 'Batch'"),
+        (["--dataset", "nope.jsonl"], "prompt file not found"),
+        (["--backend", "openai"], "needs --endpoint"),
+        ([], "the vllm backend needs --model"),
+        (["--backend", "tgi", "--model", "m"], "unknown backend 'tgi'"),
+    ],
+)
 def test_bad_input_is_a_clean_error(args, message):
     result = cli.invoke(app, ["run", *args], terminal_width=200)
     assert result.exit_code == 2
@@ -562,10 +673,18 @@ def test_engine_view_is_the_difference_of_the_servers_histograms():
     spec = importlib.util.spec_from_file_location("bench_vs_vllm", path)
     bvv = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bvv)
-    before = {"iteration_tokens_total_count": 10, "iteration_tokens_total_sum": 500,
-              "inter_token_latency_seconds_count": 100, "inter_token_latency_seconds_sum": 2.0}
-    after = {"iteration_tokens_total_count": 145, "iteration_tokens_total_sum": 19230,
-             "inter_token_latency_seconds_count": 15220, "inter_token_latency_seconds_sum": 2.0 + 15120 * 0.023}
+    before = {
+        "iteration_tokens_total_count": 10,
+        "iteration_tokens_total_sum": 500,
+        "inter_token_latency_seconds_count": 100,
+        "inter_token_latency_seconds_sum": 2.0,
+    }
+    after = {
+        "iteration_tokens_total_count": 145,
+        "iteration_tokens_total_sum": 19230,
+        "inter_token_latency_seconds_count": 15220,
+        "inter_token_latency_seconds_sum": 2.0 + 15120 * 0.023,
+    }
     view = bvv.engine_view(before, after)
     assert view["engine_steps"] == 135 and view["tokens_per_step"] == pytest.approx(18730 / 135)
     assert view["itl_ms_mean"] == pytest.approx(23.0)

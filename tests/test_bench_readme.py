@@ -66,7 +66,8 @@ def test_sweep_gives_a_latency_load_curve(readme_run):
     # varied 3x between points, so the curve's shape is not a claim here): LoadGen's token count agrees with the
     # client's, nothing completes faster than it was offered (Poisson arrivals over >= 5 s), percentiles are ordered
     assert curve["tokens_per_s"].to_numpy() == pytest.approx(
-        (curve["samples_per_s"] * curve["output_tokens_mean"]).to_numpy(), rel=0.05)
+        (curve["samples_per_s"] * curve["output_tokens_mean"]).to_numpy(), rel=0.05
+    )
     assert (curve["samples_per_s"] <= 1.25 * curve["target_qps"]).all(), curve[["target_qps", "samples_per_s"]]
     for metric in ("ttft", "tpot"):
         p50, p90, p99 = (curve[f"{metric}_p{q}_ms"] for q in (50, 90, 99))

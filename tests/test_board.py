@@ -46,6 +46,7 @@ def errors(at: AppTest) -> list[str]:
 
 # -- dataset -----------------------------------------------------------------------------------------------------
 
+
 def test_dataset_page_filters_charts_and_downloads_the_records_with_their_source():
     at = page("dataset")
     records = dataset.load()
@@ -66,7 +67,8 @@ def test_dataset_page_filters_charts_and_downloads_the_records_with_their_source
     plotted = chart_data(at)
     assert sorted(plotted["accelerator"]) == sorted(medians["accelerator"])
     assert plotted.set_index("accelerator")["median"].to_dict() == pytest.approx(
-        medians.set_index("accelerator")["median"].to_dict())
+        medians.set_index("accelerator")["median"].to_dict()
+    )
 
 
 def test_dataset_page_says_when_no_record_matches():
@@ -78,12 +80,28 @@ def test_dataset_page_says_when_no_record_matches():
 
 # -- predict -----------------------------------------------------------------------------------------------------
 
+
 def test_predict_page_shows_the_cli_predictions_a_waterfall_and_the_nearest_runs():
     at = page("predict")
     assert at.title[0].value == "Predict"
     shown = at.dataframe[0].value.set_index("target")
-    result = cli.invoke(app, ["predict", "--accelerator", "nvidia-h100-sxm-80gb", "--count", "8", "--model",
-                              "llama2-70b", "--scenario", "Server", "--precision", "fp8", "--json"])
+    result = cli.invoke(
+        app,
+        [
+            "predict",
+            "--accelerator",
+            "nvidia-h100-sxm-80gb",
+            "--count",
+            "8",
+            "--model",
+            "llama2-70b",
+            "--scenario",
+            "Server",
+            "--precision",
+            "fp8",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     printed = pd.DataFrame(json.loads(result.stdout)["predictions"]).set_index("target")
     assert sorted(shown.index) == sorted(printed.index)
@@ -94,8 +112,11 @@ def test_predict_page_shows_the_cli_predictions_a_waterfall_and_the_nearest_runs
     nearest = at.dataframe[1].value
     assert len(nearest) and set(nearest["model"]) == {"llama2-70b"} and set(nearest["scenario"]) == {"Server"}
     assert nearest["differences"].is_monotonic_increasing and nearest["differences"].iloc[0] == 0
-    assert (nearest.iloc[0][["accelerator", "precision", "accelerators_total"]].tolist()
-            == ["nvidia-h100-sxm-80gb", "fp8", 8])
+    assert nearest.iloc[0][["accelerator", "precision", "accelerators_total"]].tolist() == [
+        "nvidia-h100-sxm-80gb",
+        "fp8",
+        8,
+    ]
 
 
 def test_predict_page_marks_inputs_without_an_api_as_not_available():
@@ -105,11 +126,14 @@ def test_predict_page_marks_inputs_without_an_api_as_not_available():
     assert all("not yet available" in t.placeholder for t in unavailable)
 
 
-@pytest.mark.parametrize("upload, message", [
-    (b"{not json", "config.json: not valid JSON"),
-    (b"[1, 2]", "config.json: expected a JSON object"),
-    (json.dumps({"model_type": "llama"}).encode(), "config.json"),
-])
+@pytest.mark.parametrize(
+    "upload, message",
+    [
+        (b"{not json", "config.json: not valid JSON"),
+        (b"[1, 2]", "config.json: expected a JSON object"),
+        (json.dumps({"model_type": "llama"}).encode(), "config.json"),
+    ],
+)
 def test_predict_page_refuses_an_unusable_model_file_inline(upload, message):
     at = page("predict")
     at.sidebar.file_uploader[0].set_value(("config.json", upload, "application/json")).run()
@@ -117,8 +141,14 @@ def test_predict_page_refuses_an_unusable_model_file_inline(upload, message):
 
 
 def test_predict_page_takes_an_uploaded_hugging_face_config():
-    config = Path(__file__).resolve().parents[1] / "features" / "hf_configs" / "meta-llama" / \
-        "Llama-3.1-8B-Instruct" / "config.json"
+    config = (
+        Path(__file__).resolve().parents[1]
+        / "features"
+        / "hf_configs"
+        / "meta-llama"
+        / "Llama-3.1-8B-Instruct"
+        / "config.json"
+    )
     at = page("predict")
     at.sidebar.file_uploader[0].set_value(("config.json", config.read_bytes(), "application/json")).run()
     next(t for t in at.sidebar.text_input if t.label == "Name of the uploaded model").set_value("my-llama-8b").run()
@@ -142,12 +172,14 @@ def test_predict_page_refuses_zero_accelerators_inline():
 
 # -- recommend ---------------------------------------------------------------------------------------------------
 
+
 def test_recommend_page_ranks_as_the_cli_and_draws_the_pareto_front():
     at = page("recommend")
     assert at.title[0].value == "Recommend"
     shown = at.dataframe[0].value
-    result = cli.invoke(app, ["recommend", "--budget", "2000", "--latency-slo", "200ms", "--model", "llama2-70b",
-                              "--format", "csv"])
+    result = cli.invoke(
+        app, ["recommend", "--budget", "2000", "--latency-slo", "200ms", "--model", "llama2-70b", "--format", "csv"]
+    )
     assert result.exit_code == 0, result.output
     printed = pd.read_csv(io.StringIO(result.stdout))
     assert list(shown.columns) == list(printed.columns) and len(shown) == len(printed) > 0
@@ -158,12 +190,17 @@ def test_recommend_page_ranks_as_the_cli_and_draws_the_pareto_front():
     spec = charts(at)[0]
     dots = spec["layer"][0]["encoding"]
     assert dots["color"]["field"] == "origin" and {t["field"] for t in dots["tooltip"]} >= {
-        "configuration", "usd_per_hour", "throughput", "origin"}
+        "configuration",
+        "usd_per_hour",
+        "throughput",
+        "origin",
+    }
     assert spec["params"], "zoom and pan (interactive)"
     plotted = chart_data(at)
     assert set(plotted["origin"]) == {"measured", "transferred"}
-    assert plotted["front"].sum() >= 1 and (plotted.loc[plotted["front"], "qualifies"]
-                                            == "meets SLO within budget").all()
+    assert (
+        plotted["front"].sum() >= 1 and (plotted.loc[plotted["front"], "qualifies"] == "meets SLO within budget").all()
+    )
 
     funnel = at.dataframe[1].value
     assert "candidate configurations" in list(funnel["stage"]) and funnel["removed"].notna().any()
@@ -191,18 +228,29 @@ def test_recommend_page_reports_a_bad_slo_inline():
 
 # -- campaigns ---------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def campaign_storage(tmp_path_factory, crashing_replay) -> str:
     """A real campaign (replay backend, 6 runs, some crashing) in a SQLite study."""
     folder = tmp_path_factory.mktemp("campaign")
     definition = {
-        "name": "mixtral-board", "acquisition": "random",
-        "backend": {"kind": crashing_replay, "pool": {"model": "mixtral-8x7b", "scenario": "Server"},
-                    "holdout": 0.2},
-        "space": {"accelerator": {"similarity": 0.0}, "accelerators_per_node": {"similarity": 0.8},
-                  "precision": {"similarity": 0.5}, "engine": {"similarity": 0.5}, "scenario": {"similarity": 0.3}},
+        "name": "mixtral-board",
+        "acquisition": "random",
+        "backend": {"kind": crashing_replay, "pool": {"model": "mixtral-8x7b", "scenario": "Server"}, "holdout": 0.2},
+        "space": {
+            "accelerator": {"similarity": 0.0},
+            "accelerators_per_node": {"similarity": 0.8},
+            "precision": {"similarity": 0.5},
+            "engine": {"similarity": 0.5},
+            "scenario": {"similarity": 0.3},
+        },
         "objective": {"metric": "throughput_per_accelerator", "slo": {"ttft_p99_ms": 2000, "tpot_p99_ms": 200}},
-        "budget": {"runs": 6}, "batch_size": 2, "initial_trials": 2, "predictor": "knobs", "seed": 3}
+        "budget": {"runs": 6},
+        "batch_size": 2,
+        "initial_trials": 2,
+        "predictor": "knobs",
+        "seed": 3,
+    }
     path = folder / "campaign.yaml"
     path.write_text(yaml.safe_dump(definition))
     worker = Worker(load_campaign(path), workdir=folder / "run")
@@ -227,11 +275,14 @@ def test_campaigns_page_shows_progress_error_best_and_failures_read_only(campaig
     assert hashlib.sha256(database.read_bytes()).hexdigest() == before, "the board never writes the storage"
 
 
-@pytest.mark.parametrize("url, message", [
-    ("nonsense", "storage: not a database URL: 'nonsense'"),
-    ("sqlite:///{tmp}/missing.db", "storage: no SQLite database at"),
-    ("sqlite:///{tmp}/empty.db", "storage: no Optuna studies in sqlite:///"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("nonsense", "storage: not a database URL: 'nonsense'"),
+        ("sqlite:///{tmp}/missing.db", "storage: no SQLite database at"),
+        ("sqlite:///{tmp}/empty.db", "storage: no Optuna studies in sqlite:///"),
+    ],
+)
 def test_campaigns_page_refuses_a_bad_storage_inline_and_creates_nothing(url, message, tmp_path, monkeypatch):
     (tmp_path / "empty.db").touch()
     monkeypatch.setenv(STORAGE_ENV, url.format(tmp=tmp_path))
@@ -248,12 +299,16 @@ def test_campaigns_page_asks_for_a_storage_when_started_without_one(monkeypatch)
 
 # -- the command -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
-    (["--port", "0"], "--port: expected 1 to 65535, got 0"),
-    (["--model-dir", "{tmp}"], "no trained model"),
-    (["--storage", "nonsense"], "--storage: not a database URL"),
-    (["--storage", "sqlite:///{tmp}/missing.db"], "--storage: no SQLite database at"),
-])
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "0"], "--port: expected 1 to 65535, got 0"),
+        (["--model-dir", "{tmp}"], "no trained model"),
+        (["--storage", "nonsense"], "--storage: not a database URL"),
+        (["--storage", "sqlite:///{tmp}/missing.db"], "--storage: no SQLite database at"),
+    ],
+)
 def test_board_command_refuses_bad_options_in_one_line(args, message, tmp_path):
     result = cli.invoke(app, ["board", *[a.format(tmp=tmp_path) for a in args]])
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1

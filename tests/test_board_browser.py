@@ -12,24 +12,38 @@ import time
 import urllib.request
 
 import pytest
+from test_board import campaign_storage  # noqa: F401 (the real campaign the Campaigns page shows)
 
 from flexpredict.board import server_command
 from flexpredict.catalogs import default_model_dir
 
-from test_board import campaign_storage  # noqa: F401 (the real campaign the Campaigns page shows)
-
 CHROMIUM = shutil.which("chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VEGA = "[data-testid=stVegaLiteChart] svg.marks .role-mark path"  # a Vega-Lite chart with marks drawn
 WATERFALL = "[data-testid=stImage] img"  # the SHAP waterfall (matplotlib)
-PAGES = {"dataset": ("Dataset", VEGA), "predict": ("Predict", WATERFALL), "recommend": ("Recommend", VEGA),
-         "campaigns": ("Campaigns", VEGA)}
+PAGES = {
+    "dataset": ("Dataset", VEGA),
+    "predict": ("Predict", WATERFALL),
+    "recommend": ("Recommend", VEGA),
+    "campaigns": ("Campaigns", VEGA),
+}
 WAIT_MS = 45_000
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install "
-                                 "chromium; .ci/run does when apt is reachable)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does when apt is reachable)",
+    ),
+]
 
 
 def free_port() -> int:

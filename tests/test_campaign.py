@@ -32,11 +32,20 @@ cli = CliRunner()
 FAST = {
     "name": "mixtral-replay",
     "backend": {"kind": "replay", "pool": {"model": "mixtral-8x7b"}, "holdout": 0.2},
-    "space": {"accelerator": {"similarity": 0.0}, "accelerators_per_node": {"similarity": 0.8},
-              "precision": {"similarity": 0.5}, "engine": {"similarity": 0.5}, "scenario": {"similarity": 0.3}},
+    "space": {
+        "accelerator": {"similarity": 0.0},
+        "accelerators_per_node": {"similarity": 0.8},
+        "precision": {"similarity": 0.5},
+        "engine": {"similarity": 0.5},
+        "scenario": {"similarity": 0.3},
+    },
     "objective": {"metric": "throughput_per_accelerator", "slo": {"ttft_p99_ms": 2000, "tpot_p99_ms": 200}},
-    "budget": {"runs": 8}, "batch_size": 2, "initial_trials": 2, "predictor": "knobs",
-    "heartbeat_interval": 1, "grace_period": 2,
+    "budget": {"runs": 8},
+    "batch_size": 2,
+    "initial_trials": 2,
+    "predictor": "knobs",
+    "heartbeat_interval": 1,
+    "grace_period": 2,
 }
 
 
@@ -53,21 +62,30 @@ def configs(study) -> list[str]:
 
 # -- definition --------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change, message", [
-    ({"acquisiton": "random"}, "acquisiton: unknown field; did you mean 'acquisition'?"),
-    ({"objective": {"metric": "throughput_per_acc"}},
-     "objective.metric: unknown metric 'throughput_per_acc'; did you mean throughput_per_accelerator?"),
-    ({"objective": {"slo": {"tpot_p99_ms": -1}}}, "objective.slo.tpot_p99_ms: expected a positive bound"),
-    ({"objective": {"target_error": 15}}, "objective.target_error: expected a fraction"),
-    ({"budget": {"usd": 100}}, "budget.usd_per_accelerator_hour: needed"),
-    ({"budget": {}}, "budget: expected a mapping"),
-    ({"space": {"max_num_seqs": {"values": [8, 8]}}}, "space.max_num_seqs.values: lists a value twice"),
-    ({"space": {"max_num_seqs": {"low": 8, "high": 4}}}, "space.max_num_seqs: expected numbers low <= high"),
-    ({"space": {"x": {"values": [1], "similarity": 2}}}, "space.x.similarity: expected a number from 0 to 1"),
-    ({"acquisition": "bayes"}, "acquisition: expected one of improvement, tpe, gp, random, shrinkage, uncertainty,"),
-    ({"grace_period": 1}, "grace_period: must exceed heartbeat_interval"),
-    ({"name": "a b"}, "name: use letters, digits"),
-])
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"acquisiton": "random"}, "acquisiton: unknown field; did you mean 'acquisition'?"),
+        (
+            {"objective": {"metric": "throughput_per_acc"}},
+            "objective.metric: unknown metric 'throughput_per_acc'; did you mean throughput_per_accelerator?",
+        ),
+        ({"objective": {"slo": {"tpot_p99_ms": -1}}}, "objective.slo.tpot_p99_ms: expected a positive bound"),
+        ({"objective": {"target_error": 15}}, "objective.target_error: expected a fraction"),
+        ({"budget": {"usd": 100}}, "budget.usd_per_accelerator_hour: needed"),
+        ({"budget": {}}, "budget: expected a mapping"),
+        ({"space": {"max_num_seqs": {"values": [8, 8]}}}, "space.max_num_seqs.values: lists a value twice"),
+        ({"space": {"max_num_seqs": {"low": 8, "high": 4}}}, "space.max_num_seqs: expected numbers low <= high"),
+        ({"space": {"x": {"values": [1], "similarity": 2}}}, "space.x.similarity: expected a number from 0 to 1"),
+        (
+            {"acquisition": "bayes"},
+            "acquisition: expected one of improvement, tpe, gp, random, shrinkage, uncertainty,",
+        ),
+        ({"grace_period": 1}, "grace_period: must exceed heartbeat_interval"),
+        ({"name": "a b"}, "name: use letters, digits"),
+    ],
+)
 def test_definition_errors_name_the_field(change, message):
     with pytest.raises(CampaignError) as err:
         parse_campaign({**FAST, **change})
@@ -75,8 +93,15 @@ def test_definition_errors_name_the_field(change, message):
 
 
 def test_ranges_expand_to_values():
-    space = parse_campaign({**FAST, "space": {"max_num_seqs": {"low": 8, "high": 256, "factor": 2},
-                                              "target_qps": {"low": 0.5, "high": 2.0, "step": 0.5}}}).space
+    space = parse_campaign(
+        {
+            **FAST,
+            "space": {
+                "max_num_seqs": {"low": 8, "high": 256, "factor": 2},
+                "target_qps": {"low": 0.5, "high": 2.0, "step": 0.5},
+            },
+        }
+    ).space
     assert space[0] == Parameter("max_num_seqs", (8, 16, 32, 64, 128, 256), 0.5, True)
     assert space[1].values == (0.5, 1.0, 1.5, 2.0) and not space[1].log
 
@@ -91,13 +116,16 @@ def test_backend_errors_are_one_line(tmp_path):
     with pytest.raises(CampaignError, match=r"space.kv_cache_dtype: the replay backend matches parameters to record"):
         Worker(load_campaign(write(tmp_path, space={"kv_cache_dtype": ["fp8"]})), workdir=tmp_path / "c")
     with pytest.raises(CampaignError, match=r"backend.pool: no record with a throughput_per_accelerator value"):
-        Worker(load_campaign(write(tmp_path, backend={"kind": "replay", "pool": {"model": "nope"}})),
-               workdir=tmp_path / "d")
+        Worker(
+            load_campaign(write(tmp_path, backend={"kind": "replay", "pool": {"model": "nope"}})),
+            workdir=tmp_path / "d",
+        )
     with pytest.raises(CampaignError, match=r"backend.holdot: unknown option of the replay backend"):
         Worker(load_campaign(write(tmp_path, backend={"kind": "replay", "holdot": 0.1})), workdir=tmp_path / "e")
 
 
 # -- candidates --------------------------------------------------------------------------------------------------
+
 
 def test_candidates_keys_nearest_and_similarity():
     space = (Parameter("seqs", (), 0.5, True), Parameter("dtype", (), 0.0))
@@ -114,6 +142,7 @@ def test_candidates_keys_nearest_and_similarity():
 
 # -- the loop on the replay backend ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("acquisition", ["uncertainty", "shrinkage", "improvement", "random", "tpe"])
 def test_campaign_measures_appends_refits_and_proposes(tmp_path, acquisition):
     worker = Worker(load_campaign(write(tmp_path, acquisition=acquisition)), workdir=tmp_path / "c")
@@ -129,8 +158,13 @@ def test_campaign_measures_appends_refits_and_proposes(tmp_path, acquisition):
     assert all("predicted" in t.user_attrs for t in trials[2:])
     assert [t.value for t in trials] == [t.user_attrs["record"]["throughput_per_accelerator"] for t in trials]
     assert all(set(t.constraints) == {"ttft_p99_ms", "tpot_p99_ms"} for t in trials)
-    held = {config_key(r) for r in worker.backend.evaluation_records()[list(worker.campaign.parameter_names)]
-            .astype(object).where(lambda f: f.notna(), None).to_dict("records")}
+    held = {
+        config_key(r)
+        for r in worker.backend.evaluation_records()[list(worker.campaign.parameter_names)]
+        .astype(object)
+        .where(lambda f: f.notna(), None)
+        .to_dict("records")
+    }
     assert not held & set(configs(worker.study))  # held-out configurations are never measured
     saved = dataset.load(worker.dataset)
     assert len(saved) == 8 and list(saved.columns) == list(COLUMN_NAMES)
@@ -148,13 +182,23 @@ def test_same_seed_same_initial_configurations_for_every_acquisition(tmp_path):
     first = Worker(load_campaign(write(tmp_path, acquisition="random")), workdir=tmp_path / "a")
     second = Worker(load_campaign(write(tmp_path, acquisition="tpe")), workdir=tmp_path / "b")
     assert configs(first.study) == [] and len(first.study.get_trials()) == 2
-    assert ([t.system_attrs["fixed_params"] for t in first.study.get_trials()]
-            == [t.system_attrs["fixed_params"] for t in second.study.get_trials()])
+    assert [t.system_attrs["fixed_params"] for t in first.study.get_trials()] == [
+        t.system_attrs["fixed_params"] for t in second.study.get_trials()
+    ]
 
 
 def test_failed_benchmark_is_recorded_with_its_reason_and_not_retried(tmp_path, crashing_replay):
-    worker = Worker(load_campaign(write(tmp_path, backend={**FAST["backend"], "kind": crashing_replay},
-                                        budget={"runs": 40}, acquisition="random")), workdir=tmp_path / "c")
+    worker = Worker(
+        load_campaign(
+            write(
+                tmp_path,
+                backend={**FAST["backend"], "kind": crashing_replay},
+                budget={"runs": 40},
+                acquisition="random",
+            )
+        ),
+        workdir=tmp_path / "c",
+    )
     outcome = worker.run()
     trials = worker.study.get_trials()
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -196,8 +240,17 @@ def test_xgboost_surrogate_on_the_shipped_replay_campaign(tmp_path):
 def test_knob_predictor_learns_knobs_and_round_trips(tmp_path):
     rng = np.random.default_rng(0)
     seqs = rng.choice([8, 16, 32, 64, 128], 60)
-    frame = conform(pd.DataFrame({"param_seqs": seqs, "param_dtype": rng.choice(["bf16", "fp8"], 60), "model": "m",
-                                  "run_group": [f"g{i}" for i in range(60)]}), extra=True)
+    frame = conform(
+        pd.DataFrame(
+            {
+                "param_seqs": seqs,
+                "param_dtype": rng.choice(["bf16", "fp8"], 60),
+                "model": "m",
+                "run_group": [f"g{i}" for i in range(60)],
+            }
+        ),
+        extra=True,
+    )
     y = 100 * np.sqrt(seqs) * np.where(frame["param_dtype"] == "fp8", 1.5, 1.0) * rng.lognormal(0, 0.02, 60)
     predictor = KnobPredictor(columns=("param_seqs", "param_dtype")).fit(frame, y)
     test = conform(pd.DataFrame({"param_seqs": [16, 128], "param_dtype": ["fp8", "bf16"], "model": "m"}), extra=True)
@@ -209,13 +262,15 @@ def test_knob_predictor_learns_knobs_and_round_trips(tmp_path):
 
 # -- the CLI, and the storage as Optuna and optuna-dashboard see it ----------------------------------------------
 
+
 def test_cli_create_run_status_export(tmp_path):
     path, folder = write(tmp_path, budget={"runs": 6}), tmp_path / "c"
     result = cli.invoke(app, ["campaign", "create", str(path), "--dir", str(folder)])
     assert result.exit_code == 0, result.output
     candidates = ReplayBackend(load_campaign(path), tmp_path / "probe").candidates()
-    assert (f"{len(candidates)} candidate configurations, {FAST['initial_trials']} trial(s) in sqlite:///"
-            in result.output)
+    assert (
+        f"{len(candidates)} candidate configurations, {FAST['initial_trials']} trial(s) in sqlite:///" in result.output
+    )
     result = cli.invoke(app, ["campaign", "run", str(path), "--dir", str(folder), "--trials", "4"])
     assert result.exit_code == 0, result.output
     assert "4 trial(s) run here; stopped: ran the 4 trial(s) asked for" in result.output
@@ -229,8 +284,20 @@ def test_cli_create_run_status_export(tmp_path):
     report = json.loads(result.output)
     # the knobs predictor has nothing to predict the 2 initial configurations from
     assert report["states"]["complete"] == 6 and report["prediction_error"]["measured_with_prediction"] == 4
-    result = cli.invoke(app, ["campaign", "export", str(path), "--dir", str(folder), "--out",
-                              str(tmp_path / "out.csv"), "--trials", str(tmp_path / "trials.csv")])
+    result = cli.invoke(
+        app,
+        [
+            "campaign",
+            "export",
+            str(path),
+            "--dir",
+            str(folder),
+            "--out",
+            str(tmp_path / "out.csv"),
+            "--trials",
+            str(tmp_path / "trials.csv"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(dataset.load(tmp_path / "out.csv")) == 6
     assert len(pd.read_csv(tmp_path / "trials.csv")) == 6

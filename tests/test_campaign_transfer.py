@@ -27,14 +27,27 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 PART = "nvidia-h200-sxm-141gb"
 NEW_PART = {
     "name": "new-part",
-    "backend": {"kind": "replay", "pool": {"accelerator": PART, "model": ["gptj", "mixtral-8x7b"]},
-                "base": {"model": ["gptj", "mixtral-8x7b"]}, "holdout": 0.25},
-    "space": {"model": {"similarity": 0.3}, "scenario": {"similarity": 0.8}, "precision": {"similarity": 0.8},
-              "engine": {"similarity": 0.8}, "accelerators_per_node": {"similarity": 0.9, "log": True},
-              "nodes": {"similarity": 0.9, "log": True}},
+    "backend": {
+        "kind": "replay",
+        "pool": {"accelerator": PART, "model": ["gptj", "mixtral-8x7b"]},
+        "base": {"model": ["gptj", "mixtral-8x7b"]},
+        "holdout": 0.25,
+    },
+    "space": {
+        "model": {"similarity": 0.3},
+        "scenario": {"similarity": 0.8},
+        "precision": {"similarity": 0.8},
+        "engine": {"similarity": 0.8},
+        "accelerators_per_node": {"similarity": 0.9, "log": True},
+        "nodes": {"similarity": 0.9, "log": True},
+    },
     "objective": {"metric": "throughput_per_accelerator"},
-    "budget": {"runs": 4}, "initial_trials": 0, "predictor": "transfer", "acquisition": "shrinkage",
-    "heartbeat_interval": 1, "grace_period": 2,
+    "budget": {"runs": 4},
+    "initial_trials": 0,
+    "predictor": "transfer",
+    "acquisition": "shrinkage",
+    "heartbeat_interval": 1,
+    "grace_period": 2,
 }
 
 
@@ -58,8 +71,13 @@ def shrinkage_context(sd: np.ndarray) -> Context:
     space = (Parameter("model", (), 0.1), Parameter("count", (), 0.9, True))
     context = Context(CandidateSet(space, frame, frame), Objective("throughput_per_accelerator"))
     pred = np.full(len(frame), 100.0)
-    context.predictions = pd.DataFrame({"throughput_per_accelerator": pred, "throughput_per_accelerator_lo": pred / 2,
-                                        "throughput_per_accelerator_hi": pred * np.exp(1.6448536269514722 * sd)})
+    context.predictions = pd.DataFrame(
+        {
+            "throughput_per_accelerator": pred,
+            "throughput_per_accelerator_lo": pred / 2,
+            "throughput_per_accelerator_hi": pred * np.exp(1.6448536269514722 * sd),
+        }
+    )
     return context
 
 
@@ -130,7 +148,9 @@ def test_transfer_predictor_is_cached_and_reused(new_part, monkeypatch):
     records = with_parameters(worker.held_out, worker.campaign.parameter_names)
     assert again.predict(records)["throughput_per_accelerator"].to_numpy() == pytest.approx(
         worker.surrogate.predictors["throughput_per_accelerator"].predict(
-            known_before(records, worker.campaign.parameter_names)))
+            known_before(records, worker.campaign.parameter_names)
+        )
+    )
 
 
 def test_status_reads_the_stored_error_fits_nothing_and_names_stale_trials(new_part, monkeypatch):
@@ -153,8 +173,12 @@ def test_status_reads_the_stored_error_fits_nothing_and_names_stale_trials(new_p
 
 def test_new_accelerator_campaigns_parse_and_summary_compares_with_random():
     paths = sorted((EXPERIMENTS / "campaigns").glob("new-*-replay.yaml"))
-    assert {p.stem for p in paths} >= {"new-b200-replay", "new-h200-replay", "new-mi300x-mi325x-replay",
-                                       "new-gb200-replay"}
+    assert {p.stem for p in paths} >= {
+        "new-b200-replay",
+        "new-h200-replay",
+        "new-mi300x-mi325x-replay",
+        "new-gb200-replay",
+    }
     for path in paths:
         campaign = load_campaign(path)
         assert campaign.initial_trials == 0 and campaign.predictor == "transfer"
@@ -164,13 +188,23 @@ def test_new_accelerator_campaigns_parse_and_summary_compares_with_random():
     spec.loader.exec_module(experiment)
 
     def run(acquisition, errors):
-        return {"campaign": "p", "acquisition": acquisition, "seed": 0, "gpu_hours": [1.0] * 16,
-                "curve": [{"measurements": n, "mdape": e, "coverage": 0.9} for n, e in errors]}
+        return {
+            "campaign": "p",
+            "acquisition": acquisition,
+            "seed": 0,
+            "gpu_hours": [1.0] * 16,
+            "curve": [{"measurements": n, "mdape": e, "coverage": 0.9} for n, e in errors],
+        }
 
-    runs = [run("shrinkage", [(0, 0.5), (2, 0.08), (4, 0.06), (16, 0.05)]),
-            run("random", [(0, 0.5), (4, 0.3), (8, 0.2), (12, 0.09), (16, 0.08)])]
+    runs = [
+        run("shrinkage", [(0, 0.5), (2, 0.08), (4, 0.06), (16, 0.05)]),
+        run("random", [(0, 0.5), (4, 0.3), (8, 0.2), (12, 0.09), (16, 0.08)]),
+    ]
     summary = experiment.summarise(runs, budget=16, target=0.10)
-    assert summary["verdict"] == {"best": "shrinkage", "to_target_ratio": pytest.approx(2 / 12),
-                                  "mdape_after_4_reduction": pytest.approx(0.8)}
+    assert summary["verdict"] == {
+        "best": "shrinkage",
+        "to_target_ratio": pytest.approx(2 / 12),
+        "mdape_after_4_reduction": pytest.approx(0.8),
+    }
     overall = {r["acquisition"]: r for r in summary["rows"] if r["campaign"] == "all"}
     assert overall["shrinkage"]["gpu_hours_to_target"] == 2.0 and overall["random"]["mdape"][8] == 0.2

@@ -28,11 +28,20 @@ from flexpredict.campaign.study import fail_stale_trials, plain_postgresql, summ
 CAMPAIGN = {
     "name": "two-workers",
     "backend": {"kind": "replay", "pool": {"model": "mixtral-8x7b"}, "delay_s": 0.5},
-    "space": {"accelerator": {"similarity": 0.0}, "accelerators_per_node": {"similarity": 0.8},
-              "precision": {"similarity": 0.5}, "engine": {"similarity": 0.5}, "scenario": {"similarity": 0.3}},
+    "space": {
+        "accelerator": {"similarity": 0.0},
+        "accelerators_per_node": {"similarity": 0.8},
+        "precision": {"similarity": 0.5},
+        "engine": {"similarity": 0.5},
+        "scenario": {"similarity": 0.3},
+    },
     "objective": {"metric": "throughput_per_accelerator"},
-    "budget": {"runs": 10}, "batch_size": 2, "initial_trials": 2, "predictor": "knobs",
-    "heartbeat_interval": 1, "grace_period": 2,
+    "budget": {"runs": 10},
+    "batch_size": 2,
+    "initial_trials": 2,
+    "predictor": "knobs",
+    "heartbeat_interval": 1,
+    "grace_period": 2,
 }
 
 
@@ -46,9 +55,12 @@ def start_worker(path: Path, folder: Path, *extra: str) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"worker-{time.monotonic_ns()}.log"
     with open(log, "w") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "flexpredict.cli", "campaign", "run", str(path), "--dir",
-                                   str(folder), *extra], stdout=out, stderr=subprocess.STDOUT,
-                                  env=dict(os.environ, OMP_NUM_THREADS="1"))
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flexpredict.cli", "campaign", "run", str(path), "--dir", str(folder), *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+        )
     worker.log = log
     return worker
 
@@ -117,8 +129,9 @@ def test_killed_worker_is_detected_retried_once_and_resume_loses_nothing(tmp_pat
     assert_each_configuration_once(study)
     saved = dataset.load(tmp_path / "records.parquet")
     assert sorted(saved["record_id"]) == sorted(t.user_attrs["record"]["record_id"] for t in complete)
-    assert summary(resumed.campaign, study)["retries"] == [{"trial": retry[0].number, "retry_of": killed.number,
-                                                            "state": "complete"}]
+    assert summary(resumed.campaign, study)["retries"] == [
+        {"trial": retry[0].number, "retry_of": killed.number, "state": "complete"}
+    ]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -147,6 +160,7 @@ def test_a_retry_that_dies_too_is_not_retried_again(tmp_path):
 
 # -- PostgreSQL --------------------------------------------------------------------------------------------------
 
+
 def _postgres_bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
@@ -173,15 +187,31 @@ def postgres_url():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    subprocess.run([*run_as, initdb, "-D", str(folder / "data"), "-A", "trust", "-U", "postgres"], check=True,
-                   capture_output=True)
-    subprocess.run([*run_as, pg_ctl, "-D", str(folder / "data"), "-o", f"-k {folder} -p {port} -h 127.0.0.1",
-                    "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, initdb, "-D", str(folder / "data"), "-A", "trust", "-U", "postgres"], check=True, capture_output=True
+    )
+    subprocess.run(
+        [
+            *run_as,
+            pg_ctl,
+            "-D",
+            str(folder / "data"),
+            "-o",
+            f"-k {folder} -p {port} -h 127.0.0.1",
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*run_as, pg_ctl, "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True,
-                       check=False)
+        subprocess.run(
+            [*run_as, pg_ctl, "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True, check=False
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -189,8 +219,9 @@ def test_two_workers_share_a_postgresql_storage(tmp_path, postgres_url):
     path = write(tmp_path, name="on-postgres", budget={"runs": 8}, backend={**CAMPAIGN["backend"], "delay_s": 0.3})
     Worker(load_campaign(path), storage=postgres_url, workdir=tmp_path)
     # two machines: each its own folder, one storage
-    workers = [start_worker(path, tmp_path / f"machine-{i}", "--storage", postgres_url, "--seed", str(i))
-               for i in (1, 2)]
+    workers = [
+        start_worker(path, tmp_path / f"machine-{i}", "--storage", postgres_url, "--seed", str(i)) for i in (1, 2)
+    ]
     counts = [trials_run_here(finish(w)) for w in workers]
     assert sum(counts) == 8 and min(counts) >= 1
     study = optuna.load_study(study_name="on-postgres", storage=plain_postgresql(postgres_url))  # as workers do

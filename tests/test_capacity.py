@@ -36,8 +36,9 @@ def configurations(built):
     """Whole MLPerf systems (llama2-70b Interactive results of v5.1) and stated sweep configurations (one per
     (model, system) of the sample)."""
     records = built[0]
-    mlperf = records[records["model"].eq("llama2-70b") & records["scenario"].eq("Interactive")
-                     & records["round"].eq("v5.1")].head(6)
+    mlperf = records[
+        records["model"].eq("llama2-70b") & records["scenario"].eq("Interactive") & records["round"].eq("v5.1")
+    ].head(6)
     points = capacity.curve_points(records[records["scenario"].eq("ClosedLoop")])  # rows the physics can describe
     sweeps = points.groupby("group").head(1).head(12).drop(columns=["point_concurrency", "open_loop", "group"])
     return pd.concat([mlperf, sweeps], ignore_index=True)
@@ -45,10 +46,22 @@ def configurations(built):
 
 def test_throughput_is_monotone_in_each_bound_and_saturates(model, configurations):
     bounds = [1.0, 5.0, 20.0, 40.0, 100.0, 300.0, 1e3, 1e4, 1e6]
-    by_tpot = np.array([model.throughput_at_slo(configurations, ttft_ms=2000.0, tpot_ms=b)
-                        ["pred_throughput_per_accelerator"].to_numpy() for b in bounds])
-    by_ttft = np.array([model.throughput_at_slo(configurations, ttft_ms=b, tpot_ms=200.0)
-                        ["pred_throughput_per_accelerator"].to_numpy() for b in bounds])
+    by_tpot = np.array(
+        [
+            model.throughput_at_slo(configurations, ttft_ms=2000.0, tpot_ms=b)[
+                "pred_throughput_per_accelerator"
+            ].to_numpy()
+            for b in bounds
+        ]
+    )
+    by_ttft = np.array(
+        [
+            model.throughput_at_slo(configurations, ttft_ms=b, tpot_ms=200.0)[
+                "pred_throughput_per_accelerator"
+            ].to_numpy()
+            for b in bounds
+        ]
+    )
     for curve in (by_tpot, by_ttft):
         assert np.isfinite(curve).all()
         assert (np.diff(curve, axis=0) >= -1e-9 * curve.max()).all()
@@ -69,8 +82,11 @@ def test_no_throughput_below_the_physical_floor(model, configurations):
 def test_latency_grows_with_load_and_stays_above_the_floors(model, configurations):
     ttft_floor, tpot_floor = capacity.floors_ms(capacity.configuration(configurations))
     frames = [model.latency_at_load(configurations, concurrency=c) for c in (1, 4, 16, 64, 256, 1024, 4096)]
-    for column, floor in (("pred_ttft_p50_ms", ttft_floor), ("pred_tpot_p50_ms", tpot_floor),
-                          ("pred_tpot_p99_ms", tpot_floor)):
+    for column, floor in (
+        ("pred_ttft_p50_ms", ttft_floor),
+        ("pred_tpot_p50_ms", tpot_floor),
+        ("pred_tpot_p99_ms", tpot_floor),
+    ):
         values = np.array([f[column].to_numpy() for f in frames])
         assert (np.diff(values, axis=0) >= -1e-9 * values[1:]).all(), column
         assert (values >= floor * (1 - 1e-9)).all(), column
@@ -99,16 +115,21 @@ def test_latency_at_the_capacity_the_inverse_returns_stays_within_the_bounds(mod
 
 def test_save_load_round_trip_is_strict_json(model, configurations, tmp_path):
     folder = model.save(tmp_path / "capacity")
-    document = json.loads((folder / capacity.META_FILE).read_text(),
-                          parse_constant=lambda token: pytest.fail(f"non-JSON token {token}"))
+    document = json.loads(
+        (folder / capacity.META_FILE).read_text(), parse_constant=lambda token: pytest.fail(f"non-JSON token {token}")
+    )
     assert document["format_version"] == capacity.FORMAT_VERSION
-    assert sorted(p.name for p in folder.iterdir()) == sorted([capacity.META_FILE, capacity.BOUND_BOOSTER_FILE,
-                                                           *capacity.BOOSTER_FILES.values()])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [capacity.META_FILE, capacity.BOUND_BOOSTER_FILE, *capacity.BOOSTER_FILES.values()]
+    )
     loaded = capacity.CapacityModel.load(folder)
-    pd.testing.assert_frame_equal(loaded.latency_at_load(configurations, concurrency=32),
-                                  model.latency_at_load(configurations, concurrency=32))
-    pd.testing.assert_frame_equal(loaded.throughput_at_slo(configurations, ttft_ms=500.0, tpot_ms=50.0),
-                                  model.throughput_at_slo(configurations, ttft_ms=500.0, tpot_ms=50.0))
+    pd.testing.assert_frame_equal(
+        loaded.latency_at_load(configurations, concurrency=32), model.latency_at_load(configurations, concurrency=32)
+    )
+    pd.testing.assert_frame_equal(
+        loaded.throughput_at_slo(configurations, ttft_ms=500.0, tpot_ms=50.0),
+        model.throughput_at_slo(configurations, ttft_ms=500.0, tpot_ms=50.0),
+    )
 
 
 def test_held_out_groups_beat_the_physics_curve_with_one_median_correction(model, split):
@@ -119,11 +140,13 @@ def test_held_out_groups_beat_the_physics_curve_with_one_median_correction(model
     predicted = model.latency_at_load(test, concurrency=test["point_concurrency"].to_numpy())
     train_points = capacity.curve_points(train)
     for index, metric in enumerate(("ttft", "tpot")):
-        physics_train = capacity.physics_latency(capacity.configuration(train_points),
-                                                 train_points["point_concurrency"].to_numpy())[index]
+        physics_train = capacity.physics_latency(
+            capacity.configuration(train_points), train_points["point_concurrency"].to_numpy()
+        )[index]
         median_ratio = np.median(train_points[f"{metric}_p50_ms"].to_numpy(float) / physics_train)
-        physics_test = capacity.physics_latency(capacity.configuration(test),
-                                                test["point_concurrency"].to_numpy())[index]
+        physics_test = capacity.physics_latency(capacity.configuration(test), test["point_concurrency"].to_numpy())[
+            index
+        ]
         measured = test[f"{metric}_p50_ms"].to_numpy(float)
         learned = np.median(np.abs(predicted[f"pred_{metric}_p50_ms"].to_numpy() / measured - 1))
         baseline = np.median(np.abs(physics_test * median_ratio / measured - 1))

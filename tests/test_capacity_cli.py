@@ -16,8 +16,12 @@ from flexpredict.cli import app
 
 runner = CliRunner()
 H200 = ["--accelerator", "nvidia-h200-sxm-141gb", "--count", "8", "--model", "llama2-70b", "--precision", "fp8"]
-LATENCY_COLUMNS = [f"pred_{metric}_{stat}_ms{end}" for metric in ("ttft", "tpot") for stat in ("p50", "p99")
-                   for end in ("", "_lo", "_hi")]
+LATENCY_COLUMNS = [
+    f"pred_{metric}_{stat}_ms{end}"
+    for metric in ("ttft", "tpot")
+    for stat in ("p50", "p99")
+    for end in ("", "_lo", "_hi")
+]
 
 
 def strict(text: str):
@@ -42,8 +46,9 @@ def trained(built, tmp_path_factory):
     mlperf = records["model"].eq("llama2-70b") & records["round"].isin(["v5.0", "v5.1"])
     folder = tmp_path_factory.mktemp("capacity-cli")
     dataset.save(records[sweeps | mlperf], folder / "slice.parquet")
-    result = runner.invoke(app, ["train", "--dataset", str(folder / "slice.parquet"), "--out", str(folder / "model"),
-                                 "--quiet"])
+    result = runner.invoke(
+        app, ["train", "--dataset", str(folder / "slice.parquet"), "--out", str(folder / "model"), "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     assert "capacity function:" in result.output
     return folder / "model"
@@ -84,15 +89,30 @@ def test_a_load_beyond_capacity_is_said_in_one_line(trained):
     assert result.exit_code == 0, result.output
     notes = [line for line in result.output.splitlines() if "over capacity" in line]
     assert len(notes) == 1 and "50,000,000 tok/s exceeds what this configuration sustains" in notes[0]
-    document = strict(runner.invoke(app, ["predict", *H200, "--load", "50000000tok/s", "--model-dir", str(trained),
-                                          "--json"]).stdout)
+    document = strict(
+        runner.invoke(app, ["predict", *H200, "--load", "50000000tok/s", "--model-dir", str(trained), "--json"]).stdout
+    )
     assert document["over_capacity"] and all(row["prediction_ms"] is None for row in document["latencies"])
 
 
 def test_more_users_wait_longer_per_token(trained):
     def tpot(users: int, osl: int = 200) -> float:
-        result = runner.invoke(app, ["predict", *H200, "--concurrency", str(users), "--isl", "1000", "--osl",
-                                     str(osl), "--model-dir", str(trained), "--json"])
+        result = runner.invoke(
+            app,
+            [
+                "predict",
+                *H200,
+                "--concurrency",
+                str(users),
+                "--isl",
+                "1000",
+                "--osl",
+                str(osl),
+                "--model-dir",
+                str(trained),
+                "--json",
+            ],
+        )
         assert result.exit_code == 0, result.output
         document = strict(result.stdout)
         assert (document["configuration"]["isl"], document["configuration"]["osl"]) == (1000, osl)
@@ -103,11 +123,13 @@ def test_more_users_wait_longer_per_token(trained):
 
 def test_predict_input_rows_get_latency_at_their_load(trained, tmp_path):
     source = tmp_path / "workloads.csv"
-    source.write_text("scenario,model,accelerator_raw,count,engine,input_tokens_mean,output_tokens_mean,concurrency,"
-                      "target_qps\n"
-                      "Server,llama2-70b,NVIDIA H200-SXM-141GB,8,trtllm,1000,200,64,\n"
-                      "Server,meta-llama/Llama-3.1-8B-Instruct,b200_sxm,1,vllm,8000,300,,2\n"
-                      "Offline,llama3.1-8b,b200_sxm,1,vllm,,,,\n")
+    source.write_text(
+        "scenario,model,accelerator_raw,count,engine,input_tokens_mean,output_tokens_mean,concurrency,"
+        "target_qps\n"
+        "Server,llama2-70b,NVIDIA H200-SXM-141GB,8,trtllm,1000,200,64,\n"
+        "Server,meta-llama/Llama-3.1-8B-Instruct,b200_sxm,1,vllm,8000,300,,2\n"
+        "Offline,llama3.1-8b,b200_sxm,1,vllm,,,,\n"
+    )
     out = tmp_path / "predicted.csv"
     result = runner.invoke(app, ["predict", "--input", str(source), "--out", str(out), "--model-dir", str(trained)])
     assert result.exit_code == 0, result.output
@@ -123,50 +145,66 @@ def test_predict_input_rows_get_latency_at_their_load(trained, tmp_path):
     assert pd.isna(frame.loc[2, "pred_tpot_p50_ms"])  # no load given: no latency under load
 
 
-@pytest.mark.parametrize("options, expected", [
-    (["--load", "fast"], ("--load: expected a load like",)),
-    (["--qps", "0"], ("--qps", "expected a finite positive number")),
-    (["--concurrency", "-3"], ("--concurrency",)),
-    (["--load", "5000tok/s", "--qps", "2"], ("--qps: give one load",)),
-    (["--isl", "1000"], ("--isl/--osl: give a load too",)),
-    (["--concurrency", "8", "--osl", "0"], ("--osl", "expected an integer >= 1")),
-])
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (["--load", "fast"], ("--load: expected a load like",)),
+        (["--qps", "0"], ("--qps", "expected a finite positive number")),
+        (["--concurrency", "-3"], ("--concurrency",)),
+        (["--load", "5000tok/s", "--qps", "2"], ("--qps: give one load",)),
+        (["--isl", "1000"], ("--isl/--osl: give a load too",)),
+        (["--concurrency", "8", "--osl", "0"], ("--osl", "expected an integer >= 1")),
+    ],
+)
 def test_bad_loads_are_one_line(trained, options, expected):
     one_error_line(runner.invoke(app, ["predict", *H200, *options, "--model-dir", str(trained)]), *expected)
 
 
 def test_a_bad_load_column_names_the_column_and_row(trained, tmp_path):
     source = tmp_path / "bad.csv"
-    source.write_text("scenario,model,accelerator,count,concurrency\nServer,llama2-70b,h200-sxm-141gb,8,16\n"
-                      "Server,llama2-70b,h200-sxm-141gb,8,-4\n")
+    source.write_text(
+        "scenario,model,accelerator,count,concurrency\nServer,llama2-70b,h200-sxm-141gb,8,16\n"
+        "Server,llama2-70b,h200-sxm-141gb,8,-4\n"
+    )
     out = tmp_path / "out.csv"
-    one_error_line(runner.invoke(app, ["predict", "--input", str(source), "--out", str(out), "--model-dir",
-                                       str(trained)]), "column 'concurrency', row 2: expected a positive number")
+    one_error_line(
+        runner.invoke(app, ["predict", "--input", str(source), "--out", str(out), "--model-dir", str(trained)]),
+        "column 'concurrency', row 2: expected a positive number",
+    )
     assert not out.exists()
 
 
 def test_a_model_without_the_capacity_function_still_predicts_and_says_to_retrain(without_capacity, tmp_path):
     plain = runner.invoke(app, ["predict", *H200, "--scenario", "Server", "--model-dir", str(without_capacity)])
     assert plain.exit_code == 0 and "throughput_per_accelerator" in plain.output
-    one_error_line(runner.invoke(app, ["predict", *H200, "--load", "5000tok/s", "--model-dir", str(without_capacity)]),
-                   "no capacity function", "retrain")
+    one_error_line(
+        runner.invoke(app, ["predict", *H200, "--load", "5000tok/s", "--model-dir", str(without_capacity)]),
+        "no capacity function",
+        "retrain",
+    )
     source = tmp_path / "loads.csv"
     source.write_text("scenario,model,accelerator,count,concurrency\nServer,llama2-70b,h200-sxm-141gb,8,16\n")
-    one_error_line(runner.invoke(app, ["predict", "--input", str(source), "--out", str(tmp_path / "o.csv"),
-                                       "--model-dir", str(without_capacity)]), "no capacity function")
+    one_error_line(
+        runner.invoke(
+            app,
+            ["predict", "--input", str(source), "--out", str(tmp_path / "o.csv"), "--model-dir", str(without_capacity)],
+        ),
+        "no capacity function",
+    )
 
 
 @pytest.mark.slow
 def test_recommend_on_the_capacity_function_is_strict_json(trained):
-    result = runner.invoke(app, ["recommend", "--budget", "20000", "--latency-slo", "40ms", "--format", "json",
-                                 "--model-dir", str(trained)])
+    result = runner.invoke(
+        app,
+        ["recommend", "--budget", "20000", "--latency-slo", "40ms", "--format", "json", "--model-dir", str(trained)],
+    )
     assert result.exit_code == 0, result.output
     document = strict(result.stdout)
     assert document["request"]["sized_for_ms"] == {"tpot_ms": 40.0, "ttft_ms": 450.0}
     rows = document["recommendations"]
     assert len(rows) >= 3 and all(row["evidence"] in ("measured", "interpolated", "transferred") for row in rows)
-    table = runner.invoke(app, ["recommend", "--budget", "20000", "--latency-slo", "40ms", "--model-dir",
-                                str(trained)])
+    table = runner.invoke(app, ["recommend", "--budget", "20000", "--latency-slo", "40ms", "--model-dir", str(trained)])
     assert table.exit_code == 0 and "sized for TPOT p99 <= 40 ms, TTFT p99 <= 450 ms" in table.output
 
 
@@ -186,32 +224,70 @@ def test_remembered_sizing_equals_live_and_needs_no_xgboost(trained, built):
     records = built[0]
     request = Request(budget=20000, latency_slo_ms=200, top=30)
     remembered = recommend(request, model_dir=trained, records=records)
-    live = recommend(request, bundle=ModelBundle.load(trained, targets=TARGETS_USED), records=records,
-                     capacity_model=capacity.load_beside(trained))
+    live = recommend(
+        request,
+        bundle=ModelBundle.load(trained, targets=TARGETS_USED),
+        records=records,
+        capacity_model=capacity.load_beside(trained),
+    )
     assert remembered.capacity_bounds == live.capacity_bounds == {"tpot_ms": 200.0, "ttft_ms": 2000.0}
     assert list(remembered.ranked.index) == list(live.ranked.index) and len(live.ranked) >= 3
     columns = ["throughput", "throughput_at_confidence", "pred_tpot_p99_ms", "pred_ttft_p99_ms", "p_slo"]
     np.testing.assert_allclose(remembered.ranked[columns].to_numpy(float), live.ranked[columns].to_numpy(float))
-    code = ("import sys; from flexpredict.recommend import Request, recommend; "
-            f"r = recommend(Request(budget=20000, latency_slo_ms=200), model_dir={str(trained)!r}); "
-            "assert r.capacity_bounds and len(r.ranked); print('xgboost' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
+    code = (
+        "import sys; from flexpredict.recommend import Request, recommend; "
+        f"r = recommend(Request(budget=20000, latency_slo_ms=200), model_dir={str(trained)!r}); "
+        "assert r.capacity_bounds and len(r.ranked); print('xgboost' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
+    )
 
 
 def test_latency_at_load_is_for_llms_that_fit(trained, tmp_path):
-    not_llm = runner.invoke(app, ["predict", "--accelerator", "h100-sxm-80gb", "--model", "resnet50", "--load",
-                                  "100req/s", "--model-dir", str(trained)])
+    not_llm = runner.invoke(
+        app,
+        [
+            "predict",
+            "--accelerator",
+            "h100-sxm-80gb",
+            "--model",
+            "resnet50",
+            "--load",
+            "100req/s",
+            "--model-dir",
+            str(trained),
+        ],
+    )
     one_error_line(not_llm, "--load: latency at a load is for LLMs", "resnet50")
-    too_big = runner.invoke(app, ["predict", "--accelerator", "h100-sxm-80gb", "--model", "llama3.1-405b", "--load",
-                                  "100tok/s", "--model-dir", str(trained)])
+    too_big = runner.invoke(
+        app,
+        [
+            "predict",
+            "--accelerator",
+            "h100-sxm-80gb",
+            "--model",
+            "llama3.1-405b",
+            "--load",
+            "100tok/s",
+            "--model-dir",
+            str(trained),
+        ],
+    )
     assert too_big.exit_code == 1 and "does not fit in 1x nvidia-h100-sxm-80gb" in too_big.stderr
     source = tmp_path / "mixed.csv"
-    source.write_text("scenario,model,accelerator,count,concurrency\nServer,resnet50,h100-sxm-80gb,1,4\n"
-                      "Server,llama2-70b,h100-sxm-80gb,8,16\n")
+    source.write_text(
+        "scenario,model,accelerator,count,concurrency\nServer,resnet50,h100-sxm-80gb,1,4\n"
+        "Server,llama2-70b,h100-sxm-80gb,8,16\n"
+    )
     out = tmp_path / "mixed-out.csv"
-    assert runner.invoke(app, ["predict", "--input", str(source), "--out", str(out), "--model-dir",
-                               str(trained)]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["predict", "--input", str(source), "--out", str(out), "--model-dir", str(trained)]
+        ).exit_code
+        == 0
+    )
     frame = pd.read_csv(out)
     assert frame["over_capacity"].isna().tolist() == [True, False]
     assert pd.isna(frame.loc[0, "pred_tpot_p50_ms"]) and frame.loc[1, "pred_tpot_p50_ms"] > 0

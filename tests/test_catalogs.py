@@ -32,9 +32,11 @@ def rows_without_provenance(rows: list[dict], key: str) -> list[str]:
     return missing
 
 
-CATALOG_ROWS = {"accelerators": (lambda: catalogs.accelerators().rows, "id"),
-                "prices": (catalogs.prices, "accelerator"),
-                "models": (lambda: catalogs.models().rows, "id")}
+CATALOG_ROWS = {
+    "accelerators": (lambda: catalogs.accelerators().rows, "id"),
+    "prices": (catalogs.prices, "accelerator"),
+    "models": (lambda: catalogs.models().rows, "id"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG_ROWS))
@@ -44,8 +46,12 @@ def test_every_catalog_row_has_a_source_and_a_date(name):
 
 
 def test_the_provenance_check_catches_a_row_without_source_or_date():
-    rows = [{"id": "ok", "source": "https://example.com", "as_of": "2026-01-01"}, {"id": "no-source", "as_of":
-            "2026-01-01"}, {"id": "no-date", "source": "x"}, {"id": "bad-date", "source": "x", "as_of": "May 2025"}]
+    rows = [
+        {"id": "ok", "source": "https://example.com", "as_of": "2026-01-01"},
+        {"id": "no-source", "as_of": "2026-01-01"},
+        {"id": "no-date", "source": "x"},
+        {"id": "bad-date", "source": "x", "as_of": "May 2025"},
+    ]
     assert rows_without_provenance(rows, "id") == ["no-source", "no-date", "bad-date"]
 
 
@@ -91,43 +97,46 @@ def test_datacenter_records_of_every_round_map(built):
         assert share >= 0.98, f"{round_name}: {share:.1%} of datacenter records map to a catalog accelerator"
 
 
-@pytest.mark.parametrize("name, ident", [
-    ("NVIDIA GB300", "nvidia-gb300-nvl72-288gb"),
-    ("NVIDIA B300-SXM-270GB", "nvidia-b300-sxm-270gb"),
-    ("NVIDIA B300-SXM-288GB-1100W", "nvidia-b300-sxm-270gb"),
-    ("NVIDIA GB200", "nvidia-gb200-nvl72-186gb"),
-    ("NVIDIA B200-SXM-180GB", "nvidia-b200-sxm-180gb"),
-    ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "nvidia-rtx-pro-6000-blackwell-server-96gb"),
-    ("NVIDIA RTX PRO 6000 Blackwell Workstation Edition", "nvidia-rtx-pro-6000-blackwell-96gb"),
-    ("NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", "nvidia-rtx-pro-6000-blackwell-maxq-96gb"),
-    ("NVIDIA RTX PRO 4500 Blackwell", "nvidia-rtx-pro-4500-blackwell-32gb"),
-    ("NVIDIA RTX-2000E-Ada-16GB", "nvidia-rtx-2000e-ada-16gb"),
-    ("NVIDIA RTX 4000 Ada-PCIe-20GB", "nvidia-rtx-4000-ada-20gb"),
-    ("NVIDIA H20", "nvidia-h20-96gb"),
-    ("NVIDIA H200-NVL-141GB", "nvidia-h200-nvl-141gb"),
-    ("Virtualized NVIDIA H200-SXM-141GB", "nvidia-h200-sxm-141gb"),
-    ("NVIDIA GB10", "nvidia-gb10-128gb"),
-    ("NVIDIA Jetson AGX Thor 128G", "nvidia-jetson-agx-thor-128gb"),
-    ("NVIDIA Vera Rubin VR200", "nvidia-rubin-vr200-288gb"),
-    ("AMD Instinct MI350X 288GB HBM3e", "amd-mi350x-288gb"),
-    ("AMD Instinct MI355X 288GB HBM3e", "amd-mi355x-288gb"),
-    ("AMD Instinct MI325X 256GB HBM3E", "amd-mi325x-256gb"),
-    ("AMD Instinct MI300X-NPS1-SPX-192GB-750W", "amd-mi300x-192gb"),
-    ("AMD Radeon AI PRO R9700", "amd-radeon-ai-pro-r9700-32gb"),
-    ("AMD Radeon 8060S Graphics", "amd-radeon-8060s"),
-    ("Intel(R) Arc Pro(R) B60", "intel-arc-pro-b60-24gb"),
-    ("[MAXSUN] MS-Intel Arc Pro B60 Dual 48G Turbo", "intel-arc-pro-b60-dual-48gb"),
-    ("Intel Arc Pro B50", "intel-arc-pro-b50-16gb"),
-    ("Intel Arc Pro B70", "intel-arc-pro-b70-32gb"),
-    ("Intel(R) Arc(TM) 140T GPU", "intel-arc-140t-igpu"),
-    ("Intel Gaudi 3", "intel-gaudi3-128gb"),
-    ("TPU v7", "google-tpu-v7-192gb"),
-    ("TPU v6", "google-tpu-v6e-32gb"),
-    ("AWS Trainium2", "aws-trainium2-96gb"),
-    ("AWS Trainium3", "aws-trainium3-144gb"),
-    ("AWS Inferentia2", "aws-inferentia2-32gb"),
-    ("NVIDIA H100-SXM-80GB (x8)", "nvidia-h100-sxm-80gb"),
-])
+@pytest.mark.parametrize(
+    "name, ident",
+    [
+        ("NVIDIA GB300", "nvidia-gb300-nvl72-288gb"),
+        ("NVIDIA B300-SXM-270GB", "nvidia-b300-sxm-270gb"),
+        ("NVIDIA B300-SXM-288GB-1100W", "nvidia-b300-sxm-270gb"),
+        ("NVIDIA GB200", "nvidia-gb200-nvl72-186gb"),
+        ("NVIDIA B200-SXM-180GB", "nvidia-b200-sxm-180gb"),
+        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "nvidia-rtx-pro-6000-blackwell-server-96gb"),
+        ("NVIDIA RTX PRO 6000 Blackwell Workstation Edition", "nvidia-rtx-pro-6000-blackwell-96gb"),
+        ("NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", "nvidia-rtx-pro-6000-blackwell-maxq-96gb"),
+        ("NVIDIA RTX PRO 4500 Blackwell", "nvidia-rtx-pro-4500-blackwell-32gb"),
+        ("NVIDIA RTX-2000E-Ada-16GB", "nvidia-rtx-2000e-ada-16gb"),
+        ("NVIDIA RTX 4000 Ada-PCIe-20GB", "nvidia-rtx-4000-ada-20gb"),
+        ("NVIDIA H20", "nvidia-h20-96gb"),
+        ("NVIDIA H200-NVL-141GB", "nvidia-h200-nvl-141gb"),
+        ("Virtualized NVIDIA H200-SXM-141GB", "nvidia-h200-sxm-141gb"),
+        ("NVIDIA GB10", "nvidia-gb10-128gb"),
+        ("NVIDIA Jetson AGX Thor 128G", "nvidia-jetson-agx-thor-128gb"),
+        ("NVIDIA Vera Rubin VR200", "nvidia-rubin-vr200-288gb"),
+        ("AMD Instinct MI350X 288GB HBM3e", "amd-mi350x-288gb"),
+        ("AMD Instinct MI355X 288GB HBM3e", "amd-mi355x-288gb"),
+        ("AMD Instinct MI325X 256GB HBM3E", "amd-mi325x-256gb"),
+        ("AMD Instinct MI300X-NPS1-SPX-192GB-750W", "amd-mi300x-192gb"),
+        ("AMD Radeon AI PRO R9700", "amd-radeon-ai-pro-r9700-32gb"),
+        ("AMD Radeon 8060S Graphics", "amd-radeon-8060s"),
+        ("Intel(R) Arc Pro(R) B60", "intel-arc-pro-b60-24gb"),
+        ("[MAXSUN] MS-Intel Arc Pro B60 Dual 48G Turbo", "intel-arc-pro-b60-dual-48gb"),
+        ("Intel Arc Pro B50", "intel-arc-pro-b50-16gb"),
+        ("Intel Arc Pro B70", "intel-arc-pro-b70-32gb"),
+        ("Intel(R) Arc(TM) 140T GPU", "intel-arc-140t-igpu"),
+        ("Intel Gaudi 3", "intel-gaudi3-128gb"),
+        ("TPU v7", "google-tpu-v7-192gb"),
+        ("TPU v6", "google-tpu-v6e-32gb"),
+        ("AWS Trainium2", "aws-trainium2-96gb"),
+        ("AWS Trainium3", "aws-trainium3-144gb"),
+        ("AWS Inferentia2", "aws-inferentia2-32gb"),
+        ("NVIDIA H100-SXM-80GB (x8)", "nvidia-h100-sxm-80gb"),
+    ],
+)
 def test_submitted_spellings_map_to_their_part(name, ident):
     row = catalogs.accelerators().match(name)
     assert row is not None and row["id"] == ident
@@ -135,18 +144,25 @@ def test_submitted_spellings_map_to_their_part(name, ident):
 
 def test_a_heterogeneous_system_is_named_by_the_part_holding_most_accelerators():
     catalog = catalogs.accelerators()
-    assert catalog.match("AMD Instinct MI300X 192GB HBM3 (x32), AMD Instinct MI325X 256GB HBM3e (x16)")["id"] == \
-        "amd-mi300x-192gb"
-    assert catalog.match("AMD Instinct MI325X 256GB HBM3E (x16), AMD Instinct MI300X 192GB HBM3 (x8)")["id"] == \
-        "amd-mi325x-256gb"
+    assert (
+        catalog.match("AMD Instinct MI300X 192GB HBM3 (x32), AMD Instinct MI325X 256GB HBM3e (x16)")["id"]
+        == "amd-mi300x-192gb"
+    )
+    assert (
+        catalog.match("AMD Instinct MI325X 256GB HBM3E (x16), AMD Instinct MI300X 192GB HBM3 (x8)")["id"]
+        == "amd-mi325x-256gb"
+    )
     assert catalog.match("NVIDIA H100-SXM-80GB (x8), NVIDIA H200-SXM-141GB (x8)")["id"] == "nvidia-h100-sxm-80gb"
 
 
 def test_no_alias_takes_a_name_that_mapped_to_another_part_in_the_shipped_dataset():
     shipped = dataset.load()[["accelerator_raw", "accelerator"]].dropna().drop_duplicates()
     catalog = catalogs.accelerators()
-    moved = {raw: (ident, (catalog.match(raw) or {}).get("id")) for raw, ident in shipped.itertuples(index=False)
-             if (catalog.match(raw) or {}).get("id") != ident}
+    moved = {
+        raw: (ident, (catalog.match(raw) or {}).get("id"))
+        for raw, ident in shipped.itertuples(index=False)
+        if (catalog.match(raw) or {}).get("id") != ident
+    }
     assert len(shipped) > 50 and moved == {}
 
 
@@ -154,19 +170,36 @@ def test_on_demand_prices_are_the_instance_price_divided_by_its_accelerators():
     for row in catalogs.prices():
         if row.get("usd_per_accelerator_hour") and row.get("instance_usd_per_hour"):
             assert row["usd_per_accelerator_hour"] == pytest.approx(
-                row["instance_usd_per_hour"] / row["accelerators_per_instance"], abs=0.01), row
+                row["instance_usd_per_hour"] / row["accelerators_per_instance"], abs=0.01
+            ), row
 
 
 def _quote(provider: str, usd: float, as_of: str, accelerator: str = "nvidia-h100-sxm-80gb") -> dict:
-    return {"accelerator": accelerator, "provider": provider, "usd_per_accelerator_hour": usd, "source": "test",
-            "as_of": as_of}
+    return {
+        "accelerator": accelerator,
+        "provider": provider,
+        "usd_per_accelerator_hour": usd,
+        "source": "test",
+        "as_of": as_of,
+    }
 
 
 def test_price_book_takes_each_providers_newest_quote_then_the_cheapest():
-    book = PriceBook([_quote("lambda", 1.0, "2025-01-01"), _quote("lambda", 3.0, "2026-10-01"),
-                      _quote("aws", 2.5, "2026-09-01"), _quote("other", 0.5, "2026-10-01"),
-                      {"accelerator": "nvidia-h100-sxm-80gb", "provider": "list", "purchase_usd": 25000,
-                       "source": "test", "as_of": "2023-04-14"}])
+    book = PriceBook(
+        [
+            _quote("lambda", 1.0, "2025-01-01"),
+            _quote("lambda", 3.0, "2026-10-01"),
+            _quote("aws", 2.5, "2026-09-01"),
+            _quote("other", 0.5, "2026-10-01"),
+            {
+                "accelerator": "nvidia-h100-sxm-80gb",
+                "provider": "list",
+                "purchase_usd": 25000,
+                "source": "test",
+                "as_of": "2023-04-14",
+            },
+        ]
+    )
     price = book.get("nvidia-h100-sxm-80gb")
     assert (price.provider, price.usd_per_accelerator_hour, price.as_of) == ("aws", 2.5, "2026-09-01")
     assert (price.purchase_usd, price.purchase_as_of) == (25000, "2023-04-14")
@@ -187,8 +220,12 @@ def test_price_dates_warn_when_the_newest_price_is_over_six_months_old():
     book = PriceBook([_quote("aws", 2.0, "2026-05-01"), _quote("aws", 1.0, "2025-01-10", "nvidia-l4-24gb")])
     ids = ["nvidia-h100-sxm-80gb", "nvidia-l4-24gb", "not-priced"]
     fresh = book.dates(ids, "cloud", today=dt.date(2026, 11, 1))
-    assert (fresh.oldest, fresh.newest, fresh.stale, fresh.warning()) == \
-        (dt.date(2025, 1, 10), dt.date(2026, 5, 1), False, None)
+    assert (fresh.oldest, fresh.newest, fresh.stale, fresh.warning()) == (
+        dt.date(2025, 1, 10),
+        dt.date(2026, 5, 1),
+        False,
+        None,
+    )
     stale = book.dates(ids, "cloud", today=dt.date(2026, 11, 2))
     assert stale.stale and "2026-05-01" in stale.warning() and "--prices" in stale.warning()
     assert book.dates(ids, "own") is None  # no purchase price among them

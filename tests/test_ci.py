@@ -11,12 +11,15 @@ def _quick_start_commands() -> list[str]:
 
 
 def test_ci_runs_the_readme_test_line():
-    ci_commands = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-                   if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    ci_commands = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
     assert ci_commands == [_quick_start_commands()[1]]
 
 
 def test_lint_runs_before_the_tests():
     steps = [step.strip() for step in _quick_start_commands()[1].split("&&")]
     lint = ["ruff check .", "ruff format --check .", "mypy flexpredict"]
-    assert steps[-len(lint) - 1:] == lint + ["python -m pytest"]
+    assert steps[-len(lint) - 1 :] == lint + ["python -m pytest"]

@@ -22,10 +22,18 @@ OWN = ["--pricing", "own"]
 STORED = b"stored before the command ran"
 CAMPAIGN = {  # a replay campaign over the shipped dataset: measures in milliseconds
     "backend": {"kind": "replay", "pool": {"model": "mixtral-8x7b"}, "delay_s": 0.0},
-    "space": {"accelerator": {"similarity": 0.0}, "accelerators_per_node": {"similarity": 0.8},
-              "precision": {"similarity": 0.5}, "engine": {"similarity": 0.5}, "scenario": {"similarity": 0.3}},
+    "space": {
+        "accelerator": {"similarity": 0.0},
+        "accelerators_per_node": {"similarity": 0.8},
+        "precision": {"similarity": 0.5},
+        "engine": {"similarity": 0.5},
+        "scenario": {"similarity": 0.3},
+    },
     "objective": {"metric": "throughput_per_accelerator"},
-    "budget": {"runs": 3}, "batch_size": 2, "initial_trials": 2, "predictor": "knobs",
+    "budget": {"runs": 3},
+    "batch_size": 2,
+    "initial_trials": 2,
+    "predictor": "knobs",
 }
 
 
@@ -34,9 +42,11 @@ def files(tmp: Path) -> dict[str, Path]:
     header = tmp / "header.csv"
     header.write_text("accelerator,count,model,scenario\n")
     unknown = tmp / "unknown.csv"
-    unknown.write_text("accelerator,count,model,scenario\nnosuch-gpu,1,llama2-70b,Offline\n"
-                       "h100-sxm-80gb,1,nosuch-model,Offline\nh100-sxm-80gb,1,llama2-70b,Weird\n"
-                       "h100-sxm-80gb,0,llama2-70b,Offline\nh100-sxm-80gb,-8,llama2-70b,Offline\n")
+    unknown.write_text(
+        "accelerator,count,model,scenario\nnosuch-gpu,1,llama2-70b,Offline\n"
+        "h100-sxm-80gb,1,nosuch-model,Offline\nh100-sxm-80gb,1,llama2-70b,Weird\n"
+        "h100-sxm-80gb,0,llama2-70b,Offline\nh100-sxm-80gb,-8,llama2-70b,Offline\n"
+    )
     good = tmp / "good.csv"
     good.write_text("accelerator,count,model,scenario\nh100-sxm-80gb,8,llama2-70b,Offline\n")
     binary = tmp / "binary.yaml"
@@ -74,19 +84,28 @@ CASES = [
     (["predict", *H100, "--count", "0"], 2, "--count: expected an integer >= 1, got 0"),
     (["predict", *H100, "--count", "-1"], 2, "--count: expected an integer >= 1, got -1"),
     (["predict", *H100, "--nodes", "0"], 2, "--nodes: expected an integer >= 1"),
-    (["predict", "--accelerator", "h100-pcie-80gb", "--model", "llama3.1-405b"], 1,
-     "llama3.1-405b does not fit in 1x nvidia-h100-pcie-80gb"),
+    (
+        ["predict", "--accelerator", "h100-pcie-80gb", "--model", "llama3.1-405b"],
+        1,
+        "llama3.1-405b does not fit in 1x nvidia-h100-pcie-80gb",
+    ),
     (["predict", *H100, "--precision", "fp3"], 2, "--precision: expected a precision (did you mean"),
     (["predict", *H100, "--engine", "nosuch"], 2, "--engine: expected an engine"),
     (["predict", "--input", "<header.csv>", "--out", "<out.parquet>"], 2, "header.csv: no rows to predict"),
-    (["predict", "--input", "<unknown.csv>", "--out", "<out.parquet>"], 2,
-     "unknown.csv: none of 5 row(s) could be resolved (row 1: unknown accelerator 'nosuch-gpu'"),
+    (
+        ["predict", "--input", "<unknown.csv>", "--out", "<out.parquet>"],
+        2,
+        "unknown.csv: none of 5 row(s) could be resolved (row 1: unknown accelerator 'nosuch-gpu'",
+    ),
     (["predict", "--input", "<good.csv>", "--out", "<out.xlsx>"], 2, "--out: expected a .parquet, .csv, .json, .jsonl"),
     (["predict", "--input", "<good.csv>", "--out", "<folder.csv>"], 2, "folder.csv'"),
     (["data", "export", "--out", "<out.xlsx>"], 2, "--out: "),
     (["data", "export", "--out", "<folder.csv>", "--format", "csv"], 2, "--out: "),
-    (["campaign", "export", "<campaign.yaml>", "--dir", "<tmp>/missing", "--out", "<folder.csv>"], 2,
-     "no campaign study at"),
+    (
+        ["campaign", "export", "<campaign.yaml>", "--dir", "<tmp>/missing", "--out", "<folder.csv>"],
+        2,
+        "no campaign study at",
+    ),
     (["predict", *H100, "--model-dir", "<existing-folder>"], 2, "existing-folder: no trained model here"),
     (["train", "--dataset", "<zero.parquet>", "--quiet"], 2, "0 usable rows for every target (5 records read)"),
     (["train", "--out", "<existing-folder>", "--quiet"], 2, "--out: "),
@@ -102,8 +121,11 @@ CASES = [
     (["campaign", "status", "<campaign.yaml>", "--top", "0"], 2, "--top: expected an integer >= 1"),
     (["campaign", "run", "<campaign.yaml>", "--trials", "-1"], 2, "--trials: expected an integer >= 1"),
     (["campaign", "status", "<campaign.yaml>", "--dir", "<tmp>/missing"], 2, "no campaign study at"),
-    (["campaign", "export", "<campaign.yaml>", "--dir", "<tmp>/missing", "--out", "<out.parquet>"], 2,
-     "no campaign study at"),
+    (
+        ["campaign", "export", "<campaign.yaml>", "--dir", "<tmp>/missing", "--out", "<out.parquet>"],
+        2,
+        "no campaign study at",
+    ),
     (["campaign", "status", "<campaign.yaml>", "--storage", "sqlite:///<tmp>/no/dir/s.db"], 2, "no campaign study"),
 ]
 
@@ -129,17 +151,20 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path, args, code, message
 
 def test_some_unresolved_rows_are_reported_and_marked_unknown(tmp_path):
     source = tmp_path / "mixed.csv"
-    source.write_text("accelerator,count,model,scenario\nh100-sxm-80gb,8,llama2-70b,Offline\n"
-                      "nosuch-gpu,1,llama2-70b,Offline\nh100-sxm-80gb,-8,llama2-70b,Offline\n"
-                      "h100-sxm-80gb,eight,llama2-70b,Offline\n")
+    source.write_text(
+        "accelerator,count,model,scenario\nh100-sxm-80gb,8,llama2-70b,Offline\n"
+        "nosuch-gpu,1,llama2-70b,Offline\nh100-sxm-80gb,-8,llama2-70b,Offline\n"
+        "h100-sxm-80gb,eight,llama2-70b,Offline\n"
+    )
     out = tmp_path / "predicted.csv"
     result = runner.invoke(app, ["predict", "--input", str(source), "--out", str(out)])
     assert result.exit_code == 0, result.output
     warning = result.stderr.strip().splitlines()
     assert warning[0].endswith("3 of 4 row(s) not resolved (match = unknown, no prediction):")
     assert warning[1].strip().startswith("row 2: unknown accelerator 'nosuch-gpu'")
-    assert warning[2].strip() == "row 3: count: expected whole numbers >= 1 of accelerators per node and nodes, got " \
-                                 "-8 x 1"
+    assert (
+        warning[2].strip() == "row 3: count: expected whole numbers >= 1 of accelerators per node and nodes, got -8 x 1"
+    )
     assert warning[3].strip().endswith("got eight x 1")
     frame = pd.read_csv(out)
     assert list(frame["match"]) == ["resolved", "unknown", "unknown", "unknown"]
@@ -171,15 +196,18 @@ def test_model_without_a_throughput_predictor_is_one_line_for_recommend(tmp_path
     (folder / "manifest.json").write_text(json.dumps(manifest))
     result = runner.invoke(app, ["recommend", "--budget", "2000", "--latency-slo", "200ms", "--model-dir", str(folder)])
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip() == f"error: {folder}: predicts no throughput_per_accelerator (trained on too few " \
-                                    "records); retrain it or pass another --model-dir"
+    assert (
+        result.stderr.strip() == f"error: {folder}: predicts no throughput_per_accelerator (trained on too few "
+        "records); retrain it or pass another --model-dir"
+    )
 
 
 def test_model_dir_comes_from_the_environment(tmp_path):
     result = runner.invoke(app, ["predict", *H100], env={"FLEXPREDICT_MODEL_DIR": str(tmp_path)})
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"error: {tmp_path}: no trained model here (run `flexpredict train --out " \
-                                    f"{tmp_path}`)"
+    assert (
+        result.stderr.strip() == f"error: {tmp_path}: no trained model here (run `flexpredict train --out {tmp_path}`)"
+    )
 
 
 def test_unwritable_output_names_the_file(tmp_path):
@@ -217,13 +245,16 @@ def test_campaign_on_read_only_storage(tmp_path):
         assert status.exit_code == 0, status.output
         document = json.loads(status.stdout, parse_constant=lambda token: pytest.fail(f"not strict JSON: {token}"))
         assert document["states"]["complete"] == 1
-        exported = runner.invoke(app, ["campaign", "export", str(path), "--dir", str(study_dir), "--out",
-                                       str(tmp_path / "records.csv")])
+        exported = runner.invoke(
+            app, ["campaign", "export", str(path), "--dir", str(study_dir), "--out", str(tmp_path / "records.csv")]
+        )
         assert exported.exit_code == 0 and len(pd.read_csv(tmp_path / "records.csv")) == 1, exported.output
         refused = runner.invoke(app, ["campaign", "run", str(path), "--dir", str(study_dir), "--trials", "1"])
         assert refused.exit_code == 2
-        assert refused.stderr.strip() == f"error: storage: {study_dir / 'study.db'} is read-only (workers write " \
-                                         "their trials there)"
+        assert (
+            refused.stderr.strip() == f"error: storage: {study_dir / 'study.db'} is read-only (workers write "
+            "their trials there)"
+        )
         assert snapshot(study_dir) == before
     finally:
         _immutable(study_dir, False)
@@ -236,6 +267,7 @@ def test_postgresql_url_uses_the_installed_driver():
     url = plain_postgresql("postgresql://user:secret@db.example:5432/campaigns")
     try:
         import psycopg  # noqa: F401  (v3: SQLAlchemy's default for postgresql://)
+
         assert url == "postgresql://user:secret@db.example:5432/campaigns"
     except ImportError:
         assert url == "postgresql+psycopg2://user:secret@db.example:5432/campaigns"

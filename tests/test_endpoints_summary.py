@@ -33,8 +33,15 @@ SERVER_RUN = {
         "latency": {"unit": "s", "p50": 3.61, "p90": 4.4, "p99": 5.02},
     },
 }
-OFFLINE_RUN = {"scenario": "offline", "model": "tiny", "qps": 30.0, "tps": 1920.0, "n_errors": 4,
-               "result_valid": True, "latency": {"50": 900.0, "99.0": 2100.0}}
+OFFLINE_RUN = {
+    "scenario": "offline",
+    "model": "tiny",
+    "qps": 30.0,
+    "tps": 1920.0,
+    "n_errors": 4,
+    "result_valid": True,
+    "latency": {"50": 900.0, "99.0": 2100.0},
+}
 
 
 @pytest.fixture
@@ -60,14 +67,25 @@ def test_result_summaries_become_records_in_schema_units(endpoints_results):
     assert bool(server["valid"]) and pd.isna(server["accelerator_raw"])  # the file does not say what served it
     assert offline["scenario"] == "Offline" and offline["latency_p50_ms"] == 900.0
     assert not offline["valid"]  # "valid" with 4 failed requests is not a valid result
-    assert report.skipped == [("broken/result_summary.json",
-                               "no 'qps' or 'tps' (MLPerf Endpoints result_summary.json)")]
+    assert report.skipped == [
+        ("broken/result_summary.json", "no 'qps' or 'tps' (MLPerf Endpoints result_summary.json)")
+    ]
 
 
 def test_data_build_reads_one_summary_file(endpoints_results, tmp_path):
     out = tmp_path / "endpoints.parquet"
-    result = cli.invoke(app, ["data", "build", "--source", str(endpoints_results / "server" / "result_summary.json"),
-                              "--out", str(out), "--quiet"])
+    result = cli.invoke(
+        app,
+        [
+            "data",
+            "build",
+            "--source",
+            str(endpoints_results / "server" / "result_summary.json"),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(out)
     assert list(frame["source_kind"]) == ["mlperf-endpoints"] and frame["ttft_p99_ms"].iloc[0] == 130.2

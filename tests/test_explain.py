@@ -21,10 +21,34 @@ from flexpredict.predictors.xgboost_model import NOVELTIES, UNMEASURED
 runner = CliRunner()
 THROUGHPUT = "throughput_per_accelerator"
 GLOBAL_SAMPLE = 600  # design rows the global view explains (of thousands)
-LOCAL_KEYS = {"target", "unit", "configuration", "record_id", "prediction", "low", "high", "ood",
-              "measured_configuration", "measured_value", "start", "trees_average", "contributions", "reasons"}
-H200 = ["--accelerator", "h200-sxm-141gb", "--count", "8", "--model", "llama2-70b", "--scenario", "Server",
-        "--precision", "fp8"]
+LOCAL_KEYS = {
+    "target",
+    "unit",
+    "configuration",
+    "record_id",
+    "prediction",
+    "low",
+    "high",
+    "ood",
+    "measured_configuration",
+    "measured_value",
+    "start",
+    "trees_average",
+    "contributions",
+    "reasons",
+}
+H200 = [
+    "--accelerator",
+    "h200-sxm-141gb",
+    "--count",
+    "8",
+    "--model",
+    "llama2-70b",
+    "--scenario",
+    "Server",
+    "--precision",
+    "fp8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +64,13 @@ def records():
 @pytest.fixture(scope="module")
 def grid():
     """8x every catalog accelerator running llama2-70b (Server, fp8): a few measured, most never."""
-    return config_records([{"accelerator": a["id"], "count": 8, "model": "llama2-70b", "scenario": "Server",
-                            "precision": "fp8"} for a in catalogs.accelerators().rows
-                           if a.get("kind") not in ("cpu", "soc")])
+    return config_records(
+        [
+            {"accelerator": a["id"], "count": 8, "model": "llama2-70b", "scenario": "Server", "precision": "fp8"}
+            for a in catalogs.accelerators().rows
+            if a.get("kind") not in ("cpu", "soc")
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +110,9 @@ def test_contributions_add_up_to_the_log_prediction(blended, grid, split):
     weight, margin = matrix.loc[rows, "blend_trees"].to_numpy(), matrix.loc[rows, "transfer_prior"].to_numpy()
     assert (weight > 0).all()
     total = (contributions["prior"] + contributions["bias"] + contributions[features].sum(axis=1)).to_numpy()
-    trees = blended.booster_.predict(xgb.DMatrix(blended.feature_matrix(grid.loc[rows]), enable_categorical=True,
-                                                 base_margin=margin))
+    trees = blended.booster_.predict(
+        xgb.DMatrix(blended.feature_matrix(grid.loc[rows]), enable_categorical=True, base_margin=margin)
+    )
     np.testing.assert_allclose(total[rows], contributions.loc[rows, "prior"] + weight * (trees - margin), atol=1e-3)
     # ... which is the prediction, unless the predictor capped the correction: then it lies between start and trees
     prior = contributions.loc[rows, "prior"].to_numpy()
@@ -128,12 +157,27 @@ def test_local_explanations_end_at_the_prediction(bundle, grid, split):
 
 def test_measured_configuration_starts_from_the_newest_round_median(bundle, records):
     """8x H200, llama2-70b, Server, fp8: the explanation's start is the median of the newest round's H200 runs."""
-    item = explain.explain_configuration(bundle, config_records([{"accelerator": "h200-sxm-141gb", "count": 8,
-                                                                  "model": "llama2-70b", "scenario": "Server",
-                                                                  "precision": "fp8"}]), THROUGHPUT)[0]
+    item = explain.explain_configuration(
+        bundle,
+        config_records(
+            [
+                {
+                    "accelerator": "h200-sxm-141gb",
+                    "count": 8,
+                    "model": "llama2-70b",
+                    "scenario": "Server",
+                    "precision": "fp8",
+                }
+            ]
+        ),
+        THROUGHPUT,
+    )[0]
     rows, y = training_rows(records, THROUGHPUT)
-    same = ((rows["model"] == "llama2-70b") & (rows["accelerator"] == "nvidia-h200-sxm-141gb")
-            & (rows["scenario"] == "Server")).to_numpy()
+    same = (
+        (rows["model"] == "llama2-70b")
+        & (rows["accelerator"] == "nvidia-h200-sxm-141gb")
+        & (rows["scenario"] == "Server")
+    ).to_numpy()
     newest = same & (rows["round"] == rows.loc[same, "round"].max()).to_numpy()
     assert item.measured and item.to_dict()["start"]["value"] == pytest.approx(np.exp(np.median(np.log(y[newest]))))
     assert item.start_words.startswith("measured: newest-round median with the same model, accelerator and scenario")
@@ -169,16 +213,18 @@ def test_plots_are_written(bundle, grid, global_throughput, tmp_path):
 
 
 def test_cli_local_json_has_the_documented_keys(tmp_path):
-    result = runner.invoke(app, ["explain", *H200, "-t", THROUGHPUT, "-t", "tpot_p99_ms", "--format", "json",
-                                 "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["explain", *H200, "-t", THROUGHPUT, "-t", "tpot_p99_ms", "--format", "json", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["view"] == "local" and set(document["targets"]) == {THROUGHPUT, "tpot_p99_ms"}
     for target in document["targets"].values():
         assert set(target) == LOCAL_KEYS and target["measured_configuration"] is True
         assert target["low"] <= target["prediction"] <= target["high"]
-    assert len(document["plots"]) == 2 and all((tmp_path / p.split("/")[-1]).stat().st_size > 8_000
-                                               for p in document["plots"])
+    assert len(document["plots"]) == 2 and all(
+        (tmp_path / p.split("/")[-1]).stat().st_size > 8_000 for p in document["plots"]
+    )
 
 
 def test_cli_explains_a_dataset_record(records):
@@ -198,14 +244,19 @@ def test_cli_global_table_names_features_in_words():
     assert "mean |SHAP|" in result.stdout and "median of runs with the same" in result.stdout
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--record-id", "no-such-record"], "no record 'no-such-record'"),
-    (["--record-id", "x", "--model", "llama2-70b"], "not both"),
-    (["--accelerator", "h200-sxm-141gb"], "needs --accelerator and --model"),
-    (["-t", "speed"], "--target: expected one of throughput_per_accelerator"),
-    (["--accelerator", "h200-sxm-141gb", "--model", "resnet50", "--scenario", "Server", "-t", "tpot_p99_ms"],
-     "none of tpot_p99_ms is predicted"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--record-id", "no-such-record"], "no record 'no-such-record'"),
+        (["--record-id", "x", "--model", "llama2-70b"], "not both"),
+        (["--accelerator", "h200-sxm-141gb"], "needs --accelerator and --model"),
+        (["-t", "speed"], "--target: expected one of throughput_per_accelerator"),
+        (
+            ["--accelerator", "h200-sxm-141gb", "--model", "resnet50", "--scenario", "Server", "-t", "tpot_p99_ms"],
+            "none of tpot_p99_ms is predicted",
+        ),
+    ],
+)
 def test_cli_errors_are_one_line(arguments, message):
     result = runner.invoke(app, ["explain", *arguments])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

@@ -15,8 +15,11 @@ from flexpredict.features import RecordFeaturizer, physics, resolve_accelerator
 
 @pytest.mark.parametrize("name, key", [("accelerators", "id"), ("models", "id"), ("prices", "accelerator")])
 def test_every_catalog_row_has_source_and_date(name, key):
-    rows = {"accelerators": lambda: catalogs.accelerators().rows, "models": lambda: catalogs.models().rows,
-            "prices": catalogs.prices}[name]()
+    rows = {
+        "accelerators": lambda: catalogs.accelerators().rows,
+        "models": lambda: catalogs.models().rows,
+        "prices": catalogs.prices,
+    }[name]()
     assert len(rows) > 20
     for row in rows:
         assert row.get("source"), f"{name}: {row.get(key)} has no source"
@@ -39,10 +42,12 @@ def test_every_accelerator_string_in_the_shared_data_maps(built):
     datacenter = frame["system_type"].fillna("").str.contains("datacenter")
     assert mapped[datacenter].mean() >= 0.95
     assert unknown.max() < 10  # nothing frequent is left unknown
-    for raw, expected in [("NVIDIA H200-SXM-141GB", "nvidia-h200-sxm-141gb"),
-                          ("NVIDIA H100-SXM-80GB", "nvidia-h100-sxm-80gb"),
-                          ("NVIDIA H100-NVL-94GB", "nvidia-h100-nvl-94gb"),
-                          ("AMD Instinct MI300X-NPS1-SPX-192GB-750W", "amd-mi300x-192gb")]:
+    for raw, expected in [
+        ("NVIDIA H200-SXM-141GB", "nvidia-h200-sxm-141gb"),
+        ("NVIDIA H100-SXM-80GB", "nvidia-h100-sxm-80gb"),
+        ("NVIDIA H100-NVL-94GB", "nvidia-h100-nvl-94gb"),
+        ("AMD Instinct MI300X-NPS1-SPX-192GB-750W", "amd-mi300x-192gb"),
+    ]:
         assert set(frame.loc[frame["accelerator_raw"] == raw, "accelerator"]) == {expected}
 
 
@@ -54,13 +59,20 @@ def test_unknown_names_stay_unknown():
 
 def test_roofline_is_a_physical_upper_bound_for_hand_checked_offline_runs(built):
     frame, _ = built
-    checks = [("v5.0", "Fujitsu", "H100-NVL-94GBx8_TRT", "llama2-70b-99"),
-              ("v4.1", "NVIDIA", "H200-SXM-141GBx8_TRT", "llama2-70b-99"),
-              ("v4.1", "NVIDIA", "H200-SXM-141GBx8_TRT", "gptj-99"),
-              ("v4.1", "NVIDIA", "H200-SXM-141GBx8_TRT", "resnet")]
+    checks = [
+        ("v5.0", "Fujitsu", "H100-NVL-94GBx8_TRT", "llama2-70b-99"),
+        ("v4.1", "NVIDIA", "H200-SXM-141GBx8_TRT", "llama2-70b-99"),
+        ("v4.1", "NVIDIA", "H200-SXM-141GBx8_TRT", "gptj-99"),
+        ("v4.1", "NVIDIA", "H200-SXM-141GBx8_TRT", "resnet"),
+    ]
     for rnd, submitter, system, bench in checks:
-        rows = frame[(frame["round"] == rnd) & (frame["submitter"] == submitter) & (frame["system_id"] == system)
-                     & (frame["benchmark"] == bench) & (frame["scenario"] == "Offline")]
+        rows = frame[
+            (frame["round"] == rnd)
+            & (frame["submitter"] == submitter)
+            & (frame["system_id"] == system)
+            & (frame["benchmark"] == bench)
+            & (frame["scenario"] == "Offline")
+        ]
         assert len(rows) == 1, (rnd, system, bench)
         roof = physics(RecordFeaturizer.complete(rows))["roofline_per_accelerator"].iloc[0]
         ratio = rows["throughput_per_accelerator"].iloc[0] / roof
@@ -77,18 +89,31 @@ def test_featurizer_is_a_sklearn_transformer():
     numeric = matrix.select_dtypes("number")
     assert np.isfinite(numeric["bytes_per_param"]).all()
     # raw MLPerf-style fields are enough: the catalog id and physics are derived inside
-    raw = records[["accelerator_raw", "accelerators_per_node", "nodes", "benchmark", "scenario",
-                   "framework_raw"]].copy()
+    raw = records[
+        ["accelerator_raw", "accelerators_per_node", "nodes", "benchmark", "scenario", "framework_raw"]
+    ].copy()
     again = featurizer.transform(raw)
-    pd.testing.assert_series_equal(again["acc_bandwidth_tbs"].reset_index(drop=True),
-                                   matrix["acc_bandwidth_tbs"].reset_index(drop=True))
+    pd.testing.assert_series_equal(
+        again["acc_bandwidth_tbs"].reset_index(drop=True), matrix["acc_bandwidth_tbs"].reset_index(drop=True)
+    )
 
 
 def test_editing_a_completed_frame_gives_the_fresh_answer():
     """Completion is content-checked: a completed frame whose accelerator is edited is completed afresh."""
-    config = pd.DataFrame([{"accelerator": "nvidia-h100-sxm-80gb", "accelerators_per_node": 8, "nodes": 1,
-                            "model": "llama2-70b", "benchmark": "llama2-70b-99", "scenario": "Offline",
-                            "precision": "fp8", "division": "closed"}])
+    config = pd.DataFrame(
+        [
+            {
+                "accelerator": "nvidia-h100-sxm-80gb",
+                "accelerators_per_node": 8,
+                "nodes": 1,
+                "model": "llama2-70b",
+                "benchmark": "llama2-70b-99",
+                "scenario": "Offline",
+                "precision": "fp8",
+                "division": "closed",
+            }
+        ]
+    )
     completed = RecordFeaturizer.complete(config)
     assert RecordFeaturizer.complete(completed) is completed  # unchanged: reused
     edited = completed.copy()

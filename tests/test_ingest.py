@@ -50,11 +50,15 @@ def test_v51_interactive_and_server_are_two_records(built):
 
 def test_bounds_for_rounds_without_logs(built):
     frame, _ = built
-    v50 = frame[(frame["round"] == "v5.0") & (frame["benchmark"] == "llama2-70b-interactive-99")
-                & (frame["scenario"] == "Interactive")]
+    v50 = frame[
+        (frame["round"] == "v5.0")
+        & (frame["benchmark"] == "llama2-70b-interactive-99")
+        & (frame["scenario"] == "Interactive")
+    ]
     assert len(v50) == 20 and (v50["ttft_bound_ms"] == 450).all() and (v50["tpot_bound_ms"] == 40).all()
-    server = frame[(frame["round"] == "v4.1") & (frame["benchmark"] == "llama2-70b-99")
-                   & (frame["scenario"] == "Server")]
+    server = frame[
+        (frame["round"] == "v4.1") & (frame["benchmark"] == "llama2-70b-99") & (frame["scenario"] == "Server")
+    ]
     assert (server["tpot_bound_ms"] == 200).all() and (server["ttft_bound_ms"] == 2000).all()
 
 
@@ -62,12 +66,20 @@ def test_latency_under_load_sample(built):
     frame, _ = built
     aic = frame[frame["source_kind"] == "aic-silicon"]
     assert set(aic["scenario"]) == {"ClosedLoop"} and aic["record_id"].is_unique
-    assert set(aic["accelerator"]) == {"nvidia-h100-sxm-80gb", "nvidia-h200-sxm-141gb", "nvidia-b200-sxm-180gb",
-                                       "nvidia-gb200-nvl72-186gb"}
+    assert set(aic["accelerator"]) == {
+        "nvidia-h100-sxm-80gb",
+        "nvidia-h200-sxm-141gb",
+        "nvidia-b200-sxm-180gb",
+        "nvidia-gb200-nvl72-186gb",
+    }
     assert aic["ttft_p50_ms"].gt(0).all() and aic["tpot_p50_ms"].gt(0).all()
     assert aic["concurrency"].notna().sum() == AIC_SAMPLE_ROWS - 19  # README: 19 rows state no concurrency
-    rate = aic["concurrency"] * aic["output_tokens_mean"] * 1000 / (
-        aic["ttft_p50_ms"] + (aic["output_tokens_mean"] - 1) * aic["tpot_p50_ms"])
+    rate = (
+        aic["concurrency"]
+        * aic["output_tokens_mean"]
+        * 1000
+        / (aic["ttft_p50_ms"] + (aic["output_tokens_mean"] - 1) * aic["tpot_p50_ms"])
+    )
     assert (aic["tokens_per_s"] - rate).abs().max() < 1e-6 * rate.max()
     assert set(aic["serving_mode"]) == {"aggregated", "disaggregated"}
 
@@ -89,8 +101,7 @@ def test_schema_columns_and_unique_keys(built):
 
 def test_accuracy_twins_share_run_group(built):
     frame, _ = built
-    twins = frame[frame["benchmark"].str.endswith(("-99", "-99.9"), na=False)
-                  & (frame["division"] == "closed")].copy()
+    twins = frame[frame["benchmark"].str.endswith(("-99", "-99.9"), na=False) & (frame["division"] == "closed")].copy()
     twins["family"] = twins["benchmark"].str.replace(r"-99(\.9)?$", "", regex=True)
     pairs = twins.groupby(["round", "division", "submitter", "system_id", "family", "scenario"])
     sizes = pairs["run_group"].agg(["size", "nunique"])
@@ -100,8 +111,14 @@ def test_accuracy_twins_share_run_group(built):
 
 def test_v50_fujitsu_h100_nvl_llama2_offline_with_power(built):
     frame, _ = built
-    row = one(frame, round="v5.0", submitter="Fujitsu", system_id="H100-NVL-94GBx8_TRT",
-              benchmark="llama2-70b-99", scenario="Offline")
+    row = one(
+        frame,
+        round="v5.0",
+        submitter="Fujitsu",
+        system_id="H100-NVL-94GBx8_TRT",
+        benchmark="llama2-70b-99",
+        scenario="Offline",
+    )
     assert row["tokens_per_s"] == pytest.approx(18084.9, rel=1e-4)
     assert row["power_w"] == pytest.approx(4952.05, rel=1e-4)
     assert row["accelerators_total"] == 8
@@ -114,9 +131,14 @@ def test_v50_fujitsu_h100_nvl_llama2_offline_with_power(built):
 def test_v41_log_with_ttft_tpot_from_lowercase_scenario_folder(built):
     # open/NeuralMagic/results/4xH100-SXM-80GB_vLLM_GPTQ-.../llama2-70b-99/server/performance/run_1/
     frame, _ = built
-    row = one(frame, round="v4.1", submitter="NeuralMagic",
-              system_id="4xH100-SXM-80GB_vLLM_GPTQ-reference-cpu-pytorch-v2.3.1-default_config",
-              benchmark="llama2-70b-99", scenario="Server")
+    row = one(
+        frame,
+        round="v4.1",
+        submitter="NeuralMagic",
+        system_id="4xH100-SXM-80GB_vLLM_GPTQ-reference-cpu-pytorch-v2.3.1-default_config",
+        benchmark="llama2-70b-99",
+        scenario="Server",
+    )
     assert row["source_kind"] == "results-tree"
     assert row["tokens_per_s"] == pytest.approx(1164.04)
     assert row["ttft_p99_ms"] == pytest.approx(540.559390)
@@ -129,20 +151,33 @@ def test_v41_log_with_ttft_tpot_from_lowercase_scenario_folder(built):
 
 def test_v31_power_on_performance_row_and_v40_separate_power_row(built):
     frame, _ = built
-    v31 = one(frame, round="v3.1", submitter="NVIDIA", system_id="H100-PCIe-80GBx8_TRT_MaxQ", benchmark="resnet",
-              scenario="Offline")
+    v31 = one(
+        frame,
+        round="v3.1",
+        submitter="NVIDIA",
+        system_id="H100-PCIe-80GBx8_TRT_MaxQ",
+        benchmark="resnet",
+        scenario="Offline",
+    )
     assert v31["samples_per_s"] == 348572
     assert v31["power_w"] == pytest.approx(2268.11116)
-    v40 = one(frame, round="v4.0", submitter="Dell", system_id="XE9680_H100_SXM_80GBx8_TRT_MaxQ",
-              benchmark="resnet", scenario="Offline")
+    v40 = one(
+        frame,
+        round="v4.0",
+        submitter="Dell",
+        system_id="XE9680_H100_SXM_80GBx8_TRT_MaxQ",
+        benchmark="resnet",
+        scenario="Offline",
+    )
     assert v40["samples_per_s"] == 456575
     assert v40["power_w"] == pytest.approx(4037.98674)
 
 
 def test_llm_samples_converted_to_tokens_with_flag(built):
     frame, _ = built
-    v31_gptj = frame[(frame["round"] == "v3.1") & frame["benchmark"].str.startswith("gptj")
-                     & frame["samples_per_s"].notna()]
+    v31_gptj = frame[
+        (frame["round"] == "v3.1") & frame["benchmark"].str.startswith("gptj") & frame["samples_per_s"].notna()
+    ]
     assert len(v31_gptj) > 50
     assert v31_gptj["tokens_derived"].all()
     ratio = v31_gptj["tokens_per_s"] / v31_gptj["samples_per_s"]

@@ -87,8 +87,9 @@ def test_corrupted_cm_result_files_are_reported(shared_mlperf, tmp_path):
     reader = CmResultReader(tmp_path, report)
     records = [r for path in reader.find() for r in reader.read(path)]
     assert [Path(p).parent.name for p, _ in report.skipped] == ["exp0"]
-    expected = sum(len({(r["Location"], r["Scenario"]) for r in json.loads(p.read_text()) if r.get("Result")})
-                   for p in source[1:])
+    expected = sum(
+        len({(r["Location"], r["Scenario"]) for r in json.loads(p.read_text()) if r.get("Result")}) for p in source[1:]
+    )
     assert len(records) == expected
 
 

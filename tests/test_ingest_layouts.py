@@ -23,29 +23,56 @@ SYSTEM = "8xACC_TRT"
 RESULTS = f"closed/Acme/results/{SYSTEM}"
 
 
-def loadgen_summary(scenario_line: str, *, tokens: float, ttft_bound_ms: float | None = None,
-                    tpot_bound_ms: float | None = None, ttft_p99_ms: float = 300.0, tpot_p99_ms: float = 30.0) -> str:
+def loadgen_summary(
+    scenario_line: str,
+    *,
+    tokens: float,
+    ttft_bound_ms: float | None = None,
+    tpot_bound_ms: float | None = None,
+    ttft_p99_ms: float = 300.0,
+    tpot_p99_ms: float = 30.0,
+) -> str:
     """A LoadGen summary as LoadGen writes it (the lines the reader uses)."""
-    lines = ["================================================", "MLPerf Results Summary",
-             "================================================", "SUT name : acme-sut", f"Scenario : {scenario_line}",
-             "Mode     : PerformanceOnly"]
+    lines = [
+        "================================================",
+        "MLPerf Results Summary",
+        "================================================",
+        "SUT name : acme-sut",
+        f"Scenario : {scenario_line}",
+        "Mode     : PerformanceOnly",
+    ]
     if scenario_line == "Offline":
         lines.append(f"Tokens per second: {tokens}")
     else:
         lines += [f"Completed tokens per second: {tokens}", "Completed samples per second : 10.0"]
-    lines += ["Result is : VALID", "  Performance constraints satisfied : Yes", "  Min duration satisfied : Yes",
-              "  Min queries satisfied : Yes", "  Early stopping satisfied: Yes", "",
-              "================================================", "Additional Stats",
-              "================================================"]
+    lines += [
+        "Result is : VALID",
+        "  Performance constraints satisfied : Yes",
+        "  Min duration satisfied : Yes",
+        "  Min queries satisfied : Yes",
+        "  Early stopping satisfied: Yes",
+        "",
+        "================================================",
+        "Additional Stats",
+        "================================================",
+    ]
     if scenario_line != "Offline":
-        lines += [f"50.00 percentile first token latency (ns)   : {int(ttft_p99_ms * 0.5e6)}",
-                  f"90.00 percentile first token latency (ns)   : {int(ttft_p99_ms * 0.8e6)}",
-                  f"99.00 percentile first token latency (ns)   : {int(ttft_p99_ms * 1e6)}",
-                  f"50.00 percentile time to output token (ns)   : {int(tpot_p99_ms * 0.5e6)}",
-                  f"90.00 percentile time to output token (ns)   : {int(tpot_p99_ms * 0.8e6)}",
-                  f"99.00 percentile time to output token (ns)   : {int(tpot_p99_ms * 1e6)}"]
-    lines += ["", "================================================", "Test Parameters Used",
-              "================================================", "samples_per_query : 1", "target_qps : 10"]
+        lines += [
+            f"50.00 percentile first token latency (ns)   : {int(ttft_p99_ms * 0.5e6)}",
+            f"90.00 percentile first token latency (ns)   : {int(ttft_p99_ms * 0.8e6)}",
+            f"99.00 percentile first token latency (ns)   : {int(ttft_p99_ms * 1e6)}",
+            f"50.00 percentile time to output token (ns)   : {int(tpot_p99_ms * 0.5e6)}",
+            f"90.00 percentile time to output token (ns)   : {int(tpot_p99_ms * 0.8e6)}",
+            f"99.00 percentile time to output token (ns)   : {int(tpot_p99_ms * 1e6)}",
+        ]
+    lines += [
+        "",
+        "================================================",
+        "Test Parameters Used",
+        "================================================",
+        "samples_per_query : 1",
+        "target_qps : 10",
+    ]
     if ttft_bound_ms:
         lines += [f"ttft_latency (ns): {int(ttft_bound_ms * 1e6)}", f"tpot_latency (ns): {int(tpot_bound_ms * 1e6)}"]
     lines += ["", "No warnings encountered during test.", "", "No errors encountered during test."]
@@ -58,42 +85,85 @@ def write(path: Path, text: str) -> None:
 
 
 def published_row(location: str, benchmark: str, scenario: str, value: float, **extra) -> dict:
-    return {"ID": f"5.9-{len(location)}", "Submitter": "Acme", "Availability": "available", "Category": "closed",
-            "Suite": "datacenter", "System": "Acme box", "Platform": SYSTEM, "Nodes": 1, "Processor": "Acme CPU",
-            "host_processors_per_node": 2, "host_processor_core_count": 64, "Accelerator": "NVIDIA H100-SXM-80GB",
-            "a#": 8, "Model": benchmark, "UsedModel": benchmark, "Scenario": scenario, "Accuracy": "ROUGE1: 44.4",
-            "Location": location, "Software": "TensorRT-LLM 0.20", "operating_system": "Linux", "errors": 0,
-            "version": "v5.9", "weight_data_types": "fp8", "Performance_Result": value,
-            "Performance_Units": "Tokens/s", **extra}
+    return {
+        "ID": f"5.9-{len(location)}",
+        "Submitter": "Acme",
+        "Availability": "available",
+        "Category": "closed",
+        "Suite": "datacenter",
+        "System": "Acme box",
+        "Platform": SYSTEM,
+        "Nodes": 1,
+        "Processor": "Acme CPU",
+        "host_processors_per_node": 2,
+        "host_processor_core_count": 64,
+        "Accelerator": "NVIDIA H100-SXM-80GB",
+        "a#": 8,
+        "Model": benchmark,
+        "UsedModel": benchmark,
+        "Scenario": scenario,
+        "Accuracy": "ROUGE1: 44.4",
+        "Location": location,
+        "Software": "TensorRT-LLM 0.20",
+        "operating_system": "Linux",
+        "errors": 0,
+        "version": "v5.9",
+        "weight_data_types": "fp8",
+        "Performance_Result": value,
+        "Performance_Units": "Tokens/s",
+        **extra,
+    }
 
 
 @pytest.fixture
 def tree(tmp_path) -> Path:
     """A round folder (`v5.9`, newer layout) with one system and the cases above."""
     root = tmp_path / "v5.9"
-    write(root / "closed/Acme/systems" / f"{SYSTEM}.json", json.dumps({
-        "system_name": "Acme box", "accelerator_model_name": "NVIDIA H100-SXM-80GB", "accelerators_per_node": "8",
-        "number_of_nodes": "1", "host_processor_model_name": "Acme CPU", "framework": "TensorRT-LLM 0.20",
-        "system_type": "datacenter", "status": "available", "division": "closed", "submitter": "Acme"}))
+    write(
+        root / "closed/Acme/systems" / f"{SYSTEM}.json",
+        json.dumps(
+            {
+                "system_name": "Acme box",
+                "accelerator_model_name": "NVIDIA H100-SXM-80GB",
+                "accelerators_per_node": "8",
+                "number_of_nodes": "1",
+                "host_processor_model_name": "Acme CPU",
+                "framework": "TensorRT-LLM 0.20",
+                "system_type": "datacenter",
+                "status": "available",
+                "division": "closed",
+                "submitter": "Acme",
+            }
+        ),
+    )
     llama = f"{RESULTS}/llama2-70b-99"
-    write(root / llama / "Server/performance/run_1/mlperf_log_summary.txt",
-          loadgen_summary("Server", tokens=20000, ttft_bound_ms=2000, tpot_bound_ms=200, tpot_p99_ms=120))
-    write(root / llama / "Interactive/performance/run_1/mlperf_log_summary.txt",  # LoadGen logs it as Server
-          loadgen_summary("Server", tokens=12000, ttft_bound_ms=450, tpot_bound_ms=40, tpot_p99_ms=35))
-    write(root / llama / "Interactive/TEST07/performance/run_1/mlperf_log_summary.txt",  # an audit, not a result
-          loadgen_summary("Server", tokens=11000, ttft_bound_ms=450, tpot_bound_ms=40))
+    write(
+        root / llama / "Server/performance/run_1/mlperf_log_summary.txt",
+        loadgen_summary("Server", tokens=20000, ttft_bound_ms=2000, tpot_bound_ms=200, tpot_p99_ms=120),
+    )
+    write(
+        root / llama / "Interactive/performance/run_1/mlperf_log_summary.txt",  # LoadGen logs it as Server
+        loadgen_summary("Server", tokens=12000, ttft_bound_ms=450, tpot_bound_ms=40, tpot_p99_ms=35),
+    )
+    write(
+        root / llama / "Interactive/TEST07/performance/run_1/mlperf_log_summary.txt",  # an audit, not a result
+        loadgen_summary("Server", tokens=11000, ttft_bound_ms=450, tpot_bound_ms=40),
+    )
     write(root / llama / "Offline/performance/run_1/mlperf_log_summary.txt", loadgen_summary("Offline", tokens=30000))
     write(root / llama / "Offline/measurements.json", json.dumps({"weight_data_types": "fp4"}))
-    write(root / f"{RESULTS}/llama3_1-8b/Offline/performance/run_1/mlperf_log_summary.txt",
-          loadgen_summary("Offline", tokens=90000))
-    write(root / f"{RESULTS}/resnet50/Offline/performance/run_1/mlperf_log_summary.txt",  # not in the table
-          loadgen_summary("Offline", tokens=1).replace("Tokens per second: 1", "Samples per second: 50000"))
+    write(
+        root / f"{RESULTS}/llama3_1-8b/Offline/performance/run_1/mlperf_log_summary.txt",
+        loadgen_summary("Offline", tokens=90000),
+    )
+    write(
+        root / f"{RESULTS}/resnet50/Offline/performance/run_1/mlperf_log_summary.txt",  # not in the table
+        loadgen_summary("Offline", tokens=1).replace("Tokens per second: 1", "Samples per second: 50000"),
+    )
     table = [
         published_row(f"./{llama}/Server/performance/run_1", "llama2-70b-99", "Server", 20000.0),
         published_row(f"{llama}/Interactive", "llama2-70b-99", "Interactive", 12000.0),
         published_row(f"./{llama}/Offline/", "llama2-70b-99", "Offline", 30000.0),
-        published_row(f"{RESULTS}/llama3_1-8b/Offline", "llama3.1-8b", "Offline", 90000.0,
-                      **{"Total Accelerators": 8}),
+        published_row(f"{RESULTS}/llama3_1-8b/Offline", "llama3.1-8b", "Offline", 90000.0, **{"Total Accelerators": 8}),
         published_row(f"{RESULTS}/mixtral-8x7b/Server", "mixtral-8x7b", "Server", 40000.0),  # no log in the tree
     ]
     write(root / "summary_results.json", json.dumps(table))
@@ -103,8 +173,14 @@ def tree(tmp_path) -> Path:
 def test_exactly_the_expected_records(tree):
     frame, report = build_dataset([tree])
     got = {(b, s): r for b, s, r in zip(frame["benchmark"], frame["scenario"], frame.to_dict("records"))}
-    assert set(got) == {("llama2-70b-99", "Server"), ("llama2-70b-99", "Interactive"), ("llama2-70b-99", "Offline"),
-                        ("llama3.1-8b", "Offline"), ("mixtral-8x7b", "Server"), ("resnet", "Offline")}
+    assert set(got) == {
+        ("llama2-70b-99", "Server"),
+        ("llama2-70b-99", "Interactive"),
+        ("llama2-70b-99", "Offline"),
+        ("llama3.1-8b", "Offline"),
+        ("mixtral-8x7b", "Server"),
+        ("resnet", "Offline"),
+    }
     assert len(frame) == 6 and frame["round"].eq("v5.9").all()
 
     server, interactive = got[("llama2-70b-99", "Server")], got[("llama2-70b-99", "Interactive")]
@@ -138,33 +214,77 @@ def test_strict_fails_on_a_doubled_published_result_and_writes_nothing(tree, tmp
 
 
 def test_reconciliation_printed_per_source(tree, tmp_path):
-    result = CliRunner().invoke(app, ["data", "build", "--source", str(tree), "--out", str(tmp_path / "o.parquet"),
-                                      "-q"])
+    result = CliRunner().invoke(
+        app, ["data", "build", "--source", str(tree), "--out", str(tmp_path / "o.parquet"), "-q"]
+    )
     assert result.exit_code == 0, result.output
-    assert ("published 5, records 6, matched to a log 4, from the table only 1, logs not in the table 1"
-            in " ".join(result.output.split()))
+    assert "published 5, records 6, matched to a log 4, from the table only 1, logs not in the table 1" in " ".join(
+        result.output.split()
+    )
 
 
 def test_aic_silicon_csv(tmp_path):
-    columns = list(REQUIRED) + ["silicon_data_source", "backend_version", "precision", "tp_size", "pp_size",
-                                "attention_dp_size", "moe_ep_size", "batch_size"]
+    columns = list(REQUIRED) + [
+        "silicon_data_source",
+        "backend_version",
+        "precision",
+        "tp_size",
+        "pp_size",
+        "attention_dp_size",
+        "moe_ep_size",
+        "batch_size",
+    ]
     rows = [
-        {"id": "a", "model_path": "Qwen/Qwen3-32B", "system": "h200_sxm", "backend": "vllm", "mode": "agg",
-         "isl": 1024, "osl": 1024, "silicon_ttft_ms": 100.0, "silicon_tpot_ms": 10.0,
-         "silicon_data_source": "db; silicon_concurrency=8; measured=x", "backend_version": "0.17.0",
-         "precision": "fp8", "tp_size": 2, "pp_size": 1, "attention_dp_size": 1, "moe_ep_size": "", "batch_size": 8},
-        {"id": "b", "model_path": "Qwen/Qwen3-32B", "system": "h200_sxm", "backend": "vllm", "mode": "agg",
-         "isl": 1024, "osl": 1024, "silicon_ttft_ms": "", "silicon_tpot_ms": 10.0, "silicon_data_source": "",
-         "backend_version": "", "precision": "", "tp_size": 2, "pp_size": 1, "attention_dp_size": 1,
-         "moe_ep_size": "", "batch_size": 8},
+        {
+            "id": "a",
+            "model_path": "Qwen/Qwen3-32B",
+            "system": "h200_sxm",
+            "backend": "vllm",
+            "mode": "agg",
+            "isl": 1024,
+            "osl": 1024,
+            "silicon_ttft_ms": 100.0,
+            "silicon_tpot_ms": 10.0,
+            "silicon_data_source": "db; silicon_concurrency=8; measured=x",
+            "backend_version": "0.17.0",
+            "precision": "fp8",
+            "tp_size": 2,
+            "pp_size": 1,
+            "attention_dp_size": 1,
+            "moe_ep_size": "",
+            "batch_size": 8,
+        },
+        {
+            "id": "b",
+            "model_path": "Qwen/Qwen3-32B",
+            "system": "h200_sxm",
+            "backend": "vllm",
+            "mode": "agg",
+            "isl": 1024,
+            "osl": 1024,
+            "silicon_ttft_ms": "",
+            "silicon_tpot_ms": 10.0,
+            "silicon_data_source": "",
+            "backend_version": "",
+            "precision": "",
+            "tp_size": 2,
+            "pp_size": 1,
+            "attention_dp_size": 1,
+            "moe_ep_size": "",
+            "batch_size": 8,
+        },
     ]
     path = tmp_path / "silicon_sample.csv"
     pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
     frame, report = build_dataset([path])
     assert len(frame) == 1 and report.dropped  # the row without a TTFT is counted, not kept
     row = frame.iloc[0]
-    assert (row["scenario"], row["engine"], row["accelerators_total"], row["concurrency"]) == ("ClosedLoop", "vllm",
-                                                                                               2, 8)
+    assert (row["scenario"], row["engine"], row["accelerators_total"], row["concurrency"]) == (
+        "ClosedLoop",
+        "vllm",
+        2,
+        8,
+    )
     assert row["tokens_per_s"] == pytest.approx(8 * 1024 * 1000 / (100 + 1023 * 10))
     assert row["throughput_per_accelerator"] == pytest.approx(row["tokens_per_s"] / 2)
     assert row["accelerator"] == "nvidia-h200-sxm-141gb"

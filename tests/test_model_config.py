@@ -33,18 +33,22 @@ def bundled(hf_id: str) -> dict:
 
 # -- parameter counts and KV bytes -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("hf_id, total_b, active_b", [
-    ("Qwen/Qwen3-32B", 32.8, 32.8),  # dense; Qwen counts the input embedding in "activated"
-    ("Qwen/Qwen3-8B", 8.2, 8.2),
-    ("Qwen/Qwen3-30B-A3B", 30.5, 3.3),
-    ("Qwen/Qwen3-235B-A22B", 235, 22),
-    ("deepseek-ai/DeepSeek-V3", 671, 37),  # MLA, 1 shared expert, first 3 layers dense
-    ("openai/gpt-oss-120b", 116.83, 5.13),  # OpenAI's model card table (no input embedding in active)
-    ("openai/gpt-oss-20b", 20.91, 3.61),
-    ("mistralai/Mixtral-8x7B-Instruct-v0.1", 46.7, 12.9),
-    ("meta-llama/Llama-3.1-405B-Instruct", 405, 405),
-    ("meta-llama/Llama-4-Maverick-17B-128E-Instruct", 400, 17),  # text_config nesting, MoE every 2nd layer
-])
+
+@pytest.mark.parametrize(
+    "hf_id, total_b, active_b",
+    [
+        ("Qwen/Qwen3-32B", 32.8, 32.8),  # dense; Qwen counts the input embedding in "activated"
+        ("Qwen/Qwen3-8B", 8.2, 8.2),
+        ("Qwen/Qwen3-30B-A3B", 30.5, 3.3),
+        ("Qwen/Qwen3-235B-A22B", 235, 22),
+        ("deepseek-ai/DeepSeek-V3", 671, 37),  # MLA, 1 shared expert, first 3 layers dense
+        ("openai/gpt-oss-120b", 116.83, 5.13),  # OpenAI's model card table (no input embedding in active)
+        ("openai/gpt-oss-20b", 20.91, 3.61),
+        ("mistralai/Mixtral-8x7B-Instruct-v0.1", 46.7, 12.9),
+        ("meta-llama/Llama-3.1-405B-Instruct", 405, 405),
+        ("meta-llama/Llama-4-Maverick-17B-128E-Instruct", 400, 17),  # text_config nesting, MoE every 2nd layer
+    ],
+)
 def test_parameter_counts_match_published_totals(hf_id, total_b, active_b):
     row = model_config.architecture(bundled(hf_id))
     assert row["params_total_b"] == pytest.approx(total_b, rel=0.03)
@@ -96,17 +100,25 @@ def test_physics_reads_kv_bytes_and_workload_lengths_from_the_catalog():
     more prefill work."""
     import pandas as pd
 
-    records = pd.DataFrame({
-        "accelerator": ["nvidia-h100-sxm-80gb"] * 2, "accelerator_raw": [None] * 2,
-        "model": ["deepseek-r1", "llama3.1-405b"], "benchmark": ["deepseek-r1", "llama3.1-405b"],
-        "precision": [None, "fp8"], "accelerators_total": [8, 8], "accelerator_memory_gb": [80, 80]})
+    records = pd.DataFrame(
+        {
+            "accelerator": ["nvidia-h100-sxm-80gb"] * 2,
+            "accelerator_raw": [None] * 2,
+            "model": ["deepseek-r1", "llama3.1-405b"],
+            "benchmark": ["deepseek-r1", "llama3.1-405b"],
+            "precision": [None, "fp8"],
+            "accelerators_total": [8, 8],
+            "accelerator_memory_gb": [80, 80],
+        }
+    )
     features = physics(records)
     assert features["kv_bytes_per_token"].tolist() == [70272.0, 126 * 2 * 8 * 128 * 2.0]
     assert features["bytes_per_param"].iloc[0] == 1.0  # no precision given: DeepSeek's published fp8 weights
     compute_only = {**features.iloc[1].to_dict(), "acc_bandwidth_tbs": float("nan")}  # the compute bound alone
     model = catalogs.models().resolve("llama3.1-405b")
-    ratio = roofline(compute_only, model, "llama3.1-405b", 8) / roofline(compute_only, model, "llama3.1-405b", 8,
-                                                                          prefill=True)
+    ratio = roofline(compute_only, model, "llama3.1-405b", 8) / roofline(
+        compute_only, model, "llama3.1-405b", 8, prefill=True
+    )
     # each output token carries its share of the prompt, and attention over the context
     dense = 2 * model["params_active_b"] * 1e9
     attention = attention_flops_per_token(model, compute_only["kv_bytes_per_token"], 9429, 684.68)
@@ -116,10 +128,17 @@ def test_physics_reads_kv_bytes_and_workload_lengths_from_the_catalog():
 
 # -- workloads ---------------------------------------------------------------------------------------------------
 
+
 def test_workload_table_values():
     table = catalogs.workloads()
-    expected = {"llama2-70b": (222, 294), "mixtral-8x7b": (427, 144.84), "llama3.1-405b": (9429, 684.68),
-                "llama3.1-8b": (871, 128), "deepseek-r1": (804, 4043.45), "gpt-oss-120b": (5011, 1278.2)}
+    expected = {
+        "llama2-70b": (222, 294),
+        "mixtral-8x7b": (427, 144.84),
+        "llama3.1-405b": (9429, 684.68),
+        "llama3.1-8b": (871, 128),
+        "deepseek-r1": (804, 4043.45),
+        "gpt-oss-120b": (5011, 1278.2),
+    }
     for benchmark, lengths in expected.items():
         assert catalogs.workload_sequence(benchmark, None) == lengths, benchmark
         assert table[benchmark]["source"].startswith("https://github.com/mlcommons/inference/")
@@ -131,12 +150,14 @@ def test_workload_table_values():
 
 
 def test_workload_keys_have_their_latency_bounds_in_the_slo_presets():
-    bounds = {"llama2-70b": ({"ttft_ms": 2000, "tpot_ms": 200}, {"ttft_ms": 450, "tpot_ms": 40}),
-              "llama3.1-405b": ({"ttft_ms": 6000, "tpot_ms": 175}, {"ttft_ms": 4500, "tpot_ms": 80}),
-              "llama3.1-8b": ({"ttft_ms": 2000, "tpot_ms": 100}, {"ttft_ms": 500, "tpot_ms": 30}),
-              "deepseek-r1": ({"ttft_ms": 2000, "tpot_ms": 80}, {"ttft_ms": 1500, "tpot_ms": 15}),
-              "gpt-oss-120b": ({"ttft_ms": 3000, "tpot_ms": 80}, {"ttft_ms": 2000, "tpot_ms": 15}),
-              "qwen3-vl-235b-a22b": ({"latency_ms": 12000}, {"latency_ms": 1500})}
+    bounds = {
+        "llama2-70b": ({"ttft_ms": 2000, "tpot_ms": 200}, {"ttft_ms": 450, "tpot_ms": 40}),
+        "llama3.1-405b": ({"ttft_ms": 6000, "tpot_ms": 175}, {"ttft_ms": 4500, "tpot_ms": 80}),
+        "llama3.1-8b": ({"ttft_ms": 2000, "tpot_ms": 100}, {"ttft_ms": 500, "tpot_ms": 30}),
+        "deepseek-r1": ({"ttft_ms": 2000, "tpot_ms": 80}, {"ttft_ms": 1500, "tpot_ms": 15}),
+        "gpt-oss-120b": ({"ttft_ms": 3000, "tpot_ms": 80}, {"ttft_ms": 2000, "tpot_ms": 15}),
+        "qwen3-vl-235b-a22b": ({"latency_ms": 12000}, {"latency_ms": 1500}),
+    }
     presets = catalogs.slo_presets()
     for benchmark, (server, interactive) in bounds.items():
         assert (presets[benchmark]["server"], presets[benchmark]["interactive"]) == (server, interactive)
@@ -145,6 +166,7 @@ def test_workload_keys_have_their_latency_bounds_in_the_slo_presets():
 
 
 # -- resolution --------------------------------------------------------------------------------------------------
+
 
 def test_hugging_face_id_resolves_to_the_bundled_config_offline():
     row = model_config.resolve("Qwen/Qwen3-32B")
@@ -176,11 +198,14 @@ def test_a_folder_without_a_config_is_named(tmp_path):
         model_config.resolve(str(tmp_path))
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c.pop("num_hidden_layers"), "field 'num_hidden_layers': missing (expected a positive integer)"),
-    (lambda c: c.update(num_key_value_heads="eight"), "field 'num_key_value_heads': expected a positive integer"),
-    (lambda c: c.update(n_routed_experts=256), "field 'num_experts_per_tok': missing"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.pop("num_hidden_layers"), "field 'num_hidden_layers': missing (expected a positive integer)"),
+        (lambda c: c.update(num_key_value_heads="eight"), "field 'num_key_value_heads': expected a positive integer"),
+        (lambda c: c.update(n_routed_experts=256), "field 'num_experts_per_tok': missing"),
+    ],
+)
 def test_bad_config_fields_name_the_field(tmp_path, edit, message):
     config = bundled("Qwen/Qwen3-32B")
     edit(config)
@@ -193,9 +218,23 @@ def test_bad_config_fields_name_the_field(tmp_path, edit, message):
 
 # -- the CLI -----------------------------------------------------------------------------------------------------
 
+
 def _predict(model: str):
-    return runner.invoke(app, ["predict", "--accelerator", "h200-sxm-141gb", "--count", "8", "--model", model,
-                               "--scenario", "Offline", "--json"])
+    return runner.invoke(
+        app,
+        [
+            "predict",
+            "--accelerator",
+            "h200-sxm-141gb",
+            "--count",
+            "8",
+            "--model",
+            model,
+            "--scenario",
+            "Offline",
+            "--json",
+        ],
+    )
 
 
 @pytest.mark.slow
@@ -220,11 +259,16 @@ def test_predict_with_a_hugging_face_id():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("content, message", [
-    ("{\"hidden_size\": 5120,", "not valid JSON"),
-    (json.dumps({"hidden_size": 5120, "num_attention_heads": 64, "vocab_size": 151936}),
-     "field 'num_hidden_layers': missing"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"hidden_size": 5120,', "not valid JSON"),
+        (
+            json.dumps({"hidden_size": 5120, "num_attention_heads": 64, "vocab_size": 151936}),
+            "field 'num_hidden_layers': missing",
+        ),
+    ],
+)
 def test_predict_with_a_malformed_config_exits_2_with_one_line(tmp_path, content, message):
     path = tmp_path / "config.json"
     path.write_text(content)

@@ -23,10 +23,22 @@ MLPERF_LLMS = ("llama2-70b", "llama3.1-405b", "llama3.1-8b", "mixtral-8x7b", "de
 
 @pytest.fixture(scope="module")
 def sweep():
-    rows = [{"accelerator": acc["id"], "count": count, "nodes": 1, "model": model, "scenario": scenario,
-             "precision": None, "engine": None}
-            for acc in catalogs.accelerators().rows if acc.get("kind") != "cpu"
-            for model in MLPERF_LLMS for count in (1, 8) for scenario in ("Offline", "Server")]
+    rows = [
+        {
+            "accelerator": acc["id"],
+            "count": count,
+            "nodes": 1,
+            "model": model,
+            "scenario": scenario,
+            "precision": None,
+            "engine": None,
+        }
+        for acc in catalogs.accelerators().rows
+        if acc.get("kind") != "cpu"
+        for model in MLPERF_LLMS
+        for count in (1, 8)
+        for scenario in ("Offline", "Server")
+    ]
     records = RecordFeaturizer.complete(config_records(rows))
     return records, ModelBundle.load().predict(records)
 

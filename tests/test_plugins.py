@@ -114,10 +114,12 @@ def plugins(tmp_path, monkeypatch):
     folder = tmp_path / "site"
     (folder / f"{MODULE}-0.1.dist-info").mkdir(parents=True)
     (folder / f"{MODULE}.py").write_text(PLUGINS)
-    (folder / f"{MODULE}-0.1.dist-info" / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {MODULE}\n"
-                                                                 "Version: 0.1\n")
+    (folder / f"{MODULE}-0.1.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {MODULE}\nVersion: 0.1\n"
+    )
     (folder / f"{MODULE}-0.1.dist-info" / "entry_points.txt").write_text(
-        "".join(f"[flexpredict.{group}]\nthrowaway = {MODULE}\n\n" for group in GROUPS))
+        "".join(f"[flexpredict.{group}]\nthrowaway = {MODULE}\n\n" for group in GROUPS)
+    )
     monkeypatch.syspath_prepend(str(folder))
     from flexpredict.bench.base import REGISTRY as ENGINES
     from flexpredict.campaign.acquisition.base import ACQUISITIONS
@@ -125,8 +127,13 @@ def plugins(tmp_path, monkeypatch):
     from flexpredict.ingest.base import READERS
     from flexpredict.predictors.base import PREDICTORS
 
-    registries = ((PREDICTORS, "throwaway-median"), (READERS, "throwaway-csv"), (ENGINES, "throwaway-engine"),
-                  (CAMPAIGN_BACKENDS, "throwaway-replay"), (ACQUISITIONS, "throwaway-first-free"))
+    registries = (
+        (PREDICTORS, "throwaway-median"),
+        (READERS, "throwaway-csv"),
+        (ENGINES, "throwaway-engine"),
+        (CAMPAIGN_BACKENDS, "throwaway-replay"),
+        (ACQUISITIONS, "throwaway-first-free"),
+    )
     # a process lists the plug-ins installed when it first asks; this one installed them just now
     for registry, _ in registries:
         registry.discover()
@@ -138,10 +145,21 @@ def plugins(tmp_path, monkeypatch):
 
 def test_a_reader_module_is_all_data_build_needs(plugins, tmp_path):
     results = tmp_path / "throwaway_results.csv"
-    pd.DataFrame({"round": "v5.0", "division": "closed", "submitter": "acme", "system_id": ["box-1", "box-2"],
-                  "system_name": ["Box 1", "Box 2"], "benchmark": "resnet50", "scenario": "Offline",
-                  "accelerator_raw": "NVIDIA H100-SXM-80GB", "accelerators_per_node": [8, 4],
-                  "samples_per_s": [80000.0, 30000.0], "valid": True}).to_csv(results, index=False)
+    pd.DataFrame(
+        {
+            "round": "v5.0",
+            "division": "closed",
+            "submitter": "acme",
+            "system_id": ["box-1", "box-2"],
+            "system_name": ["Box 1", "Box 2"],
+            "benchmark": "resnet50",
+            "scenario": "Offline",
+            "accelerator_raw": "NVIDIA H100-SXM-80GB",
+            "accelerators_per_node": [8, 4],
+            "samples_per_s": [80000.0, 30000.0],
+            "valid": True,
+        }
+    ).to_csv(results, index=False)
     out = tmp_path / "records.parquet"
     result = cli.invoke(app, ["data", "build", "--source", str(results), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
@@ -159,27 +177,60 @@ def test_a_predictor_module_is_all_evaluate_and_load_need(plugins, tmp_path):
     from flexpredict.predictors.targets import TARGETS, make_predictor
 
     records = dataset.load()
-    results, _ = evaluate(records, targets=["throughput_per_accelerator"], splits=["forward-v5.0"],
-                          predictors=("throwaway-median",))
+    results, _ = evaluate(
+        records, targets=["throughput_per_accelerator"], splits=["forward-v5.0"], predictors=("throwaway-median",)
+    )
     assert set(results["predictor"]) == {"throwaway-median"} and (results["n"] > 0).all()
     rows, y = training_rows(records, "throughput_per_accelerator")
-    fitted = make_predictor("throwaway-median", TARGETS["throughput_per_accelerator"],
-                            {"calibration_folds": 2, "transfer_folds": 0}).fit(rows, y)
+    fitted = make_predictor(
+        "throwaway-median", TARGETS["throughput_per_accelerator"], {"calibration_folds": 2, "transfer_folds": 0}
+    ).fit(rows, y)
     saved = fitted.save(tmp_path / "throwaway")
     assert Predictor.load(saved).predict(rows.head(3)) == pytest.approx(np.exp(np.median(np.log(y))))
     # a fresh interpreter that never imported the module finds it by the saved name alone
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugins), str(ROOT)])}
-    loaded = subprocess.run([sys.executable, "-c", "import sys; from flexpredict.predictors.base import Predictor; "
-                             f"p = Predictor.load({str(saved)!r}); print(p.name, '{MODULE}' in sys.modules)"],
-                            capture_output=True, text=True, env=env, check=True)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from flexpredict.predictors.base import Predictor; "
+            f"p = Predictor.load({str(saved)!r}); print(p.name, '{MODULE}' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     assert loaded.stdout.split() == ["throwaway-median", "True"]
 
 
 def test_an_engine_module_is_all_bench_run_needs(plugins, tmp_path):
     out = tmp_path / "run"
-    result = cli.invoke(app, ["bench", "run", "--backend", "throwaway-engine", "--model", "m", "--scenario", "Offline",
-                              "--target-qps", "200", "--samples", "8", "--min-duration", "0.1", "--max-tokens", "4",
-                              "--out", str(out), "--append-to", str(tmp_path / "mine.parquet")])
+    result = cli.invoke(
+        app,
+        [
+            "bench",
+            "run",
+            "--backend",
+            "throwaway-engine",
+            "--model",
+            "m",
+            "--scenario",
+            "Offline",
+            "--target-qps",
+            "200",
+            "--samples",
+            "8",
+            "--min-duration",
+            "0.1",
+            "--max-tokens",
+            "4",
+            "--out",
+            str(out),
+            "--append-to",
+            str(tmp_path / "mine.parquet"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads((out / "benchmark_results.json").read_text())["record"]
     assert record["engine"] == "throwaway" and record["model"] == "m" and record["samples_per_s"] > 0
@@ -193,11 +244,16 @@ def test_campaign_backend_and_acquisition_modules_are_all_a_campaign_needs(plugi
     from flexpredict.campaign import Worker, load_campaign
 
     definition = {
-        "name": "throwaway", "acquisition": "throwaway-first-free",
+        "name": "throwaway",
+        "acquisition": "throwaway-first-free",
         "backend": {"kind": "throwaway-replay", "pool": {"model": "mixtral-8x7b"}},
         "space": {"accelerator": {"similarity": 0.0}, "precision": {"similarity": 0.5}},
         "objective": {"metric": "throughput_per_accelerator"},
-        "budget": {"runs": 4}, "batch_size": 2, "initial_trials": 2, "predictor": "knobs"}
+        "budget": {"runs": 4},
+        "batch_size": 2,
+        "initial_trials": 2,
+        "predictor": "knobs",
+    }
     path = tmp_path / "throwaway.yaml"
     path.write_text(yaml.safe_dump(definition))
     worker = Worker(load_campaign(path), workdir=tmp_path / "campaign")
@@ -213,12 +269,25 @@ def test_a_saved_knobs_model_loads_without_the_campaign_package(tmp_path):
     from flexpredict.predictors.knobs import KnobPredictor
     from flexpredict.schema import conform
 
-    frame = conform(pd.DataFrame({"param_seqs": [8, 16, 32, 64], "model": "m",
-                                  "run_group": ["a", "b", "c", "d"]}), extra=True)
-    saved = KnobPredictor(columns=("param_seqs",), calibration_folds=2).fit(frame, np.array([1.0, 2, 4, 8])) \
+    frame = conform(
+        pd.DataFrame({"param_seqs": [8, 16, 32, 64], "model": "m", "run_group": ["a", "b", "c", "d"]}), extra=True
+    )
+    saved = (
+        KnobPredictor(columns=("param_seqs",), calibration_folds=2)
+        .fit(frame, np.array([1.0, 2, 4, 8]))
         .save(tmp_path / "knobs")
-    loaded = subprocess.run([sys.executable, "-c", "import sys; from flexpredict.predictors.base import Predictor; "
-                             f"p = Predictor.load({str(saved)!r}); "
-                             "print(p.name, 'flexpredict.campaign' in sys.modules)"],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    )
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from flexpredict.predictors.base import Predictor; "
+            f"p = Predictor.load({str(saved)!r}); "
+            "print(p.name, 'flexpredict.campaign' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
     assert loaded.stdout.split() == ["knobs", "False"]

@@ -89,8 +89,12 @@ def test_ood_flags_unseen_accelerator_and_model(llm_rows):
 @pytest.mark.slow
 def test_forward_v50_llm_throughput_beats_baselines_with_calibrated_intervals():
     """The acceptance numbers of the predictors issue, on one row per physical run."""
-    results, _ = evaluate(dataset.load(), targets=["throughput_per_accelerator"], splits=["forward-v5.0"],
-                          predictors=("xgboost", "lookup-median", "public-recipe"))
+    results, _ = evaluate(
+        dataset.load(),
+        targets=["throughput_per_accelerator"],
+        splits=["forward-v5.0"],
+        predictors=("xgboost", "lookup-median", "public-recipe"),
+    )
     table = results.set_index(["subset", "predictor"])
     for subset in ("llm", "llm-seen-pair"):
         ours = table.loc[(subset, "xgboost"), "mdape"]
@@ -103,8 +107,9 @@ def test_forward_v50_llm_throughput_beats_baselines_with_calibrated_intervals():
 def test_shipped_model_predicts_records_and_one_configuration(tmp_path):
     records = dataset.load().sample(300, random_state=1)
     source = tmp_path / "unseen.csv"
-    records.drop(columns=[c for c in records.columns if c in TARGETS or c.startswith(("tokens", "samples"))]
-                 ).to_csv(source, index=False)
+    records.drop(columns=[c for c in records.columns if c in TARGETS or c.startswith(("tokens", "samples"))]).to_csv(
+        source, index=False
+    )
     out = tmp_path / "pred.parquet"
     result = runner.invoke(app, ["predict", "--input", str(source), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -117,8 +122,23 @@ def test_shipped_model_predicts_records_and_one_configuration(tmp_path):
     assert "ood" in predicted and throughput_rows.sum() > 50
     assert predicted.loc[throughput_rows, "pred_throughput_per_accelerator"].notna().all()
     assert predicted.loc[~throughput_rows, "pred_throughput_per_accelerator"].isna().all()
-    single = runner.invoke(app, ["predict", "--accelerator", "h100-sxm-80gb", "--count", "8", "--model",
-                                 "llama2-70b", "--scenario", "Server", "--precision", "fp8", "--json"])
+    single = runner.invoke(
+        app,
+        [
+            "predict",
+            "--accelerator",
+            "h100-sxm-80gb",
+            "--count",
+            "8",
+            "--model",
+            "llama2-70b",
+            "--scenario",
+            "Server",
+            "--precision",
+            "fp8",
+            "--json",
+        ],
+    )
     assert single.exit_code == 0, single.output
     document = json.loads(single.output)
     targets = {row["target"]: row for row in document["predictions"]}
@@ -127,10 +147,13 @@ def test_shipped_model_predicts_records_and_one_configuration(tmp_path):
     assert {"ttft_p99_ms", "tpot_p99_ms"} <= set(targets)
 
 
-@pytest.mark.parametrize("content, column", [
-    ("accelerator_raw,benchmark\nNVIDIA H100-SXM-80GB,llama2-70b-99\n", "scenario"),
-    ("scenario,model,accelerator,accelerators_per_node\nOffline,llama2-70b,x,eight\n", "accelerators_per_node"),
-])
+@pytest.mark.parametrize(
+    "content, column",
+    [
+        ("accelerator_raw,benchmark\nNVIDIA H100-SXM-80GB,llama2-70b-99\n", "scenario"),
+        ("scenario,model,accelerator,accelerators_per_node\nOffline,llama2-70b,x,eight\n", "accelerators_per_node"),
+    ],
+)
 def test_bad_predict_input_is_one_line_naming_the_column(tmp_path, content, column):
     source = tmp_path / "bad.csv"
     source.write_text(content)
@@ -156,10 +179,24 @@ def test_token_latencies_never_beat_the_weights_streaming_bound():
     from flexpredict.features import RecordFeaturizer
     from flexpredict.predictors.targets import decode_step_ms
 
-    configs = config_records([{"accelerator": "nvidia-gh200-96gb", "count": 1, "model": "llama3.1-8b",
-                               "scenario": "Server", "precision": "fp8"},
-                              {"accelerator": "nvidia-h200-sxm-141gb", "count": 8, "model": "llama2-70b",
-                               "scenario": "Server", "precision": "fp8"}])
+    configs = config_records(
+        [
+            {
+                "accelerator": "nvidia-gh200-96gb",
+                "count": 1,
+                "model": "llama3.1-8b",
+                "scenario": "Server",
+                "precision": "fp8",
+            },
+            {
+                "accelerator": "nvidia-h200-sxm-141gb",
+                "count": 8,
+                "model": "llama2-70b",
+                "scenario": "Server",
+                "precision": "fp8",
+            },
+        ]
+    )
     predicted = ModelBundle.load(targets=("ttft_p99_ms", "tpot_p99_ms")).predict(configs)
     bound = decode_step_ms(RecordFeaturizer.complete(configs))
     assert np.all(bound > 0.5)  # 8 GB over 4 TB/s; 70 GB over 8 x 4.8 TB/s

@@ -13,8 +13,7 @@ from flexpredict import capacity, catalogs, dataset, scores
 from flexpredict.cli import app
 from flexpredict.costs import usd_per_million
 from flexpredict.predictors.bundle import ModelBundle
-from flexpredict.recommend import (TARGETS_USED, Load, Request, RequestError, parse_duration_ms, parse_load,
-                                   recommend)
+from flexpredict.recommend import TARGETS_USED, Load, Request, RequestError, parse_duration_ms, parse_load, recommend
 
 runner = CliRunner()
 
@@ -29,8 +28,9 @@ def records():
     return dataset.load()
 
 
-@pytest.mark.parametrize("text, ms", [("200ms", 200), ("0.2s", 200), ("200", 200), ("1.5 s", 1500), (" 40 ms ", 40),
-                                      ("2sec", 2000)])
+@pytest.mark.parametrize(
+    "text, ms", [("200ms", 200), ("0.2s", 200), ("200", 200), ("1.5 s", 1500), (" 40 ms ", 40), ("2sec", 2000)]
+)
 def test_durations(text, ms):
     assert parse_duration_ms(text) == pytest.approx(ms)
 
@@ -41,9 +41,18 @@ def test_bad_durations_name_the_option(text):
         parse_duration_ms(text, "--tpot-slo")
 
 
-@pytest.mark.parametrize("text, value, kind", [("5000tok/s", 5000, "tokens_per_s"), ("5k tok/s", 5000, "tokens_per_s"),
-                                               ("20 samples/s", 20, "qps"), ("3req/s", 3, "qps"), ("2 qps", 2, "qps"),
-                                               ("64users", 64, "concurrency"), ("300", 300, None)])
+@pytest.mark.parametrize(
+    "text, value, kind",
+    [
+        ("5000tok/s", 5000, "tokens_per_s"),
+        ("5k tok/s", 5000, "tokens_per_s"),
+        ("20 samples/s", 20, "qps"),
+        ("3req/s", 3, "qps"),
+        ("2 qps", 2, "qps"),
+        ("64users", 64, "concurrency"),
+        ("300", 300, None),
+    ],
+)
 def test_loads(text, value, kind):
     assert parse_load(text) == Load(value, kind)
 
@@ -69,8 +78,7 @@ def test_default_request_ranks_within_budget_and_slo(bundle, records):
     assert (top["period_cost"] <= 2000 + 1e-6).all()
     assert (top["p_slo"] >= 0.8).all()
     assert top["total_throughput"].is_monotonic_decreasing
-    np.testing.assert_allclose(top["usd_per_million"],
-                               top["usd_per_hour"] / (top["throughput"] * 3600) * 1e6)
+    np.testing.assert_allclose(top["usd_per_million"], top["usd_per_hour"] / (top["throughput"] * 3600) * 1e6)
     assert result.reasons and all(result.reasons.values())
 
 
@@ -110,16 +118,33 @@ def test_unknown_model_suggests_names(bundle, records):
 
 
 def test_cli_json_schema():
-    result = runner.invoke(app, ["recommend", "--budget", "2000", "--latency-slo", "200ms", "--format", "json",
-                                 "--top", "5"])
+    result = runner.invoke(
+        app, ["recommend", "--budget", "2000", "--latency-slo", "200ms", "--format", "json", "--top", "5"]
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert set(document) == {"request", "funnel", "recommendations", "explanation"}
     assert document["request"]["model"] == "llama2-70b" and document["request"]["model_is_default"]
     first = document["recommendations"][0]
-    for key in ("rank", "accelerator", "accelerators_total", "engine", "precision", "throughput", "throughput_lo",
-                "throughput_hi", "pred_tpot_p99_ms", "p_slo", "replicas", "usd_per_hour", "usd_per_month",
-                "usd_per_million", "energy_j_per_unit", "ood", "reasons"):
+    for key in (
+        "rank",
+        "accelerator",
+        "accelerators_total",
+        "engine",
+        "precision",
+        "throughput",
+        "throughput_lo",
+        "throughput_hi",
+        "pred_tpot_p99_ms",
+        "p_slo",
+        "replicas",
+        "usd_per_hour",
+        "usd_per_month",
+        "usd_per_million",
+        "energy_j_per_unit",
+        "ood",
+        "reasons",
+    ):
         assert key in first
     assert len(document["recommendations"]) <= 5
 
@@ -155,12 +180,15 @@ def test_shipped_score_tables_are_current():
     silently slow the first `recommend` (and this test names the fix)."""
     folder = catalogs.default_model_dir()
     current = folder / scores.FOLDER / scores.fingerprint(folder)
-    assert {p.name for p in current.glob("*.parquet")} >= {"llama2-70b__Server.parquet",
-                                                           "llama2-70b__Offline.parquet"}, \
-        "stale score tables (a catalog, the model or the scoring code changed): refresh them with `python -c 'from " \
-        "flexpredict import catalogs, dataset; from flexpredict.predictors.bundle import ModelBundle; from " \
-        "flexpredict.recommend import prescore; prescore(ModelBundle.load(), catalogs.default_model_dir(), " \
+    assert {p.name for p in current.glob("*.parquet")} >= {
+        "llama2-70b__Server.parquet",
+        "llama2-70b__Offline.parquet",
+    }, (
+        "stale score tables (a catalog, the model or the scoring code changed): refresh them with `python -c 'from "
+        "flexpredict import catalogs, dataset; from flexpredict.predictors.bundle import ModelBundle; from "
+        "flexpredict.recommend import prescore; prescore(ModelBundle.load(), catalogs.default_model_dir(), "
         "dataset.load())'` (flexpredict train does it too)"
+    )
 
 
 def test_remembered_scores_equal_live_scores(bundle, records, tmp_path):

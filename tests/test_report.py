@@ -33,9 +33,15 @@ def test_report_has_every_section_with_inlined_images(records, tmp_path):
     evaluation = evaluate(records, targets=[THROUGHPUT], splits=["forward-v5.0"], predictors=("lookup-median",))
     card = tmp_path / "README.md"
     card.write_text(model_card_markdown(evaluation[0]))
-    path = report_html.build_report(tmp_path / "out" / "report.html", bundle=ModelBundle.load(targets=(THROUGHPUT,)),
-                                    records=records, targets=[THROUGHPUT], evaluation=evaluation, model_card=card,
-                                    sample=300)
+    path = report_html.build_report(
+        tmp_path / "out" / "report.html",
+        bundle=ModelBundle.load(targets=(THROUGHPUT,)),
+        records=records,
+        targets=[THROUGHPUT],
+        evaluation=evaluation,
+        model_card=card,
+        sample=300,
+    )
     html = path.read_text(encoding="utf-8")
     for key, title in report_html.SECTIONS.items():
         assert f"<section id='{key}'><h2>{title}</h2>" in html
@@ -71,8 +77,9 @@ def test_campaign_section_shows_the_latest_campaign(tmp_path, monkeypatch):
 
 def test_cli_report_with_quick_evaluation(tmp_path, monkeypatch):
     monkeypatch.setitem(report_html.QUICK_EVALUATION, "predictors", ("lookup-median",))  # seconds, not minutes
-    result = runner.invoke(app, ["report", "--out", str(tmp_path), "-t", "tpot_p99_ms", "--sample", "200",
-                                 "--evaluate", "--quiet"])
+    result = runner.invoke(
+        app, ["report", "--out", str(tmp_path), "-t", "tpot_p99_ms", "--sample", "200", "--evaluate", "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "MdAPE" in html and "Run `flexpredict report --evaluate`" not in html

@@ -26,14 +26,17 @@ def nulls(value) -> int:
     return value is None
 
 
-@pytest.mark.parametrize("args, code", [
-    (["recommend", "--budget", "20000", "--latency-slo", "200ms", "--format", "json", "--top", "20"], 0),
-    (["recommend", "--model", "llama3.1-8b", "--scenario", "Offline", "--format", "json", "--top", "20"], 0),
-    (["recommend", "--budget", "1", "--format", "json"], 1),  # no recommendation: the explanation, as JSON
-    (["predict", *H100, "--scenario", "Server", "--format", "json"], 0),
-    (["predict", *H100, "--scenario", "Offline", "--json"], 0),
-    (["explain", *H100, "--scenario", "Server", "--format", "json"], 0),
-])
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["recommend", "--budget", "20000", "--latency-slo", "200ms", "--format", "json", "--top", "20"], 0),
+        (["recommend", "--model", "llama3.1-8b", "--scenario", "Offline", "--format", "json", "--top", "20"], 0),
+        (["recommend", "--budget", "1", "--format", "json"], 1),  # no recommendation: the explanation, as JSON
+        (["predict", *H100, "--scenario", "Server", "--format", "json"], 0),
+        (["predict", *H100, "--scenario", "Offline", "--json"], 0),
+        (["explain", *H100, "--scenario", "Server", "--format", "json"], 0),
+    ],
+)
 def test_json_output_parses_strictly(args, code):
     result = runner.invoke(app, args)
     assert result.exit_code == code, result.output

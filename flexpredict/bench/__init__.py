@@ -9,8 +9,15 @@ from __future__ import annotations
 from ..lazy import lazy_exports
 
 _EXPORTS = {
-    "flexpredict.bench.base": ("REGISTRY", "Backend", "BenchError", "Completion", "EngineInfo", "create_backend",
-                               "register"),
+    "flexpredict.bench.base": (
+        "REGISTRY",
+        "Backend",
+        "BenchError",
+        "Completion",
+        "EngineInfo",
+        "create_backend",
+        "register",
+    ),
     "flexpredict.bench.engine_env": ("EngineSetupError", "setup_engine"),
     "flexpredict.bench.memory": ("KvCachePlan", "ModelDoesNotFit", "plan_cpu_kv_cache"),
     "flexpredict.bench.prompts": ("PromptSet", "PromptSetError", "load_prompts", "synthetic_prompts"),

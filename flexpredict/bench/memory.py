@@ -37,9 +37,11 @@ class KvCachePlan:
     """What goes to vLLM's --kv-cache-memory-bytes."""
 
     def describe(self) -> str:
-        return (f"KV cache {_size(self.cache_bytes)} for {self.sequences} sequences x {self.max_model_len} tokens x "
-                f"{self.kv_bytes_per_token} B/token (weights {_size(self.weights_bytes)}, "
-                f"{_size(self.available_bytes)} available)")
+        return (
+            f"KV cache {_size(self.cache_bytes)} for {self.sequences} sequences x {self.max_model_len} tokens x "
+            f"{self.kv_bytes_per_token} B/token (weights {_size(self.weights_bytes)}, "
+            f"{_size(self.available_bytes)} available)"
+        )
 
 
 def kv_bytes_per_token(config: dict, dtype: str | None) -> int:
@@ -70,8 +72,9 @@ def available_memory_bytes(meminfo: Path = Path("/proc/meminfo")) -> int:
     raise BenchError(f"{meminfo}: no MemAvailable line")
 
 
-def plan_cpu_kv_cache(model_dir: Path, dtype: str | None, max_model_len: int | None, sequences: int,
-                      available_bytes: int) -> KvCachePlan:
+def plan_cpu_kv_cache(
+    model_dir: Path, dtype: str | None, max_model_len: int | None, sequences: int, available_bytes: int
+) -> KvCachePlan:
     """The KV cache for `sequences` full-length sequences, cut to what memory holds beside the weights; raises
     ModelDoesNotFit when not even one full-length sequence fits."""
     config_path = Path(model_dir) / "config.json"
@@ -86,11 +89,17 @@ def plan_cpu_kv_cache(model_dir: Path, dtype: str | None, max_model_len: int | N
     if weights + minimum > available_bytes:
         raise ModelDoesNotFit(
             f"the model does not fit: weights {_size(weights)} + KV cache for one {length}-token sequence "
-            f"{_size(minimum)} > {_size(available_bytes)} available memory (lower --max-model-len)")
+            f"{_size(minimum)} > {_size(available_bytes)} available memory (lower --max-model-len)"
+        )
     wanted = math.ceil(length * sequences * per_token * KV_HEADROOM)
-    return KvCachePlan(kv_bytes_per_token=per_token, max_model_len=length, sequences=sequences,
-                       weights_bytes=weights, available_bytes=available_bytes,
-                       cache_bytes=max(minimum, min(wanted, available_bytes - weights)))
+    return KvCachePlan(
+        kv_bytes_per_token=per_token,
+        max_model_len=length,
+        sequences=sequences,
+        weights_bytes=weights,
+        available_bytes=available_bytes,
+        cache_bytes=max(minimum, min(wanted, available_bytes - weights)),
+    )
 
 
 def _size(n_bytes: int) -> str:

@@ -30,8 +30,14 @@ def api_root(endpoint: str) -> str:
 class OpenAIEndpoint(Backend):
     name = "openai"
 
-    def __init__(self, endpoint: str, model: str | None = None, api_key_env: str | None = None,
-                 ignore_eos: bool = False, request_timeout_s: float = 600.0):
+    def __init__(
+        self,
+        endpoint: str,
+        model: str | None = None,
+        api_key_env: str | None = None,
+        ignore_eos: bool = False,
+        request_timeout_s: float = 600.0,
+    ):
         self.base = api_root(endpoint)
         self.model = model
         self.api_key_env = api_key_env
@@ -75,11 +81,17 @@ class OpenAIEndpoint(Backend):
             raise BenchError(f"endpoint {self.base} does not serve '{self.model}' (it serves: {', '.join(served)})")
         self._served = served[self.model]
 
-    async def generate(self, prompt: str | tuple[int, ...], max_tokens: int,
-                       on_first_token: FirstToken | None = None) -> Completion:
-        body = {"model": self.model, "prompt": prompt if isinstance(prompt, str) else list(prompt),
-                "max_tokens": max_tokens, "temperature": 0.0,
-                "stream": True, "stream_options": {"include_usage": True}}
+    async def generate(
+        self, prompt: str | tuple[int, ...], max_tokens: int, on_first_token: FirstToken | None = None
+    ) -> Completion:
+        body = {
+            "model": self.model,
+            "prompt": prompt if isinstance(prompt, str) else list(prompt),
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if self.ignore_eos:
             body["ignore_eos"] = True  # vLLM extension: fixed output lengths for throughput runs
         out = Completion(start_s=time.perf_counter())
@@ -123,8 +135,10 @@ class OpenAIEndpoint(Backend):
         """One streaming session per event loop (the SUT's), with no cap below the SUT's own."""
         if self._aio is None or self._aio.closed:
             self._aio = aiohttp.ClientSession(
-                headers=self._headers(), connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s, sock_connect=10))
+                headers=self._headers(),
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s, sock_connect=10),
+            )
         return self._aio
 
     async def aclose(self) -> None:
@@ -141,10 +155,14 @@ class OpenAIEndpoint(Backend):
             except (requests.RequestException, ValueError):
                 version = None
         framework = f"vLLM {version}" if owner == "vllm" and version else None
-        return EngineInfo(engine=owner if owner == "vllm" else None, engine_version=version,
-                          framework_raw=framework, model=self.model,
-                          args={"endpoint": self.base, "api_key_env": self.api_key_env},
-                          local_host=is_local(self.base))
+        return EngineInfo(
+            engine=owner if owner == "vllm" else None,
+            engine_version=version,
+            framework_raw=framework,
+            model=self.model,
+            args={"endpoint": self.base, "api_key_env": self.api_key_env},
+            local_host=is_local(self.base),
+        )
 
 
 def is_local(url: str) -> bool:

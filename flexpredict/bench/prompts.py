@@ -53,8 +53,10 @@ def load_prompts(spec: str = "default") -> PromptSet:
     if not path.suffix:
         bundled = bench_dir() / "prompts" / f"{spec}.jsonl"
         if not bundled.exists():
-            raise PromptSetError(f"no bundled prompt set '{spec}' (bundled: {', '.join(bundled_names())}; "
-                                 "or give a .jsonl/.parquet file)")
+            raise PromptSetError(
+                f"no bundled prompt set '{spec}' (bundled: {', '.join(bundled_names())}; "
+                "or give a .jsonl/.parquet file)"
+            )
         path = bundled
     if not path.exists():
         raise PromptSetError(f"prompt file not found: {path}")
@@ -98,8 +100,9 @@ def synthetic_prompts(model_dir: Path, input_tokens: int, count: int, seed: int 
         tokenizer = json.loads(path.read_text(encoding="utf-8"))
         vocab = tokenizer["model"]["vocab"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PromptSetError(f"{path}: --isl needs the model folder's tokenizer.json with a vocabulary "
-                             f"({type(exc).__name__}: {exc})") from None
+        raise PromptSetError(
+            f"{path}: --isl needs the model folder's tokenizer.json with a vocabulary ({type(exc).__name__}: {exc})"
+        ) from None
     ids = vocab.values() if isinstance(vocab, dict) else range(len(vocab))
     special = {token["id"] for token in tokenizer.get("added_tokens") or () if token.get("special")}
     usable = sorted(set(ids) - special)

@@ -68,16 +68,28 @@ class RunConfig:
             raise BenchError("--samples must be at least 1")
 
 
-def run_benchmark(backend: Backend, prompt_set: PromptSet, cfg: RunConfig, out_dir: Path, system: SystemInfo,
-                  engine: EngineInfo, progress: Progress | None = None) -> dict:
+def run_benchmark(
+    backend: Backend,
+    prompt_set: PromptSet,
+    cfg: RunConfig,
+    out_dir: Path,
+    system: SystemInfo,
+    engine: EngineInfo,
+    progress: Progress | None = None,
+) -> dict:
     """One benchmark into `out_dir`: performance and/or accuracy; returns what benchmark_results.json holds."""
     cfg.check()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     prompts, references = _sized(prompt_set, cfg.samples)
-    results: dict = {"started": started.isoformat(), "prompt_set": prompt_set.name, "samples": len(prompts),
-                     "engine": asdict(engine), "system": asdict(system)}
+    results: dict = {
+        "started": started.isoformat(),
+        "prompt_set": prompt_set.name,
+        "samples": len(prompts),
+        "engine": asdict(engine),
+        "system": asdict(system),
+    }
     auto_qps = cfg.scenario == "Offline" and cfg.target_qps is None
     if auto_qps:
         cfg = replace(cfg, target_qps=1.0)
@@ -100,43 +112,71 @@ def run_benchmark(backend: Backend, prompt_set: PromptSet, cfg: RunConfig, out_d
                 cfg = replace(cfg, target_qps=round(OFFLINE_HEADROOM * result.values["samples_per_s"], 4))
             results["settings"]["target_qps"] = cfg.target_qps
             results["performance"] = {
-                "attempts": attempt, "logs": {"summary": "mlperf_log_summary.txt", "detail": "mlperf_log_detail.txt"},
-                "loadgen": {"result_valid": result.result_valid, "errors": result.errors, **result.values,
-                            **result.settings, "mean_latency_ms": _ms(detail.get("result_mean_latency_ns"))},
-                "client": stats, "power": power.summary(), "wall_s": round(wall_s, 3),
+                "attempts": attempt,
+                "logs": {"summary": "mlperf_log_summary.txt", "detail": "mlperf_log_detail.txt"},
+                "loadgen": {
+                    "result_valid": result.result_valid,
+                    "errors": result.errors,
+                    **result.values,
+                    **result.settings,
+                    "mean_latency_ms": _ms(detail.get("result_mean_latency_ns")),
+                },
+                "client": stats,
+                "power": power.summary(),
+                "wall_s": round(wall_s, 3),
                 "harness_overhead_ms": _overhead_ms(detail, stats),
             }
             results["record"] = build_record(result, stats, cfg, system, engine, power.summary(), out_dir, started)
-            results["validity"] = {"valid": results["record"]["valid"],
-                                   "reasons": explain(result, detail, stats["errors"]),
-                                   "bounds": result.bounds() if cfg.scenario == "Server" else {},
-                                   "bounds_source": bounds_note(cfg.slo, cfg.scenario)}
+            results["validity"] = {
+                "valid": results["record"]["valid"],
+                "reasons": explain(result, detail, stats["errors"]),
+                "bounds": result.bounds() if cfg.scenario == "Server" else {},
+                "bounds_source": bounds_note(cfg.slo, cfg.scenario),
+            }
         if cfg.mode in ("accuracy", "both"):
             acc_dir = out_dir / "accuracy"
             acc_dir.mkdir(exist_ok=True)
             acc_timings = _run_loadgen(backend, prompts, cfg, acc_dir, lg.TestMode.AccuracyOnly, progress)
             _check_engine(backend, out_dir)
-            results["accuracy"] = {"logs": "accuracy/mlperf_log_accuracy.json",
-                                   "errors": sum(t.error is not None for t in acc_timings),
-                                   **accuracy_scores(acc_dir / "mlperf_log_accuracy.json", references)}
+            results["accuracy"] = {
+                "logs": "accuracy/mlperf_log_accuracy.json",
+                "errors": sum(t.error is not None for t in acc_timings),
+                **accuracy_scores(acc_dir / "mlperf_log_accuracy.json", references),
+            }
             if "record" in results and results["accuracy"].get("rouge1") is not None:
                 acc = results["accuracy"]
-                results["record"]["accuracy_raw"] = (f"ROUGE1: {acc['rouge1']:.4f} ROUGE2: {acc['rouge2']:.4f} "
-                                                     f"ROUGEL: {acc['rougeL']:.4f}")
+                results["record"]["accuracy_raw"] = (
+                    f"ROUGE1: {acc['rouge1']:.4f} ROUGE2: {acc['rouge2']:.4f} ROUGEL: {acc['rougeL']:.4f}"
+                )
     finally:
         results["finished"] = datetime.now(timezone.utc).isoformat()
         write_results(out_dir, results)
     return results
 
 
-def run_sweep(backend: Backend, prompt_set: PromptSet, cfg: RunConfig, out_dir: Path, points: int,
-              system: SystemInfo, engine: EngineInfo, progress: Progress | None = None) -> list[dict]:
+def run_sweep(
+    backend: Backend,
+    prompt_set: PromptSet,
+    cfg: RunConfig,
+    out_dir: Path,
+    points: int,
+    system: SystemInfo,
+    engine: EngineInfo,
+    progress: Progress | None = None,
+) -> list[dict]:
     """FlexBench-style sweep: an Offline run finds the peak, then `points` Server runs at evenly spaced QPS up to
     1.2x that peak (the last ones past saturation, where latency bounds break)."""
     if points < 1:
         raise BenchError("--sweep needs at least 1 point")
-    offline = run_benchmark(backend, prompt_set, replace(cfg, scenario="Offline", target_qps=None), out_dir / "offline",
-                            system, engine, progress)
+    offline = run_benchmark(
+        backend,
+        prompt_set,
+        replace(cfg, scenario="Offline", target_qps=None),
+        out_dir / "offline",
+        system,
+        engine,
+        progress,
+    )
     peak = offline.get("record", {}).get("samples_per_s")
     if not peak:
         raise BenchError(f"the Offline run found no throughput to sweep from (see {out_dir / 'offline'})")
@@ -144,16 +184,30 @@ def run_sweep(backend: Backend, prompt_set: PromptSet, cfg: RunConfig, out_dir: 
     sweep_task = progress.add_task("sweep points", total=points + 1, completed=1) if progress else None
     for i in range(1, points + 1):
         qps = round(SWEEP_HEADROOM * peak * i / points, 4)
-        runs.append(run_benchmark(backend, prompt_set, replace(cfg, scenario="Server", target_qps=qps,
-                                                                mode="performance"),
-                                  out_dir / f"server-{i:02d}-qps{qps:g}", system, engine, progress))
+        runs.append(
+            run_benchmark(
+                backend,
+                prompt_set,
+                replace(cfg, scenario="Server", target_qps=qps, mode="performance"),
+                out_dir / f"server-{i:02d}-qps{qps:g}",
+                system,
+                engine,
+                progress,
+            )
+        )
         if progress and sweep_task is not None:
             progress.advance(sweep_task)
     return runs
 
 
-def _run_loadgen(backend: Backend, prompts: Sequence[str | tuple[int, ...]], cfg: RunConfig, out_dir: Path, mode,
-                 progress: Progress | None) -> list[QueryTiming]:
+def _run_loadgen(
+    backend: Backend,
+    prompts: Sequence[str | tuple[int, ...]],
+    cfg: RunConfig,
+    out_dir: Path,
+    mode,
+    progress: Progress | None,
+) -> list[QueryTiming]:
     settings = loadgen_settings(cfg, mode, len(prompts))
     log_out = lg.LogOutputSettings()
     log_out.outdir = str(out_dir)
@@ -165,8 +219,14 @@ def _run_loadgen(backend: Backend, prompts: Sequence[str | tuple[int, ...]], cfg
     label = f"{cfg.scenario}{load} {'accuracy' if mode == lg.TestMode.AccuracyOnly else 'performance'} queries"
     task = progress.add_task(label, total=expected_queries(cfg, mode, len(prompts))) if progress else None
     advance = (lambda: progress.advance(task)) if progress and task is not None else None
-    with LlmSUT(backend, prompts, cfg.max_tokens, report_first_token=cfg.scenario != "Offline",
-                concurrency=cfg.concurrency, on_done=advance) as sut:
+    with LlmSUT(
+        backend,
+        prompts,
+        cfg.max_tokens,
+        report_first_token=cfg.scenario != "Offline",
+        concurrency=cfg.concurrency,
+        on_done=advance,
+    ) as sut:
         lg.StartTestWithLogSettings(sut.sut, sut.qsl, settings, log_settings)
     if progress and task is not None:
         progress.update(task, total=len(sut.timings), completed=len(sut.timings))
@@ -226,17 +286,24 @@ def timing_stats(timings: list[QueryTiming]) -> dict:
     prompt_tokens = [t.prompt_tokens for t in ok if t.prompt_tokens is not None]
     ttft = [(t.first_token_s - t.start_s) * 1e3 for t in ok if t.first_token_s is not None]
     # as `vllm bench serve`: first token -> last token (LoadGen's TPOT ends at the query's completion instead)
-    tpot = [((t.last_token_s or t.end_s) - t.first_token_s) * 1e3 / (t.output_tokens - 1)
-            for t in ok if t.first_token_s is not None and t.output_tokens > 1]
+    tpot = [
+        ((t.last_token_s or t.end_s) - t.first_token_s) * 1e3 / (t.output_tokens - 1)
+        for t in ok
+        if t.first_token_s is not None and t.output_tokens > 1
+    ]
     return {
-        "queries": len(timings), "errors": len(errors), "first_error": errors[0] if errors else None,
-        "input_tokens_mean": _mean(prompt_tokens), "output_tokens_mean": _mean([t.output_tokens for t in ok]),
+        "queries": len(timings),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "input_tokens_mean": _mean(prompt_tokens),
+        "output_tokens_mean": _mean([t.output_tokens for t in ok]),
         "output_tokens_total": sum(t.output_tokens for t in ok),
         "request_ms_mean": _mean([(t.end_s - t.start_s) * 1e3 for t in ok]),
         "dispatch_ms_mean": _mean([(t.start_s - t.issued_s) * 1e3 for t in ok]),
         "complete_ms_mean": _mean([(t.completed_s - t.end_s) * 1e3 for t in ok]),
         "tail_ms_mean": _mean([(t.end_s - t.last_token_s) * 1e3 for t in ok if t.last_token_s is not None]),
-        "ttft_ms_p50": _median(ttft), "tpot_ms_p50": _median(tpot),
+        "ttft_ms_p50": _median(ttft),
+        "tpot_ms_p50": _median(tpot),
         "start_span_ms": round((max(t.start_s for t in ok) - min(t.start_s for t in ok)) * 1e3, 3) if ok else None,
     }
 
@@ -249,8 +316,16 @@ def _overhead_ms(detail: dict, stats: dict) -> float | None:
     return round(mean - stats["request_ms_mean"], 4)
 
 
-def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: SystemInfo, engine: EngineInfo,
-                 power: dict, run_dir: Path, started: datetime) -> dict:
+def build_record(
+    result: LoadGenResult,
+    stats: dict,
+    cfg: RunConfig,
+    system: SystemInfo,
+    engine: EngineInfo,
+    power: dict,
+    run_dir: Path,
+    started: datetime,
+) -> dict:
     """One schema row (validated by schema.conform) from the LoadGen result and what the run knows about itself."""
     values = result.values
     run_dir = Path(run_dir)
@@ -263,27 +338,58 @@ def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: Sys
     model_id = engine.model or ""
     model_name = Path(model_id).name if model_id else None
     record = {
-        "record_id": record_id, "run_group": record_id, "round": "bench", "division": "bench",
-        "submitter": "flexpredict", "system_id": system.hostname, "system_name": system.hostname,
-        "benchmark": model_name, "model": model_name if Path(model_id).exists() else model_id,
+        "record_id": record_id,
+        "run_group": record_id,
+        "round": "bench",
+        "division": "bench",
+        "submitter": "flexpredict",
+        "system_id": system.hostname,
+        "system_name": system.hostname,
+        "benchmark": model_name,
+        "model": model_name if Path(model_id).exists() else model_id,
         "scenario": result.scenario or cfg.scenario,
         "valid": result.valid and stats["errors"] == 0,
-        "source": f"{run_dir.name}/{RESULTS_FILE}", "source_kind": "flexpredict-bench",
-        "accelerator_raw": accelerator, "accelerators_per_node": per_node, "nodes": 1,
+        "source": f"{run_dir.name}/{RESULTS_FILE}",
+        "source_kind": "flexpredict-bench",
+        "accelerator_raw": accelerator,
+        "accelerators_per_node": per_node,
+        "nodes": 1,
         "accelerators_total": per_node,
         "accelerator_memory_gb": None if system.cpu_only else system.gpus[0]["memory_gb"],
-        "cpu_only": system.cpu_only, "host_cpu": system.host_cpu, "host_cpus_per_node": system.host_sockets,
-        "host_cpu_cores": system.host_cores_per_socket, "host_memory_gb": system.host_memory_gb,
-        "framework_raw": engine.framework_raw, "engine": engine.engine, "engine_version": engine.engine_version,
-        "precision": engine.precision, "operating_system": system.operating_system,
+        "cpu_only": system.cpu_only,
+        "host_cpu": system.host_cpu,
+        "host_cpus_per_node": system.host_sockets,
+        "host_cpu_cores": system.host_cores_per_socket,
+        "host_memory_gb": system.host_memory_gb,
+        "framework_raw": engine.framework_raw,
+        "engine": engine.engine,
+        "engine_version": engine.engine_version,
+        "precision": engine.precision,
+        "operating_system": system.operating_system,
         "target_qps": result.settings.get("target_qps", cfg.target_qps),
-        "tensor_parallel": engine.tensor_parallel, "max_num_seqs": engine.max_num_seqs,
+        "tensor_parallel": engine.tensor_parallel,
+        "max_num_seqs": engine.max_num_seqs,
         "max_num_batched_tokens": engine.max_num_batched_tokens,
-        "input_tokens_mean": stats["input_tokens_mean"], "output_tokens_mean": stats["output_tokens_mean"],
-        "throughput": tokens_per_s, "throughput_unit": "Tokens/s", "tokens_per_s": tokens_per_s,
+        "input_tokens_mean": stats["input_tokens_mean"],
+        "output_tokens_mean": stats["output_tokens_mean"],
+        "throughput": tokens_per_s,
+        "throughput_unit": "Tokens/s",
+        "tokens_per_s": tokens_per_s,
         "samples_per_s": values.get("samples_per_s"),
-        **{k: values.get(k) for k in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "ttft_p50_ms",
-                                      "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p90_ms", "tpot_p99_ms")},
+        **{
+            k: values.get(k)
+            for k in (
+                "latency_p50_ms",
+                "latency_p90_ms",
+                "latency_p99_ms",
+                "ttft_p50_ms",
+                "ttft_p90_ms",
+                "ttft_p99_ms",
+                "tpot_p50_ms",
+                "tpot_p90_ms",
+                "tpot_p99_ms",
+            )
+        },
         # the bounds a Server point was held to: with its load and latencies, a point of the latency-load curve
         **(result.bounds() if (result.scenario or cfg.scenario) == "Server" else {}),
         "power_w": power.get("power_w"),
@@ -291,9 +397,19 @@ def build_record(result: LoadGenResult, stats: dict, cfg: RunConfig, system: Sys
     }
     if not engine.local_host:
         # a remote endpoint: this host's hardware says nothing about the machine that served the model
-        for column in ("accelerator_raw", "accelerators_per_node", "accelerators_total", "accelerator_memory_gb",
-                       "cpu_only", "host_cpu", "host_cpus_per_node", "host_cpu_cores", "host_memory_gb",
-                       "operating_system", "power_w"):
+        for column in (
+            "accelerator_raw",
+            "accelerators_per_node",
+            "accelerators_total",
+            "accelerator_memory_gb",
+            "cpu_only",
+            "host_cpu",
+            "host_cpus_per_node",
+            "host_cpu_cores",
+            "host_memory_gb",
+            "operating_system",
+            "power_w",
+        ):
             record[column] = None
     row = conform(derive_metrics(pd.DataFrame([record]))).iloc[0]
     return {name: plain(value) for name, value in row.items()}

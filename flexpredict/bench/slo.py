@@ -20,15 +20,22 @@ class Slo:
     """Where the bounds came from: 'user' or the preset's cited source."""
 
 
-def resolve_slo(preset: str | None = None, ttft_ms: float | None = None, tpot_ms: float | None = None,
-                presets_file: Path | None = None) -> Slo:
+def resolve_slo(
+    preset: str | None = None,
+    ttft_ms: float | None = None,
+    tpot_ms: float | None = None,
+    presets_file: Path | None = None,
+) -> Slo:
     """Explicit --ttft-slo / --tpot-slo win over the preset's values; no preset and no value: LoadGen's defaults."""
     base = load_preset(preset, presets_file) if preset else Slo()
     if ttft_ms is None and tpot_ms is None:
         return base
-    return Slo(ttft_ms=ttft_ms if ttft_ms is not None else base.ttft_ms,
-               tpot_ms=tpot_ms if tpot_ms is not None else base.tpot_ms,
-               latency_ms=base.latency_ms, source="user" if preset is None else f"user + {base.source}")
+    return Slo(
+        ttft_ms=ttft_ms if ttft_ms is not None else base.ttft_ms,
+        tpot_ms=tpot_ms if tpot_ms is not None else base.tpot_ms,
+        latency_ms=base.latency_ms,
+        source="user" if preset is None else f"user + {base.source}",
+    )
 
 
 def load_preset(spec: str, presets_file: Path | None = None) -> Slo:
@@ -54,7 +61,9 @@ def load_preset(spec: str, presets_file: Path | None = None) -> Slo:
             raise BenchError(f"SLO preset '{benchmark}' has no latency bounds (an Offline-only benchmark)")
         raise BenchError(f"SLO preset '{benchmark}' has no '{kind}' bounds (it has: {', '.join(kinds)})")
     source = entry.get("source")
-    label = f"MLPerf {benchmark} {kind}" + (f" ({source}" + (f", {entry['as_of']}" if entry.get("as_of") else "")
-                                             + ")" if source else "")
-    return Slo(ttft_ms=bounds.get("ttft_ms"), tpot_ms=bounds.get("tpot_ms"), latency_ms=bounds.get("latency_ms"),
-               source=label)
+    label = f"MLPerf {benchmark} {kind}" + (
+        f" ({source}" + (f", {entry['as_of']}" if entry.get("as_of") else "") + ")" if source else ""
+    )
+    return Slo(
+        ttft_ms=bounds.get("ttft_ms"), tpot_ms=bounds.get("tpot_ms"), latency_ms=bounds.get("latency_ms"), source=label
+    )

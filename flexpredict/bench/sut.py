@@ -38,8 +38,15 @@ class QueryTiming:
 class LlmSUT:
     """A LoadGen SUT and QSL over one backend; use as a context manager (the loop and LoadGen handles end on exit)."""
 
-    def __init__(self, backend: Backend, prompts: Sequence[str | tuple[int, ...]], max_tokens: int,
-                 report_first_token: bool, concurrency: int = 256, on_done: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        prompts: Sequence[str | tuple[int, ...]],
+        max_tokens: int,
+        report_first_token: bool,
+        concurrency: int = 256,
+        on_done: Callable[[], None] | None = None,
+    ):
         self.backend = backend
         self.prompts = prompts
         self.max_tokens = max_tokens
@@ -84,6 +91,7 @@ class LlmSUT:
     async def _serve(self, query_id: int, index: int, issued_s: float) -> None:
         on_first = None
         if self.report_first_token:
+
             def on_first(text: str) -> None:
                 buf = array.array("B", text.encode("utf-8"))
                 address, length = buf.buffer_info()
@@ -97,9 +105,20 @@ class LlmSUT:
         buf = array.array("B", done.text.encode("utf-8"))
         address, length = buf.buffer_info()
         lg.QuerySamplesComplete([lg.QuerySampleResponse(query_id, address, length, done.output_tokens)])
-        self.timings.append(QueryTiming(index, issued_s, done.start_s, done.first_token_s, done.last_token_s,
-                                        done.end_s, time.perf_counter(), done.prompt_tokens, done.output_tokens,
-                                        done.error))
+        self.timings.append(
+            QueryTiming(
+                index,
+                issued_s,
+                done.start_s,
+                done.first_token_s,
+                done.last_token_s,
+                done.end_s,
+                time.perf_counter(),
+                done.prompt_tokens,
+                done.output_tokens,
+                done.error,
+            )
+        )
         if self.on_done is not None:
             self.on_done()
 

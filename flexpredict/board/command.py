@@ -15,10 +15,15 @@ from . import server_command
 
 def board(
     port: int = typer.Option(8501, help="Local port to serve on (127.0.0.1 only)."),
-    model_dir: Path = typer.Option(None, "--model-dir", help="Trained model folder (default: "
-                                   "$FLEXPREDICT_MODEL_DIR, else the shipped model)."),
-    storage: str = typer.Option(None, "--storage", help="Campaign storage to show read-only, e.g. "
-                                "sqlite:///runs/campaigns/<name>/study.db or postgresql://user@host/db."),
+    model_dir: Path = typer.Option(
+        None, "--model-dir", help="Trained model folder (default: $FLEXPREDICT_MODEL_DIR, else the shipped model)."
+    ),
+    storage: str = typer.Option(
+        None,
+        "--storage",
+        help="Campaign storage to show read-only, e.g. "
+        "sqlite:///runs/campaigns/<name>/study.db or postgresql://user@host/db.",
+    ),
 ) -> None:
     """A local web app: the dataset, predictions, recommendations and campaigns, on the shipped data, offline."""
     if importlib.util.find_spec("streamlit") is None:

@@ -13,14 +13,45 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FILTERS = {"round": "Round", "division": "Division", "model": "Model", "scenario": "Scenario",
-           "accelerator": "Accelerator", "accelerator_vendor": "Vendor", "engine": "Engine", "precision": "Precision"}
-METRICS = {"throughput_per_accelerator": "throughput per accelerator", "latency_p99_ms": "p99 latency (ms)",
-           "ttft_p99_ms": "p99 TTFT (ms)", "tpot_p99_ms": "p99 TPOT (ms)", "power_w": "system power (W)"}
-TABLE_COLUMNS = ("source", "record_id", "round", "division", "submitter", "system_name", "model", "scenario",
-                 "accelerator", "accelerator_vendor", "accelerators_total", "engine", "precision", "throughput",
-                 "throughput_unit", "throughput_per_accelerator", "latency_p99_ms", "ttft_p99_ms", "tpot_p99_ms",
-                 "power_w")
+FILTERS = {
+    "round": "Round",
+    "division": "Division",
+    "model": "Model",
+    "scenario": "Scenario",
+    "accelerator": "Accelerator",
+    "accelerator_vendor": "Vendor",
+    "engine": "Engine",
+    "precision": "Precision",
+}
+METRICS = {
+    "throughput_per_accelerator": "throughput per accelerator",
+    "latency_p99_ms": "p99 latency (ms)",
+    "ttft_p99_ms": "p99 TTFT (ms)",
+    "tpot_p99_ms": "p99 TPOT (ms)",
+    "power_w": "system power (W)",
+}
+TABLE_COLUMNS = (
+    "source",
+    "record_id",
+    "round",
+    "division",
+    "submitter",
+    "system_name",
+    "model",
+    "scenario",
+    "accelerator",
+    "accelerator_vendor",
+    "accelerators_total",
+    "engine",
+    "precision",
+    "throughput",
+    "throughput_unit",
+    "throughput_per_accelerator",
+    "latency_p99_ms",
+    "ttft_p99_ms",
+    "tpot_p99_ms",
+    "power_w",
+)
 UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NEAREST_KEYS = ("accelerator", "precision", "engine")  # what a measured run must share to count as close
 
@@ -30,6 +61,7 @@ class BoardInputError(ValueError):
 
 
 # -- dataset -----------------------------------------------------------------------------------------------------
+
 
 def filter_choices(records: pd.DataFrame) -> dict[str, list[str]]:
     """The values each filter offers, sorted."""
@@ -51,8 +83,9 @@ def per_accelerator(records: pd.DataFrame, metric: str, limit: int = 25) -> pd.D
     frame = pd.DataFrame({"accelerator": records["accelerator"].fillna(records["accelerator_raw"]), "value": values})
     frame = frame[frame["value"] > 0]
     grouped = frame.groupby("accelerator", observed=True)["value"]
-    table = pd.DataFrame({"median": grouped.median(), "q1": grouped.quantile(0.25), "q3": grouped.quantile(0.75),
-                          "runs": grouped.size()}).reset_index()
+    table = pd.DataFrame(
+        {"median": grouped.median(), "q1": grouped.quantile(0.25), "q3": grouped.quantile(0.75), "runs": grouped.size()}
+    ).reset_index()
     return table.sort_values(["runs", "median"], ascending=False).head(limit).reset_index(drop=True)
 
 
@@ -62,6 +95,7 @@ def records_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- predict -----------------------------------------------------------------------------------------------------
+
 
 def model_argument(choice: str, uploaded: bytes | None, name: str, folder: Path) -> str:
     """What `predict --model` would get: the catalog id, or the path of an uploaded Hugging Face config.json,
@@ -82,8 +116,9 @@ def model_argument(choice: str, uploaded: bytes | None, name: str, folder: Path)
     return str(path)
 
 
-def configuration(accelerator: str, count: int, nodes: int, model: str, scenario: str, precision: str | None,
-                  engine: str | None) -> pd.DataFrame:
+def configuration(
+    accelerator: str, count: int, nodes: int, model: str, scenario: str, precision: str | None, engine: str | None
+) -> pd.DataFrame:
     """One configuration as a schema record, as `flexpredict predict --accelerator ...` builds it."""
     from ..configs import ConfigError, config_records
     from ..normalize import scenario as canonical_scenario
@@ -91,9 +126,19 @@ def configuration(accelerator: str, count: int, nodes: int, model: str, scenario
     if count < 1 or nodes < 1:
         raise BoardInputError(f"count and nodes: expected at least 1, got {count} x {nodes}")
     try:
-        return config_records([{"accelerator": accelerator, "count": count, "nodes": nodes, "model": model,
-                                "scenario": canonical_scenario(scenario), "precision": precision,
-                                "engine": engine}])
+        return config_records(
+            [
+                {
+                    "accelerator": accelerator,
+                    "count": count,
+                    "nodes": nodes,
+                    "model": model,
+                    "scenario": canonical_scenario(scenario),
+                    "precision": precision,
+                    "engine": engine,
+                }
+            ]
+        )
     except ConfigError as exc:
         raise BoardInputError(str(exc)) from None
 
@@ -103,10 +148,18 @@ def prediction_rows(bundle, record: pd.DataFrame) -> pd.DataFrame:
     from ..predictors import TARGETS
 
     prediction = bundle.predict(record).iloc[0]
-    rows = [{"target": name, "prediction": prediction[f"pred_{name}"], "low": prediction[f"pred_{name}_lo"],
-             "high": prediction[f"pred_{name}_hi"], "unit": TARGETS[name].unit,
-             "out of distribution": bool(prediction[f"ood_{name}"])}
-            for name in bundle.predictors if pd.notna(prediction[f"pred_{name}"])]
+    rows = [
+        {
+            "target": name,
+            "prediction": prediction[f"pred_{name}"],
+            "low": prediction[f"pred_{name}_lo"],
+            "high": prediction[f"pred_{name}_hi"],
+            "unit": TARGETS[name].unit,
+            "out of distribution": bool(prediction[f"ood_{name}"]),
+        }
+        for name in bundle.predictors
+        if pd.notna(prediction[f"pred_{name}"])
+    ]
     return pd.DataFrame(rows, columns=["target", "prediction", "low", "high", "unit", "out of distribution"])
 
 
@@ -114,8 +167,11 @@ def nearest_runs(records: pd.DataFrame, record: pd.DataFrame, limit: int = 10) -
     """Measured runs of the same model and scenario, closest first: fewest differences in accelerator, precision
     and engine (those the configuration sets), then the nearest accelerator count (in factors of two)."""
     wanted = record.iloc[0]
-    same = records[(records["model"] == wanted["model"]) & (records["scenario"] == wanted["scenario"])
-                   & records["throughput_per_accelerator"].notna()]
+    same = records[
+        (records["model"] == wanted["model"])
+        & (records["scenario"] == wanted["scenario"])
+        & records["throughput_per_accelerator"].notna()
+    ]
     if same.empty:
         return records_table(same).assign(differences=pd.Series(dtype="float64"))
     keys = [key for key in NEAREST_KEYS if pd.notna(wanted[key])]  # an unset engine or precision matches any
@@ -128,6 +184,7 @@ def nearest_runs(records: pd.DataFrame, record: pd.DataFrame, limit: int = 10) -
 
 
 # -- recommend ---------------------------------------------------------------------------------------------------
+
 
 def ranked_table(result) -> pd.DataFrame:
     """The ranked table exactly as `flexpredict recommend --format csv` prints it."""
@@ -152,25 +209,44 @@ def pareto_points(result) -> pd.DataFrame:
         chosen = pareto_front(frame["usd_per_hour"].to_numpy()[positions], frame["throughput"].to_numpy()[positions])
         front[positions[chosen]] = True
     measured = pd.to_numeric(frame["measured_runs"], errors="coerce").fillna(0) > 0
-    return pd.DataFrame({
-        "configuration": (frame["accelerators_total"].astype(str) + "x " + frame["accelerator"].astype(str) + " "
-                          + frame["precision"].astype(str) + " " + frame["engine"].astype(str)),
-        "usd_per_hour": frame["usd_per_hour"], "throughput": frame["throughput"],
-        "throughput_lo": frame["throughput_lo"], "throughput_hi": frame["throughput_hi"],
-        "p_slo": frame["p_slo"], "usd_per_million": frame["usd_per_million"],
-        "origin": np.where(measured, "measured", "transferred"),
-        "qualifies": np.where(qualifies, "meets SLO within budget", "fails SLO or budget"),
-        "dropped": frame["dropped"].astype(str), "front": front}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "configuration": (
+                frame["accelerators_total"].astype(str)
+                + "x "
+                + frame["accelerator"].astype(str)
+                + " "
+                + frame["precision"].astype(str)
+                + " "
+                + frame["engine"].astype(str)
+            ),
+            "usd_per_hour": frame["usd_per_hour"],
+            "throughput": frame["throughput"],
+            "throughput_lo": frame["throughput_lo"],
+            "throughput_hi": frame["throughput_hi"],
+            "p_slo": frame["p_slo"],
+            "usd_per_million": frame["usd_per_million"],
+            "origin": np.where(measured, "measured", "transferred"),
+            "qualifies": np.where(qualifies, "meets SLO within budget", "fails SLO or budget"),
+            "dropped": frame["dropped"].astype(str),
+            "front": front,
+        }
+    ).reset_index(drop=True)
 
 
 def funnel_table(result) -> pd.DataFrame:
     """The funnel: how many candidates each stage kept (indented stages are what was removed, and why)."""
-    return pd.DataFrame([{"stage": stage.strip(), "removed" if stage.startswith("  ") else "kept": count}
-                         for stage, count in result.funnel], columns=["stage", "kept", "removed"]
-                        ).astype({"kept": "Int64", "removed": "Int64"})
+    return pd.DataFrame(
+        [
+            {"stage": stage.strip(), "removed" if stage.startswith("  ") else "kept": count}
+            for stage, count in result.funnel
+        ],
+        columns=["stage", "kept", "removed"],
+    ).astype({"kept": "Int64", "removed": "Int64"})
 
 
 # -- campaigns ---------------------------------------------------------------------------------------------------
+
 
 def open_storage_read_only(url: str):
     """The campaign storage, for reading: no table is created, a missing SQLite file is an error, not a new one."""
@@ -184,8 +260,9 @@ def open_storage_read_only(url: str):
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise BoardInputError(f"storage: not a database URL: '{url}' (e.g. sqlite:///runs/campaigns/x/study.db)") \
-            from None
+        raise BoardInputError(
+            f"storage: not a database URL: '{url}' (e.g. sqlite:///runs/campaigns/x/study.db)"
+        ) from None
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
         raise BoardInputError(f"storage: no SQLite database at '{parsed.database}'")
     engine = None
@@ -217,8 +294,9 @@ def campaign_reports(url: str) -> list[dict]:
         if "campaign" not in study.user_attrs:
             continue  # an Optuna study, but not a flexpredict campaign
         campaign = from_document(study.user_attrs["campaign"])
-        errors = pd.DataFrame(prediction_errors(study.get_trials(deepcopy=False), campaign.objective.metric),
-                              columns=["trial", "error"])
+        errors = pd.DataFrame(
+            prediction_errors(study.get_trials(deepcopy=False), campaign.objective.metric), columns=["trial", "error"]
+        )
         reports.append({**summary(campaign, study), "errors": errors})
     return reports
 

@@ -41,5 +41,7 @@ def catalog_ids() -> dict[str, list[str]]:
     """Accelerator and model ids of the catalogs, for the select boxes."""
     from .. import catalogs
 
-    return {"accelerators": sorted(r["id"] for r in catalogs.accelerators().rows),
-            "models": sorted(r["id"] for r in catalogs.models().rows)}
+    return {
+        "accelerators": sorted(r["id"] for r in catalogs.accelerators().rows),
+        "models": sorted(r["id"] for r in catalogs.models().rows),
+    }

@@ -32,8 +32,13 @@ def param_column(name: str) -> str:
 
 def config_key(params: dict) -> str:
     """A configuration's identity: the same for 8 and 8.0, whatever the order of the parameters."""
-    return json.dumps({k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-                       for k, v in sorted(params.items())}, sort_keys=True)
+    return json.dumps(
+        {
+            k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+            for k, v in sorted(params.items())
+        },
+        sort_keys=True,
+    )
 
 
 class CandidateSet:

@@ -10,14 +10,22 @@ from rich.table import Table
 
 from ..commands.common import console, fail, positive_count, progress_bar, short_number
 
-app = typer.Typer(help="Active benchmarking campaigns: Optuna chooses what to measure next, on one machine or many "
-                  "workers sharing one storage.", no_args_is_help=True)
+app = typer.Typer(
+    help="Active benchmarking campaigns: Optuna chooses what to measure next, on one machine or many "
+    "workers sharing one storage.",
+    no_args_is_help=True,
+)
 
 CAMPAIGN = typer.Argument(..., help="Campaign YAML (see experiments/campaigns/).")
-STORAGE = typer.Option(None, "--storage", help="Optuna RDB URL shared by every worker, e.g. "
-                       "postgresql://user:pass@host/db (default: the campaign's, else a SQLite file in --dir).")
-DIRECTORY = typer.Option(None, "--dir", help="Campaign folder: SQLite study, dataset, run folders (default: "
-                         "runs/campaigns/<name>).")
+STORAGE = typer.Option(
+    None,
+    "--storage",
+    help="Optuna RDB URL shared by every worker, e.g. "
+    "postgresql://user:pass@host/db (default: the campaign's, else a SQLite file in --dir).",
+)
+DIRECTORY = typer.Option(
+    None, "--dir", help="Campaign folder: SQLite study, dataset, run folders (default: runs/campaigns/<name>)."
+)
 
 
 class Format(str, Enum):
@@ -78,15 +86,26 @@ def create(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
 
     worker = _worker(campaign, storage, directory)
     trials = worker.study.get_trials(deepcopy=False)
-    console.print(f"campaign [bold]{worker.campaign.name}[/]: {len(worker.candidates)} candidate configurations, "
-                  f"{len(trials)} trial(s) in {safe_url(worker.url)}", highlight=False)
+    console.print(
+        f"campaign [bold]{worker.campaign.name}[/]: {len(worker.candidates)} candidate configurations, "
+        f"{len(trials)} trial(s) in {safe_url(worker.url)}",
+        highlight=False,
+    )
 
 
 @app.command()
-def run(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIRECTORY,
-        trials: int = typer.Option(None, "--trials", help="Stop this worker after N trials (default: until the "
-                                   "budget is spent).", callback=positive_count),
-        seed: int = typer.Option(None, "--seed", help="This worker's sampler seed (default: the campaign's).")) -> None:
+def run(
+    campaign: Path = CAMPAIGN,
+    storage: str = STORAGE,
+    directory: Path = DIRECTORY,
+    trials: int = typer.Option(
+        None,
+        "--trials",
+        help="Stop this worker after N trials (default: until the budget is spent).",
+        callback=positive_count,
+    ),
+    seed: int = typer.Option(None, "--seed", help="This worker's sampler seed (default: the campaign's)."),
+) -> None:
     """Work on the campaign: propose -> measure -> append -> refit, until the budget is spent.
 
     Start one worker per machine (or GPU) with the same --storage: they share the study and never measure one
@@ -101,12 +120,17 @@ def run(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIR
     total = worker.campaign.budget.runs or trials or 0
     try:
         with progress_bar(f"campaign {worker.campaign.name}") as update:
+
             def show(note: str) -> None:
                 done = spending(worker.study.get_trials(deepcopy=False)).runs
                 update(done, max(total, done), note)
 
-            outcome = worker.run(trials, on_trial=lambda trial: show(_describe(trial)),
-                                 on_fit=lambda w: show(f"refitted on {w.fitted_on} measurement(s)"), on_wait=show)
+            outcome = worker.run(
+                trials,
+                on_trial=lambda trial: show(_describe(trial)),
+                on_fit=lambda w: show(f"refitted on {w.fitted_on} measurement(s)"),
+                on_wait=show,
+            )
     except CampaignError as exc:
         fail(str(exc))
     except StorageInternalError as exc:
@@ -117,10 +141,13 @@ def run(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIR
 
 
 @app.command()
-def status(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIRECTORY,
-           top: int = typer.Option(5, "--top", help="How many of the best configurations to show.",
-                                   callback=positive_count),
-           output_format: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
+def status(
+    campaign: Path = CAMPAIGN,
+    storage: str = STORAGE,
+    directory: Path = DIRECTORY,
+    top: int = typer.Option(5, "--top", help="How many of the best configurations to show.", callback=positive_count),
+    output_format: Format = typer.Option(Format.table, "--format", help="table or json."),
+) -> None:
     """Progress, spending, failures and retries, the best configurations so far, and the prediction error."""
     from ..io import strict_json
     from .study import summary
@@ -137,10 +164,15 @@ def status(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
 
 
 @app.command()
-def export(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = DIRECTORY,
-           out: Path = typer.Option(..., "--out", help="Records file (.parquet, .csv, .json, .jsonl)."),
-           trials_out: Path = typer.Option(None, "--trials", help="Also write every trial (state, parameters, "
-                                           "value, failure, prediction) to this CSV.")) -> None:
+def export(
+    campaign: Path = CAMPAIGN,
+    storage: str = STORAGE,
+    directory: Path = DIRECTORY,
+    out: Path = typer.Option(..., "--out", help="Records file (.parquet, .csv, .json, .jsonl)."),
+    trials_out: Path = typer.Option(
+        None, "--trials", help="Also write every trial (state, parameters, value, failure, prediction) to this CSV."
+    ),
+) -> None:
     """Write every configuration the campaign measured (from the storage, all workers) as dataset records."""
     from .. import dataset
     from ..io import atomic_write
@@ -155,8 +187,9 @@ def export(campaign: Path = CAMPAIGN, storage: str = STORAGE, directory: Path = 
         fail(f"--out: {exc}")
     console.print(f"wrote {len(records)} record(s) to {out}", highlight=False)
     if trials_out:
-        frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs",
-                                                     "datetime_start", "datetime_complete"))
+        frame = study.trials_dataframe(
+            attrs=("number", "state", "value", "params", "user_attrs", "datetime_start", "datetime_complete")
+        )
         frame = frame.drop(columns=[c for c in frame.columns if c == "user_attrs_record"])
         atomic_write(trials_out, lambda temporary: frame.to_csv(temporary, index=False))
         console.print(f"wrote {len(frame)} trial(s) to {trials_out}", highlight=False)
@@ -171,28 +204,49 @@ def _describe(trial) -> str:
 def _print_status(report: dict) -> None:
     spent, budget = report["spent"], report["budget"]
     money = ", ".join(f"{spent[k]:g} of {v:g} {k.replace('_', '-')}" for k, v in budget.items())
-    states = ", ".join(f"{n} {s}" + (f" ({len(report['stale'])} stale: no heartbeat within the grace period, "
-                                      "retried by the next worker)" if s == "running" and report["stale"] else "")
-                       for s, n in report["states"].items() if n)
-    console.print(f"[bold]{report['campaign']}[/] · acquisition {report['acquisition']} · spent {money} · trials: "
-                  f"{states or 'none'}" + (f" · {report['exhausted']}" if report["exhausted"] else ""),
-                  highlight=False)
+    states = ", ".join(
+        f"{n} {s}"
+        + (
+            f" ({len(report['stale'])} stale: no heartbeat within the grace period, retried by the next worker)"
+            if s == "running" and report["stale"]
+            else ""
+        )
+        for s, n in report["states"].items()
+        if n
+    )
+    console.print(
+        f"[bold]{report['campaign']}[/] · acquisition {report['acquisition']} · spent {money} · trials: "
+        f"{states or 'none'}" + (f" · {report['exhausted']}" if report["exhausted"] else ""),
+        highlight=False,
+    )
     metric, slo = report["metric"], report["slo"]
     if report["best"]:
-        table = Table(title=f"best SLO-feasible configurations ({metric}"
-                      + (", " + ", ".join(f"{k} <= {v:g}" for k, v in slo.items()) if slo else "") + ")")
+        table = Table(
+            title=f"best SLO-feasible configurations ({metric}"
+            + (", " + ", ".join(f"{k} <= {v:g}" for k, v in slo.items()) if slo else "")
+            + ")"
+        )
         for column in ("trial", "configuration", metric, *slo, "acquisition"):
             table.add_column(column, justify="left" if column == "configuration" else "right")
         for row in report["best"]:
             config = " ".join(f"{k}={v}" for k, v in row["params"].items())
-            table.add_row(str(row["trial"]), config, f"{row[metric]:.4g}",
-                          *[short_number(row.get(m)) for m in slo], str(row["acquisition"]))
+            table.add_row(
+                str(row["trial"]),
+                config,
+                f"{row[metric]:.4g}",
+                *[short_number(row.get(m)) for m in slo],
+                str(row["acquisition"]),
+            )
         console.print(table)
     else:
         console.print("no SLO-feasible configuration measured yet", highlight=False)
     error = report["prediction_error"]
-    parts = [(f"{error['measured_with_prediction']} measurement(s) predicted before measuring: MdAPE "
-              f"{_pct(error['mdape_all'])} overall, {_pct(error['mdape_last_batch'])} last batch")]
+    parts = [
+        (
+            f"{error['measured_with_prediction']} measurement(s) predicted before measuring: MdAPE "
+            f"{_pct(error['mdape_all'])} overall, {_pct(error['mdape_last_batch'])} last batch"
+        )
+    ]
     if "mdape_held_out" in error:
         parts.append(f"held-out {_pct(error['mdape_held_out'])}")
     if error["target"]:
@@ -202,11 +256,10 @@ def _print_status(report: dict) -> None:
         reason = str(failure["reason"]).splitlines()[0][:160]
         console.print(f"[red]failed[/] #{failure['trial']} {failure['params']}: {reason}", highlight=False)
     for retry in report["retries"]:
-        console.print(f"retry #{retry['trial']} of #{retry['retry_of']} (its worker died): {retry['state']}",
-                      highlight=False)
+        console.print(
+            f"retry #{retry['trial']} of #{retry['retry_of']} (its worker died): {retry['state']}", highlight=False
+        )
 
 
 def _pct(value) -> str:
     return "-" if value is None else f"{value:.1%}"
-
-

@@ -98,9 +98,14 @@ class Campaign:
 
 def from_document(data: dict) -> Campaign:
     """The inverse of Campaign.document: the definition a study was created with."""
-    return Campaign(**{**data, "space": tuple(Parameter(p["name"], tuple(p["values"]), p["similarity"], p["log"])
-                                              for p in data["space"]),
-                       "objective": Objective(**data["objective"]), "budget": Budget(**data["budget"])})
+    return Campaign(
+        **{
+            **data,
+            "space": tuple(Parameter(p["name"], tuple(p["values"]), p["similarity"], p["log"]) for p in data["space"]),
+            "objective": Objective(**data["objective"]),
+            "budget": Budget(**data["budget"]),
+        }
+    )
 
 
 def load_campaign(path: Path | str, **overrides) -> Campaign:
@@ -121,8 +126,23 @@ def load_campaign(path: Path | str, **overrides) -> Campaign:
         raise CampaignError(f"{path}: {exc}") from None
 
 
-_TOP = {"name", "description", "backend", "space", "objective", "budget", "acquisition", "batch_size",
-        "initial_trials", "seed", "predictor", "predictor_params", "storage", "heartbeat_interval", "grace_period"}
+_TOP = {
+    "name",
+    "description",
+    "backend",
+    "space",
+    "objective",
+    "budget",
+    "acquisition",
+    "batch_size",
+    "initial_trials",
+    "seed",
+    "predictor",
+    "predictor_params",
+    "storage",
+    "heartbeat_interval",
+    "grace_period",
+}
 
 
 def parse_campaign(data: dict, source: Path | None = None) -> Campaign:
@@ -135,18 +155,28 @@ def parse_campaign(data: dict, source: Path | None = None) -> Campaign:
         raise CampaignError("backend: expected a mapping with 'kind' (replay or bench) and its options")
     options = {k: v for k, v in backend.items() if k != "kind"}
     campaign = Campaign(
-        name=name, backend=backend["kind"], backend_options=options, space=_space(data.get("space")),
-        objective=_objective(data.get("objective") or {}), budget=_budget(data.get("budget")),
+        name=name,
+        backend=backend["kind"],
+        backend_options=options,
+        space=_space(data.get("space")),
+        objective=_objective(data.get("objective") or {}),
+        budget=_budget(data.get("budget")),
         acquisition=_choice(data, "acquisition", _acquisitions(), "uncertainty"),
-        batch_size=_positive_int(data, "batch_size", 4), initial_trials=_count(data, "initial_trials", 4),
-        seed=_int(data, "seed", 0), predictor=_choice(data, "predictor", PREDICTORS, "xgboost"),
-        predictor_params=_mapping(data, "predictor_params"), storage=data.get("storage"),
+        batch_size=_positive_int(data, "batch_size", 4),
+        initial_trials=_count(data, "initial_trials", 4),
+        seed=_int(data, "seed", 0),
+        predictor=_choice(data, "predictor", PREDICTORS, "xgboost"),
+        predictor_params=_mapping(data, "predictor_params"),
+        storage=data.get("storage"),
         heartbeat_interval=_positive_int(data, "heartbeat_interval", 60),
-        grace_period=_positive_int(data, "grace_period", 180), source=source,
+        grace_period=_positive_int(data, "grace_period", 180),
+        source=source,
     )
     if campaign.grace_period <= campaign.heartbeat_interval:
-        raise CampaignError(f"grace_period: must exceed heartbeat_interval ({campaign.heartbeat_interval} s), got "
-                            f"{campaign.grace_period}")
+        raise CampaignError(
+            f"grace_period: must exceed heartbeat_interval ({campaign.heartbeat_interval} s), got "
+            f"{campaign.grace_period}"
+        )
     return campaign
 
 
@@ -161,8 +191,9 @@ def _space(raw) -> tuple[Parameter, ...]:
         if spec is None:
             spec = {}
         if not isinstance(spec, dict):
-            raise CampaignError(f"{where}: expected a list of values or a mapping (values, low/high/step|factor, "
-                                "similarity, log)")
+            raise CampaignError(
+                f"{where}: expected a list of values or a mapping (values, low/high/step|factor, similarity, log)"
+            )
         _unknown(spec, {"values", "low", "high", "step", "factor", "similarity", "log"}, where + ".")
         values = _values(spec, where)
         similarity = spec.get("similarity", 0.5)
@@ -198,7 +229,7 @@ def _values(spec: dict, where: str) -> tuple:
         if not isinstance(factor, (int, float)) or factor <= 1 or low <= 0:
             raise CampaignError(f"{where}.factor: expected a number > 1 with low > 0, got {factor!r}")
         count = math.floor(math.log(high / low) / math.log(factor) + 1e-9) + 1
-        values = [low * factor ** i for i in range(count)]
+        values = [low * factor**i for i in range(count)]
     else:
         step = spec.get("step", 1 if integer else None)
         if not isinstance(step, (int, float)) or step <= 0:
@@ -222,8 +253,9 @@ def _objective(raw) -> Objective:
             raise CampaignError(f"objective.slo.{key}: expected a positive bound in ms, got {bound!r}")
     target = raw.get("target_error")
     if target is not None and (not isinstance(target, (int, float)) or not 0 < target < 1):
-        raise CampaignError(f"objective.target_error: expected a fraction between 0 and 1 (0.15 = 15 %), got "
-                            f"{target!r}")
+        raise CampaignError(
+            f"objective.target_error: expected a fraction between 0 and 1 (0.15 = 15 %), got {target!r}"
+        )
     direction = raw.get("direction", "maximize")
     if direction not in DIRECTIONS:
         raise CampaignError(f"objective.direction: expected maximize or minimize, got {direction!r}")
@@ -253,8 +285,12 @@ def _budget(raw) -> Budget:
     runs = raw.get("runs")
     if runs is not None and runs != int(runs):
         raise CampaignError(f"budget.runs: expected a whole number, got {runs!r}")
-    return Budget(int(runs) if runs is not None else None, raw.get("gpu_hours"), raw.get("usd"),
-                  raw.get("usd_per_accelerator_hour"))
+    return Budget(
+        int(runs) if runs is not None else None,
+        raw.get("gpu_hours"),
+        raw.get("usd"),
+        raw.get("usd_per_accelerator_hour"),
+    )
 
 
 def _unknown(data: dict, known: set[str], prefix: str) -> None:

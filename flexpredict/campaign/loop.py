@@ -21,13 +21,24 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from .. import dataset
+from ..io import plain
 from .acquisition import Context, create_sampler
 from .backends import Measurement, create_backend
-from ..io import plain
 from .candidates import CandidateSet
 from .definition import Campaign
-from .study import (Heartbeat, constraint_values, default_storage, fail_stale_trials, file_lock, measured_records,
-                    open_storage, open_study, proposal_lock, spending, with_parameters)
+from .study import (
+    Heartbeat,
+    constraint_values,
+    default_storage,
+    fail_stale_trials,
+    file_lock,
+    measured_records,
+    open_storage,
+    open_study,
+    proposal_lock,
+    spending,
+    with_parameters,
+)
 
 RECORDS_FILE = "records.parquet"
 TRANSFER_CACHE = "transfer-predictors"
@@ -49,8 +60,15 @@ class Outcome:
 class Worker:
     """Runs trials of one campaign; construct once per process."""
 
-    def __init__(self, campaign: Campaign, *, storage: str | None = None, workdir: Path | None = None,
-                 seed: int | None = None, refit_at: tuple[int, ...] | None = None):
+    def __init__(
+        self,
+        campaign: Campaign,
+        *,
+        storage: str | None = None,
+        workdir: Path | None = None,
+        seed: int | None = None,
+        refit_at: tuple[int, ...] | None = None,
+    ):
         """`refit_at`: refit when that many measurements are done (e.g. 1, 2, 4, 8: a batch that doubles), instead of
         every `batch_size`."""
         self.campaign = campaign
@@ -77,9 +95,14 @@ class Worker:
         with proposal_lock(self.storage, campaign.name):
             self._queue_initial()
 
-    def run(self, max_trials: int | None = None, *,
-            on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
-            on_fit: Callable[[Worker], None] | None = None, on_wait: Callable[[str], None] | None = None) -> Outcome:
+    def run(
+        self,
+        max_trials: int | None = None,
+        *,
+        on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+        on_fit: Callable[[Worker], None] | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Outcome:
         """Work until the budget is spent, every candidate is taken, or `max_trials` trials ran here."""
         done = 0
         try:
@@ -131,8 +154,11 @@ class Worker:
         ok = np.isfinite(pred) & np.isfinite(truth)
         if not ok.any():
             return {"mdape": None, "coverage": None, "records": 0}
-        return {"mdape": float(np.median(np.abs(pred[ok] / truth[ok] - 1))),
-                "coverage": float(np.mean((lo[ok] <= truth[ok]) & (truth[ok] <= hi[ok]))), "records": int(ok.sum())}
+        return {
+            "mdape": float(np.median(np.abs(pred[ok] / truth[ok] - 1))),
+            "coverage": float(np.mean((lo[ok] <= truth[ok]) & (truth[ok] <= hi[ok]))),
+            "records": int(ok.sum()),
+        }
 
     def candidate_records(self) -> pd.DataFrame:
         return with_parameters(self.candidates.records, self.campaign.parameter_names, self.candidates.frame)
@@ -171,8 +197,11 @@ class Worker:
         position = self.candidates.position(trial.params)
         if self.context.predictions is not None and position is not None:
             row = self.context.predictions.iloc[position]
-            predicted = {m: [plain(row[m]), plain(row[f"{m}_lo"]), plain(row[f"{m}_hi"])]
-                         for m in self.campaign.metrics() if plain(row[m]) is not None}
+            predicted = {
+                m: [plain(row[m]), plain(row[f"{m}_lo"]), plain(row[f"{m}_hi"])]
+                for m in self.campaign.metrics()
+                if plain(row[m]) is not None
+            }
             if predicted:
                 trial.set_user_attr("predicted", predicted)
         return trial
@@ -193,8 +222,9 @@ class Worker:
         trial.set_user_attr("usd", hours * (self.campaign.budget.usd_per_accelerator_hour or 0.0))
         value = self._value(measurement)
         if value is None:
-            trial.set_user_attr("failure", measurement.failure or
-                                f"the run reported no {self.campaign.objective.metric}")
+            trial.set_user_attr(
+                "failure", measurement.failure or f"the run reported no {self.campaign.objective.metric}"
+            )
             return self.study.tell(trial, state=TrialState.FAIL)
         record = {k: plain(v) for k, v in (measurement.record or {}).items()}
         trial.set_user_attr("record", record)

@@ -31,9 +31,9 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
+from ..io import plain
 from ..schema import conform
 from .acquisition.base import trial_params
-from ..io import plain
 from .candidates import param_column
 from .definition import Campaign, CampaignError, from_document
 
@@ -56,8 +56,9 @@ def open_storage(url: str, campaign: Campaign, *, read_only: bool = False) -> op
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise CampaignError(f"storage: not a database URL: '{url}' (e.g. sqlite:///study.db, "
-                            "postgresql://user@host/db)") from None
+        raise CampaignError(
+            f"storage: not a database URL: '{url}' (e.g. sqlite:///study.db, postgresql://user@host/db)"
+        ) from None
     dialect = parsed.get_backend_name()
     if dialect not in ("sqlite", "postgresql", "mysql"):
         raise CampaignError(f"storage: use SQLite, PostgreSQL or MySQL, got '{dialect}'")
@@ -70,9 +71,13 @@ def open_storage(url: str, campaign: Campaign, *, read_only: bool = False) -> op
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=campaign.heartbeat_interval,
-                grace_period=campaign.grace_period, skip_table_creation=read_only,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES))
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=campaign.heartbeat_interval,
+                grace_period=campaign.grace_period,
+                skip_table_creation=read_only,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES),
+            )
     except ImportError:
         driver = {"postgresql": "psycopg2-binary", "mysql": "PyMySQL"}.get(dialect, dialect)
         raise CampaignError(f"storage: the {dialect} driver is not installed (pip install {driver})") from None
@@ -112,8 +117,10 @@ def load_existing_study(campaign: Campaign, storage: optuna.storages.RDBStorage)
     try:
         return optuna.load_study(study_name=campaign.name, storage=storage)
     except KeyError:
-        raise CampaignError(f"storage: no campaign '{campaign.name}' in {safe_url(storage.url)} (run `flexpredict "
-                            "campaign create` first)") from None
+        raise CampaignError(
+            f"storage: no campaign '{campaign.name}' in {safe_url(storage.url)} (run `flexpredict "
+            "campaign create` first)"
+        ) from None
 
 
 def _first_line(exc) -> str:
@@ -124,8 +131,9 @@ def open_study(campaign: Campaign, storage: optuna.storages.RDBStorage, sampler=
     """The campaign's study, created on first use; refused when it was created from another definition (the budget
     may grow: a campaign can be extended)."""
     direction = campaign.objective.direction
-    study = optuna.create_study(storage=storage, study_name=campaign.name, direction=direction, sampler=sampler,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage, study_name=campaign.name, direction=direction, sampler=sampler, load_if_exists=True
+    )
     stored = study.user_attrs.get("campaign")
     mine = json.loads(json.dumps(campaign.document()))
     if stored is None:
@@ -133,8 +141,10 @@ def open_study(campaign: Campaign, storage: optuna.storages.RDBStorage, sampler=
         return study
     differing = [k for k in sorted(set(stored) | set(mine)) if k != "budget" and stored.get(k) != mine.get(k)]
     if differing:
-        raise CampaignError(f"{differing[0]}: differs from the definition this campaign's study was created with "
-                            "(use another name for another campaign)")
+        raise CampaignError(
+            f"{differing[0]}: differs from the definition this campaign's study was created with "
+            "(use another name for another campaign)"
+        )
     return study
 
 
@@ -151,9 +161,11 @@ def proposal_lock(storage: optuna.storages.RDBStorage, name: str):
         with file_lock(Path(url.database or "memory").with_suffix(".lock")):
             yield
         return
-    key = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "big") % (2 ** 63)
-    acquire, release = {"postgresql": ("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"),
-                        "mysql": ("SELECT GET_LOCK(:n, 600)", "SELECT RELEASE_LOCK(:n)")}[dialect]
+    key = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "big") % (2**63)
+    acquire, release = {
+        "postgresql": ("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"),
+        "mysql": ("SELECT GET_LOCK(:n, 600)", "SELECT RELEASE_LOCK(:n)"),
+    }[dialect]
     with storage.engine.connect() as connection:
         connection.execute(text(acquire), {"k": key, "n": f"flexpredict-{name}"})
         try:
@@ -204,6 +216,7 @@ def fail_stale_trials(study: optuna.Study) -> None:
 
 # -- what the trials hold ----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Spending:
     runs: int
@@ -213,8 +226,11 @@ class Spending:
     def exhausted(self, campaign: Campaign) -> str | None:
         """Which budget is spent (None while every one has room)."""
         budget = campaign.budget
-        for name, spent, limit in (("runs", self.runs, budget.runs), ("GPU-hours", self.gpu_hours, budget.gpu_hours),
-                                   ("USD", self.usd, budget.usd)):
+        for name, spent, limit in (
+            ("runs", self.runs, budget.runs),
+            ("GPU-hours", self.gpu_hours, budget.gpu_hours),
+            ("USD", self.usd, budget.usd),
+        ):
             if limit is not None and spent >= limit - 1e-12:
                 return f"{name} budget spent ({spent:.4g} of {limit:g})"
         return None
@@ -223,8 +239,11 @@ class Spending:
 def spending(trials) -> Spending:
     """Runs that used the machine: measured, failed while measuring, or running now (a running trial is counted
     at the mean cost of the finished ones). A worker's death is not a run: its retry is."""
-    used = [t for t in trials if t.state == TrialState.COMPLETE
-            or (t.state == TrialState.FAIL and "failure" in t.user_attrs)]
+    used = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and "failure" in t.user_attrs)
+    ]
     running = sum(t.state == TrialState.RUNNING for t in trials)
     hours = [t.user_attrs.get("gpu_hours", 0.0) for t in used]
     dollars = [t.user_attrs.get("usd", 0.0) for t in used]
@@ -269,8 +288,9 @@ def prediction_errors(trials, metric: str) -> list[tuple[int, float]]:
 
 def constraint_values(record: dict, slo: dict[str, float]) -> dict[str, float]:
     """value - bound per SLO metric (<= 0: met); a metric the run did not report counts as broken."""
-    return {m: float(record[m]) - bound if plain(record.get(m)) is not None else float(bound)
-            for m, bound in slo.items()}
+    return {
+        m: float(record[m]) - bound if plain(record.get(m)) is not None else float(bound) for m, bound in slo.items()
+    }
 
 
 def summary(campaign: Campaign, study: optuna.Study, top: int = 5) -> dict:
@@ -278,30 +298,58 @@ def summary(campaign: Campaign, study: optuna.Study, top: int = 5) -> dict:
     trials = study.get_trials(deepcopy=False)
     states = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     spent = spending(trials)
-    failures = [{"trial": t.number, "params": trial_params(t), "reason": t.user_attrs["failure"]}
-                for t in trials if t.state == TrialState.FAIL and "failure" in t.user_attrs]
-    retried = [{"trial": t.number, "retry_of": t.system_attrs["failed_trial"], "state": t.state.name.lower()}
-               for t in trials if "failed_trial" in t.system_attrs]
+    failures = [
+        {"trial": t.number, "params": trial_params(t), "reason": t.user_attrs["failure"]}
+        for t in trials
+        if t.state == TrialState.FAIL and "failure" in t.user_attrs
+    ]
+    retried = [
+        {"trial": t.number, "retry_of": t.system_attrs["failed_trial"], "state": t.state.name.lower()}
+        for t in trials
+        if "failed_trial" in t.system_attrs
+    ]
     feasible = [t for t in trials if t.state == TrialState.COMPLETE and all(c <= 0 for c in t.constraints.values())]
     feasible.sort(key=lambda t: cast(float, t.value), reverse=campaign.objective.direction == "maximize")
-    best = [{"trial": t.number, "params": t.params, campaign.objective.metric: t.value,
-             **{m: (t.user_attrs.get("record") or {}).get(m) for m in campaign.objective.slo},
-             "acquisition": t.user_attrs.get("acquisition")} for t in feasible[:top]]
+    best = [
+        {
+            "trial": t.number,
+            "params": t.params,
+            campaign.objective.metric: t.value,
+            **{m: (t.user_attrs.get("record") or {}).get(m) for m in campaign.objective.slo},
+            "acquisition": t.user_attrs.get("acquisition"),
+        }
+        for t in feasible[:top]
+    ]
     errors = prediction_errors(trials, campaign.objective.metric)
-    last = [e for _, e in errors[-campaign.batch_size:]]
-    budget = {k: v for k, v in (("runs", campaign.budget.runs), ("gpu_hours", campaign.budget.gpu_hours),
-                                ("usd", campaign.budget.usd)) if v is not None}
+    last = [e for _, e in errors[-campaign.batch_size :]]
+    budget = {
+        k: v
+        for k, v in (
+            ("runs", campaign.budget.runs),
+            ("gpu_hours", campaign.budget.gpu_hours),
+            ("usd", campaign.budget.usd),
+        )
+        if v is not None
+    }
     return {
-        "campaign": campaign.name, "acquisition": campaign.acquisition, "states": states,
+        "campaign": campaign.name,
+        "acquisition": campaign.acquisition,
+        "states": states,
         "stale": stale_trials(study),
         "spent": {"runs": spent.runs, "gpu_hours": round(spent.gpu_hours, 4), "usd": round(spent.usd, 2)},
-        "budget": budget, "exhausted": spent.exhausted(campaign), "best": best, "failures": failures,
-        "retries": retried, "metric": campaign.objective.metric, "slo": campaign.objective.slo,
+        "budget": budget,
+        "exhausted": spent.exhausted(campaign),
+        "best": best,
+        "failures": failures,
+        "retries": retried,
+        "metric": campaign.objective.metric,
+        "slo": campaign.objective.slo,
         "prediction_error": {
             "measured_with_prediction": len(errors),
             "mdape_all": float(np.median([e for _, e in errors])) if errors else None,
             "mdape_last_batch": float(np.median(last)) if last else None,
-            "target": campaign.objective.target_error},
+            "target": campaign.objective.target_error,
+        },
     }
 
 

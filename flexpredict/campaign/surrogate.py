@@ -159,16 +159,16 @@ class TransferSurrogate(Surrogate):
         plus the noise of one run."""
         pred, hi = self._transferred(metric, records)
         sd = log_sd(pred, hi)
-        shift, variance = np.zeros(len(records)), sd ** 2
+        shift, variance = np.zeros(len(records)), sd**2
         if metric in self.errors:
             configs, error, error_sd = self.errors[metric]
             space = self.campaign.space
             gram = np.outer(error_sd, error_sd) * similarity_between(space, configs, configs)
             cross = np.outer(sd, error_sd) * similarity_between(space, self._parameters(records), configs)
-            weights = np.linalg.solve(gram + NOISE_SD ** 2 * np.eye(len(error)), cross.T).T
+            weights = np.linalg.solve(gram + NOISE_SD**2 * np.eye(len(error)), cross.T).T
             shift = weights @ error
             variance = np.clip(variance - np.einsum("ij,ij->i", weights, cross), 0.0, None)
-        half = Z90 * np.sqrt(variance + NOISE_SD ** 2)
+        half = Z90 * np.sqrt(variance + NOISE_SD**2)
         centre = np.log(pred) + shift
         return np.exp(centre), np.exp(centre - half), np.exp(centre + half)
 
@@ -217,8 +217,9 @@ def _predictor_code() -> bytes:
     """The predictor's and featuriser's source, as this process loaded it: a cached predictor from other code is
     not reused."""
     root = Path(__file__).resolve().parent.parent
-    return b"".join(path.read_bytes() for folder in ("predictors", "features")
-                    for path in sorted((root / folder).glob("*.py")))
+    return b"".join(
+        path.read_bytes() for folder in ("predictors", "features") for path in sorted((root / folder).glob("*.py"))
+    )
 
 
 def make_surrogate(campaign: Campaign, cache: Path | None = None) -> Surrogate:

@@ -32,6 +32,7 @@ def short_number(value: float | None) -> str:
 
 # -- option checks, run where Typer parses the option (the message gets the option's name in cli.main) ------------
 
+
 def positive_number(value: float | None) -> float | None:
     """Budgets, prices, years: a finite number above zero."""
     if value is not None and not (math.isfinite(value) and value > 0):
@@ -124,6 +125,7 @@ def _did_you_mean(value: str, choices) -> str:
 
 # -- the trained model -------------------------------------------------------------------------------------------
 
+
 def model_folder(option: Path | None) -> Path:
     """`--model-dir`, else `$FLEXPREDICT_MODEL_DIR`, else the shipped model."""
     from ..catalogs import default_model_dir
@@ -148,9 +150,15 @@ def progress_bar(label: str, *, enabled: bool = True):
     if not enabled:
         yield lambda done, total, text="": None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=err_console,
-                  transient=False) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
         task = progress.add_task(label, total=None, note="")
 
         def update(done: int, total: int, text: str = "") -> None:

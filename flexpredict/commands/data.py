@@ -23,15 +23,28 @@ class ExportFormat(str, Enum):
 
 @app.command()
 def build(
-    source: list[Path] = typer.Option(None, "--source", "-s", help="Results tree, cm-result.json, "
-                                      "cmx-result-summary.json, OpenMLPerf data.parquet/json or a bench run folder "
-                                      "(repeatable). Default: every round folder in ../shared/data/mlperf/raw and "
-                                      "the latency-under-load sample in ../shared/data/aic_silicon_sample."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output parquet/CSV file. Default: "
-                             "$FLEXPREDICT_HOME/data/mlperf_records.parquet (~/.local/share/flexpredict/...) when no "
-                             "--source is given, else ./dataset.parquet. The shipped dataset only when named here."),
-    strict: bool = typer.Option(False, help="Fail (and write nothing) if any file had to be skipped, or a published "
-                                "result is missing from the records or listed twice."),
+    source: list[Path] = typer.Option(
+        None,
+        "--source",
+        "-s",
+        help="Results tree, cm-result.json, "
+        "cmx-result-summary.json, OpenMLPerf data.parquet/json or a bench run folder "
+        "(repeatable). Default: every round folder in ../shared/data/mlperf/raw and "
+        "the latency-under-load sample in ../shared/data/aic_silicon_sample.",
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output parquet/CSV file. Default: "
+        "$FLEXPREDICT_HOME/data/mlperf_records.parquet (~/.local/share/flexpredict/...) when no "
+        "--source is given, else ./dataset.parquet. The shipped dataset only when named here.",
+    ),
+    strict: bool = typer.Option(
+        False,
+        help="Fail (and write nothing) if any file had to be skipped, or a published "
+        "result is missing from the records or listed twice.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Read MLPerf results (any format) and flexpredict runs into one record table."""
@@ -52,9 +65,12 @@ def build(
     for path, reason in report.skipped:
         err_console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
     read = ", ".join(f"{n} {kind}" for kind, n in sorted(report.files_read.items()))
-    console.print(f"read {report.total_files} files ({read}); {sum(report.rows_read.values())} summary rows; "
-                  f"skipped {len(report.skipped)} files" + (f"; rows not usable: {dict(report.dropped)}"
-                                                            if report.dropped else ""), highlight=False)
+    console.print(
+        f"read {report.total_files} files ({read}); {sum(report.rows_read.values())} summary rows; "
+        f"skipped {len(report.skipped)} files"
+        + (f"; rows not usable: {dict(report.dropped)}" if report.dropped else ""),
+        highlight=False,
+    )
     for table in report.tables.values():
         console.print(table.line(), highlight=False, soft_wrap=True)
     if strict and report.skipped:
@@ -83,26 +99,44 @@ def info(
     for column in ["round", "records", "with power", "with TTFT/TPOT", "with latency bounds"]:
         summary.add_column(column, justify="right")
     for rnd in rounds:
-        summary.add_row(rnd, str(cov["rounds"][rnd]), *(str(cov[key].get(rnd, 0)) for key in
-                                                        ("with_power", "with_ttft_tpot", "with_bounds")))
+        summary.add_row(
+            rnd,
+            str(cov["rounds"][rnd]),
+            *(str(cov[key].get(rnd, 0)) for key in ("with_power", "with_ttft_tpot", "with_bounds")),
+        )
     console.print(summary)
     for title, key in (("source", "sources"), ("scenario", "scenarios")):
-        console.print(f"records per {title}: " + ", ".join(f"{k} {v}" for k, v in cov[key].items()),
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"records per {title}: " + ", ".join(f"{k} {v}" for k, v in cov[key].items()),
+            highlight=False,
+            soft_wrap=True,
+        )
     models = list(cov["models"].items())
-    console.print(f"records per model ({len(models)} models): " + ", ".join(f"{k} {v}" for k, v in models[:20])
-                  + (" ..." if len(models) > 20 else ""), highlight=False, soft_wrap=True)
+    console.print(
+        f"records per model ({len(models)} models): "
+        + ", ".join(f"{k} {v}" for k, v in models[:20])
+        + (" ..." if len(models) > 20 else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
     mlperf_rounds = [r for r in rounds if r.startswith("v")]
     console.print(_coverage_table(frame[frame["round"].isin(mlperf_rounds)], mlperf_rounds))
-    console.print(f"accelerator names mapped to the catalog: {cov['accelerator_mapped']} of {cov['rows']} records "
-                  f"({_share(cov['accelerator_mapped'], cov['rows'])}), {cov['accelerator_mapped_datacenter']} of "
-                  f"{cov['datacenter_records']} datacenter records "
-                  f"({_share(cov['accelerator_mapped_datacenter'], cov['datacenter_records'])})", highlight=False)
+    console.print(
+        f"accelerator names mapped to the catalog: {cov['accelerator_mapped']} of {cov['rows']} records "
+        f"({_share(cov['accelerator_mapped'], cov['rows'])}), {cov['accelerator_mapped_datacenter']} of "
+        f"{cov['datacenter_records']} datacenter records "
+        f"({_share(cov['accelerator_mapped_datacenter'], cov['datacenter_records'])})",
+        highlight=False,
+    )
     unknown = cov["unknown_accelerators"]
     if unknown:
         listed = ", ".join(f"{name} ({n})" for name, n in list(unknown.items())[:15])
-        console.print(f"unmapped accelerators ({len(unknown)} names, {sum(unknown.values())} records): {listed}"
-                      + (" ..." if len(unknown) > 15 else ""), highlight=False, soft_wrap=True)
+        console.print(
+            f"unmapped accelerators ({len(unknown)} names, {sum(unknown.values())} records): {listed}"
+            + (" ..." if len(unknown) > 15 else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _share(part: int, whole: int) -> str:
@@ -138,8 +172,12 @@ def _coverage_table(frame, rounds) -> Table:
 @app.command()
 def export(
     out: Path = typer.Option(..., "--out", "-o", help="Output file."),
-    format: ExportFormat = typer.Option(ExportFormat.parquet, "--format", "-f", help="openmlperf writes the "
-                                        "OpenMLPerf column names (metrics.result, system.accelerator.name, ...)."),
+    format: ExportFormat = typer.Option(
+        ExportFormat.parquet,
+        "--format",
+        "-f",
+        help="openmlperf writes the OpenMLPerf column names (metrics.result, system.accelerator.name, ...).",
+    ),
     file: Path = typer.Option(None, "--dataset", help="Dataset file (default: the shipped dataset)."),
 ) -> None:
     """Export the dataset as parquet, CSV, or in the OpenMLPerf column layout."""
@@ -151,8 +189,11 @@ def export(
         left_out = int((~dataset.mlperf_results(frame)).sum())
         frame = dataset.to_openmlperf(frame)
         if left_out:
-            err_console.print(f"left out {left_out} records that are no MLPerf results (own runs, latency-under-load "
-                              "samples): the OpenMLPerf layout has no place for them", highlight=False)
+            err_console.print(
+                f"left out {left_out} records that are no MLPerf results (own runs, latency-under-load "
+                "samples): the OpenMLPerf layout has no place for them",
+                highlight=False,
+            )
     elif format is ExportFormat.csv and out.suffix.lower() != ".csv":
         out = out.with_suffix(".csv")
     try:

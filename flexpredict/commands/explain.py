@@ -10,8 +10,17 @@ import typer
 from rich.table import Table
 
 from ..io import strict_json
-from .common import (console, fail, known_targets, load_model, load_records, model_folder, non_negative_count,
-                     positive_count, progress_bar)
+from .common import (
+    console,
+    fail,
+    known_targets,
+    load_model,
+    load_records,
+    model_folder,
+    non_negative_count,
+    positive_count,
+    progress_bar,
+)
 from .model import COUNT, ENGINE, MODEL, MODEL_DIR, NODES, PRECISION, SCENARIO, configuration_record
 
 
@@ -22,16 +31,25 @@ class Format(str, Enum):
 
 def explain(
     accelerator: str = typer.Option(None, help="One configuration (as for `predict`): accelerator id or name."),
-    count: int = COUNT, nodes: int = NODES, model: str = MODEL, scenario: str = SCENARIO,
-    precision: str = PRECISION, engine: str = ENGINE,
+    count: int = COUNT,
+    nodes: int = NODES,
+    model: str = MODEL,
+    scenario: str = SCENARIO,
+    precision: str = PRECISION,
+    engine: str = ENGINE,
     record_id: str = typer.Option(None, "--record-id", help="Explain this record of the dataset instead."),
-    target: list[str] = typer.Option(None, "--target", "-t", callback=known_targets,
-                                     help="Targets (repeatable; default: every one the "
-                                     "model has, or that applies to the configuration)."),
+    target: list[str] = typer.Option(
+        None,
+        "--target",
+        "-t",
+        callback=known_targets,
+        help="Targets (repeatable; default: every one the model has, or that applies to the configuration).",
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="Write the plots (PNG) into this folder."),
     output_format: Format = typer.Option(Format.table, "--format", help="table or json."),
-    sample: int = typer.Option(4000, help="Global view: design rows explained per target (0: all).",
-                               callback=non_negative_count),
+    sample: int = typer.Option(
+        4000, help="Global view: design rows explained per target (0: all).", callback=non_negative_count
+    ),
     top: int = typer.Option(8, help="Features shown per target.", callback=positive_count),
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
     model_dir: Path = MODEL_DIR,
@@ -52,8 +70,14 @@ def explain(
         out.mkdir(parents=True, exist_ok=True)
     try:
         if record_id or accelerator or model:
-            _local(bundle, names, _one_record(record_id, dataset_file, accelerator, count, nodes, model, scenario,
-                                              precision, engine), out, output_format, top)
+            _local(
+                bundle,
+                names,
+                _one_record(record_id, dataset_file, accelerator, count, nodes, model, scenario, precision, engine),
+                out,
+                output_format,
+                top,
+            )
         else:
             _global(bundle, names, load_records(dataset_file), out, output_format, sample, top)
     except ExplainError as exc:
@@ -78,17 +102,28 @@ def _local(bundle, names, record, out, output_format, top) -> None:
 
     explanations = [e for name in names for e in explain_configuration(bundle, record, name)]
     if not explanations:
-        fail(f"none of {', '.join(names)} is predicted for {record.iloc[0]['model']} in the "
-             f"{record.iloc[0]['scenario']} scenario")
+        fail(
+            f"none of {', '.join(names)} is predicted for {record.iloc[0]['model']} in the "
+            f"{record.iloc[0]['scenario']} scenario"
+        )
     plots = []
     for item in explanations:
         if out:
             plots.append(str(out / f"waterfall_{item.target}.png"))
             waterfall_plot(item, plots[-1])
     if output_format is Format.json:
-        print(strict_json({"view": "local", "configuration": explanations[0].configuration,
-                           "record_id": explanations[0].record_id,
-                           "targets": {e.target: e.to_dict(top) for e in explanations}, "plots": plots}, indent=1))
+        print(
+            strict_json(
+                {
+                    "view": "local",
+                    "configuration": explanations[0].configuration,
+                    "record_id": explanations[0].record_id,
+                    "targets": {e.target: e.to_dict(top) for e in explanations},
+                    "plots": plots,
+                },
+                indent=1,
+            )
+        )
         return
     console.print(f"[bold]{explanations[0].configuration}[/]", highlight=False)
     for item in explanations:
@@ -111,22 +146,32 @@ def _global(bundle, names, records, out, output_format, sample, top) -> None:
         update(len(names), len(names), "done")
     plots = _global_plots(explanations, out, DEPENDENCE) if out else []
     if output_format is Format.json:
-        print(strict_json({"view": "global", "targets": {g.target: g.to_dict(top) for g in explanations},
-                           "plots": plots}, indent=1))
+        print(
+            strict_json(
+                {"view": "global", "targets": {g.target: g.to_dict(top) for g in explanations}, "plots": plots},
+                indent=1,
+            )
+        )
         return
     for glob in explanations:
         note = "" if glob.same_data else " (not the records the model was trained on)"
-        table = Table(title=f"{glob.target}: {glob.records:,} training records, {len(glob.values):,} of "
-                            f"{glob.design_rows:,} design rows{note}", title_justify="left")
+        table = Table(
+            title=f"{glob.target}: {glob.records:,} training records, {len(glob.values):,} of "
+            f"{glob.design_rows:,} design rows{note}",
+            title_justify="left",
+        )
         for column in ("#", "feature", "mean |SHAP|", "typical effect"):
             table.add_column(column, justify="left" if column == "feature" else "right")
         for rank, (name, value) in enumerate(glob.importance.head(top).items(), 1):
             table.add_row(str(rank), feature_words(str(name)), f"{value:.3f}", f"×/÷ {math.exp(value):.2f}")
         console.print(table)
-    console.print("SHAP of the trees on the rows they learned from (each record with its configuration, pair, model "
-                  "or accelerator hidden from its priors), log units. Trees only correct configurations nobody "
-                  "measured; a measured one is its measurements (explain it with --accelerator ... --model ...).",
-                  style="dim", highlight=False)
+    console.print(
+        "SHAP of the trees on the rows they learned from (each record with its configuration, pair, model "
+        "or accelerator hidden from its priors), log units. Trees only correct configurations nobody "
+        "measured; a measured one is its measurements (explain it with --accelerator ... --model ...).",
+        style="dim",
+        highlight=False,
+    )
     if plots:
         console.print(f"wrote {len(plots)} plots in {out}", highlight=False)
 
@@ -148,11 +193,15 @@ def _global_plots(explanations, out: Path, dependence) -> list[str]:
 
 def report(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.html."),
-    evaluate: bool = typer.Option(False, "--evaluate", help="Also run a quick held-out evaluation for parity plots "
-                                  "(throughput on forward-v5.0, xgboost vs lookup-median; minutes)."),
-    target: list[str] = typer.Option(None, "--target", "-t", callback=known_targets,
-                                     help="Targets with a SHAP summary (repeatable; "
-                                     "default: all)."),
+    evaluate: bool = typer.Option(
+        False,
+        "--evaluate",
+        help="Also run a quick held-out evaluation for parity plots "
+        "(throughput on forward-v5.0, xgboost vs lookup-median; minutes).",
+    ),
+    target: list[str] = typer.Option(
+        None, "--target", "-t", callback=known_targets, help="Targets with a SHAP summary (repeatable; default: all)."
+    ),
     sample: int = typer.Option(2000, help="Design rows explained per target (0: all).", callback=non_negative_count),
     dataset_file: Path = typer.Option(None, "--dataset", help="Records (default: the shipped dataset)."),
     model_dir: Path = MODEL_DIR,
@@ -172,9 +221,15 @@ def report(
         with progress_bar("evaluating", enabled=not quiet) as update:
             evaluation = quick_evaluation(records, on_progress=update)
     try:
-        path = build_report(out / "report.html", bundle=bundle, records=records, targets=list(target or []) or None,
-                            evaluation=evaluation, model_card=model_folder(model_dir).parent / "README.md",
-                            sample=sample or None)
+        path = build_report(
+            out / "report.html",
+            bundle=bundle,
+            records=records,
+            targets=list(target or []) or None,
+            evaluation=evaluation,
+            model_card=model_folder(model_dir).parent / "README.md",
+            sample=sample or None,
+        )
     except ExplainError as exc:
         fail(str(exc))
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)

@@ -5,7 +5,9 @@
 """
 
 from ..lazy import lazy_exports
-from .physics import physics as physics, resolve_accelerator as resolve_accelerator, roofline as roofline
+from .physics import physics as physics
+from .physics import resolve_accelerator as resolve_accelerator
+from .physics import roofline as roofline
 
 __getattr__, _lazy = lazy_exports("flexpredict.features", {"flexpredict.features.transformer": ("RecordFeaturizer",)})
 __all__ = sorted(_lazy + ["physics", "resolve_accelerator", "roofline"])

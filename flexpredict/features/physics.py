@@ -18,22 +18,53 @@ import pandas as pd
 from .. import catalogs
 from .. import normalize as norm
 
-BYTES_PER_PARAM: dict[str | None, float] = {"fp4": 0.5, "int4": 0.5, "fp6": 0.75, "fp8": 1.0, "int8": 1.0,
-                                            "bf16": 2.0, "fp16": 2.0, "fp32": 4.0}
+BYTES_PER_PARAM: dict[str | None, float] = {
+    "fp4": 0.5,
+    "int4": 0.5,
+    "fp6": 0.75,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp32": 4.0,
+}
 # peak-FLOPs column to use for each weight precision, in order of preference
 FLOPS_KEYS = {
-    "fp4": ("fp4", "fp8", "int8", "fp16"), "int4": ("int4", "int8", "fp8", "fp16"), "fp6": ("fp8", "fp16"),
-    "fp8": ("fp8", "int8", "fp16", "bf16"), "int8": ("int8", "fp8", "fp16"), "bf16": ("bf16", "fp16"),
-    "fp16": ("fp16", "bf16"), "fp32": ("tf32", "fp32"), None: ("fp16", "bf16", "int8", "fp32"),
+    "fp4": ("fp4", "fp8", "int8", "fp16"),
+    "int4": ("int4", "int8", "fp8", "fp16"),
+    "fp6": ("fp8", "fp16"),
+    "fp8": ("fp8", "int8", "fp16", "bf16"),
+    "int8": ("int8", "fp8", "fp16"),
+    "bf16": ("bf16", "fp16"),
+    "fp16": ("fp16", "bf16"),
+    "fp32": ("tf32", "fp32"),
+    None: ("fp16", "bf16", "int8", "fp32"),
 }
 DEFAULT_PRECISION_BYTES = 2.0
 MEMORY_FOR_WEIGHTS_AND_KV = 0.9  # the rest goes to activations and the runtime
 HOST_W_PER_NODE = 3000.0  # CPUs, memory, NICs, fans and PSU losses of one server, generously (DGX H100: 10.2 kW max)
 
-ACCELERATOR_FEATURES = ("acc_kind", "acc_family", "acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs",
-                        "acc_tflops", "acc_tdp_w", "acc_interconnect_gbs")
-MODEL_FEATURES = ("model_kind", "model_params_total_b", "model_params_active_b", "model_layers", "model_hidden",
-                  "model_kv_heads", "model_head_dim", "model_moe", "model_gflops_per_sample")
+ACCELERATOR_FEATURES = (
+    "acc_kind",
+    "acc_family",
+    "acc_release_year",
+    "acc_memory_gb",
+    "acc_bandwidth_tbs",
+    "acc_tflops",
+    "acc_tdp_w",
+    "acc_interconnect_gbs",
+)
+MODEL_FEATURES = (
+    "model_kind",
+    "model_params_total_b",
+    "model_params_active_b",
+    "model_layers",
+    "model_hidden",
+    "model_kv_heads",
+    "model_head_dim",
+    "model_moe",
+    "model_gflops_per_sample",
+)
 
 
 def resolve_accelerator(name: str | None) -> dict | None:
@@ -54,8 +85,17 @@ def physics(records: pd.DataFrame) -> pd.DataFrame:
     """Per-record physical features (one row per record, same index)."""
     acc_catalog, model_catalog = catalogs.accelerators(), catalogs.models()
     rows = []
-    for rec in records[["accelerator", "accelerator_raw", "model", "benchmark", "precision", "accelerators_total",
-                        "accelerator_memory_gb"]].itertuples(index=False):
+    for rec in records[
+        [
+            "accelerator",
+            "accelerator_raw",
+            "model",
+            "benchmark",
+            "precision",
+            "accelerators_total",
+            "accelerator_memory_gb",
+        ]
+    ].itertuples(index=False):
         acc = acc_catalog.by_id.get(rec.accelerator) if isinstance(rec.accelerator, str) else None
         if acc is None and isinstance(rec.accelerator_raw, str):
             acc = acc_catalog.match(rec.accelerator_raw)
@@ -69,8 +109,9 @@ def physics(records: pd.DataFrame) -> pd.DataFrame:
 def _one(acc: dict | None, model: dict | None, rec) -> dict:
     # a record that does not say its precision runs the model's published weights (DeepSeek fp8, gpt-oss mxfp4)
     precision = rec.precision if isinstance(rec.precision, str) else (model or {}).get("native_precision")
-    total = float(rec.accelerators_total) if _is_number(rec.accelerators_total) and rec.accelerators_total > 0 \
-        else np.nan
+    total = (
+        float(rec.accelerators_total) if _is_number(rec.accelerators_total) and rec.accelerators_total > 0 else np.nan
+    )
     out: dict[str, Any] = {key: np.nan for key in ACCELERATOR_FEATURES + MODEL_FEATURES}
     out["acc_kind"] = out["acc_family"] = out["model_kind"] = None
     out["peak_tflops_any"] = np.nan
@@ -81,25 +122,35 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
         # format the part has
         out["peak_tflops_any"] = max((v for v in tflops.values() if _is_number(v)), default=np.nan)
         out["acc_tflops_by_format"] = tflops
-        out.update({
-            "acc_kind": acc.get("kind"), "acc_family": acc.get("family"),
-            "acc_release_year": _num(acc.get("release_year")), "acc_memory_gb": _num(acc.get("memory_gb")),
-            "acc_bandwidth_tbs": _num(acc.get("memory_bandwidth_tbs")), "acc_tflops": _num(peak),
-            "acc_tdp_w": _num(acc.get("tdp_w")), "acc_interconnect_gbs": _num(acc.get("interconnect_gbs")),
-        })
+        out.update(
+            {
+                "acc_kind": acc.get("kind"),
+                "acc_family": acc.get("family"),
+                "acc_release_year": _num(acc.get("release_year")),
+                "acc_memory_gb": _num(acc.get("memory_gb")),
+                "acc_bandwidth_tbs": _num(acc.get("memory_bandwidth_tbs")),
+                "acc_tflops": _num(peak),
+                "acc_tdp_w": _num(acc.get("tdp_w")),
+                "acc_interconnect_gbs": _num(acc.get("interconnect_gbs")),
+            }
+        )
     if np.isnan(out["acc_memory_gb"]) and _is_number(rec.accelerator_memory_gb):
         out["acc_memory_gb"] = float(rec.accelerator_memory_gb)
     if model:
         experts = _num(model.get("moe_experts"))
-        out.update({
-            "model_kind": model.get("kind"),
-            "model_params_total_b": _num(model.get("params_total_b")),
-            "model_params_active_b": _num(model.get("params_active_b") or model.get("params_total_b")),
-            "model_layers": _num(model.get("layers")), "model_hidden": _num(model.get("hidden_size")),
-            "model_kv_heads": _num(model.get("kv_heads")), "model_head_dim": _num(model.get("head_dim")),
-            "model_moe": float(experts > 1) if not np.isnan(experts) else 0.0,
-            "model_gflops_per_sample": _num(model.get("gflops_per_sample")),
-        })
+        out.update(
+            {
+                "model_kind": model.get("kind"),
+                "model_params_total_b": _num(model.get("params_total_b")),
+                "model_params_active_b": _num(model.get("params_active_b") or model.get("params_total_b")),
+                "model_layers": _num(model.get("layers")),
+                "model_hidden": _num(model.get("hidden_size")),
+                "model_kv_heads": _num(model.get("kv_heads")),
+                "model_head_dim": _num(model.get("head_dim")),
+                "model_moe": float(experts > 1) if not np.isnan(experts) else 0.0,
+                "model_gflops_per_sample": _num(model.get("gflops_per_sample")),
+            }
+        )
     bytes_pp = BYTES_PER_PARAM.get(precision, DEFAULT_PRECISION_BYTES)
     out["bytes_per_param"] = bytes_pp
     out["total_memory_gb"] = out["acc_memory_gb"] * total
@@ -107,8 +158,11 @@ def _one(acc: dict | None, model: dict | None, rec) -> dict:
     out["total_tflops"] = out["acc_tflops"] * total
     out["weights_gb"] = out["model_params_total_b"] * bytes_pp
     out["memory_headroom"] = out["total_memory_gb"] / out["weights_gb"]
-    out["fits_in_memory"] = float(out["weights_gb"] <= MEMORY_FOR_WEIGHTS_AND_KV * out["total_memory_gb"]) \
-        if not np.isnan(out["memory_headroom"]) else np.nan
+    out["fits_in_memory"] = (
+        float(out["weights_gb"] <= MEMORY_FOR_WEIGHTS_AND_KV * out["total_memory_gb"])
+        if not np.isnan(out["memory_headroom"])
+        else np.nan
+    )
     # KV caches stay 16-bit in most MLPerf LLM submissions: the catalog's bf16 size (MLA included)
     out["kv_bytes_per_token"] = _num(model.get("kv_bytes_per_token_bf16")) if model else np.nan
     out["flops_per_byte"] = out["acc_tflops"] / out["acc_bandwidth_tbs"]
@@ -172,8 +226,14 @@ def _weight_bytes(feat: dict, memory: float, stated: bool) -> float:
     """Bytes per weight for the memory bound: the stated precision while its weights fit (the work measure), else
     and for the upper bound (`stated` False) the smallest format the part computes in: MLPerf submitters state the
     starting weights ("fp16") and quantise at build time."""
-    smallest = min((BYTES_PER_PARAM[k] for k, v in (feat.get("acc_tflops_by_format") or {}).items()
-                    if k in BYTES_PER_PARAM and _is_number(v) and v > 0), default=feat["bytes_per_param"])
+    smallest = min(
+        (
+            BYTES_PER_PARAM[k]
+            for k, v in (feat.get("acc_tflops_by_format") or {}).items()
+            if k in BYTES_PER_PARAM and _is_number(v) and v > 0
+        ),
+        default=feat["bytes_per_param"],
+    )
     fits = feat["model_params_total_b"] * 1e9 * feat["bytes_per_param"] < memory
     return feat["bytes_per_param"] if stated and fits else min(smallest, feat["bytes_per_param"])
 
@@ -183,5 +243,9 @@ def _num(value) -> float:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and value == value and value is not pd.NA
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and value == value
+        and value is not pd.NA
+    )

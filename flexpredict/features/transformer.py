@@ -17,22 +17,60 @@ from ..ingest.records import finalize_partial
 from ..schema import BY_NAME, COLUMNS
 from .physics import HOST_W_PER_NODE, physics
 
-CATEGORICAL = ("accelerator", "accelerator_vendor", "acc_kind", "acc_family", "model", "model_kind", "scenario",
-               "precision", "engine", "system_type")
+CATEGORICAL = (
+    "accelerator",
+    "accelerator_vendor",
+    "acc_kind",
+    "acc_family",
+    "model",
+    "model_kind",
+    "scenario",
+    "precision",
+    "engine",
+    "system_type",
+)
 # target_qps is left out on purpose: MLPerf Server runs set it to about the result they report (a leak)
-NUMERIC_FROM_RECORD = ("accelerators_total", "accelerators_per_node", "nodes", "host_cpu_cores", "host_memory_gb",
-                       "tensor_parallel", "max_num_seqs", "max_num_batched_tokens",
-                       "input_tokens_mean", "output_tokens_mean")
-NUMERIC_PHYSICS = ("acc_release_year", "acc_memory_gb", "acc_bandwidth_tbs", "acc_tflops", "acc_tdp_w",
-                   "acc_interconnect_gbs", "model_params_total_b", "model_params_active_b", "model_layers",
-                   "model_hidden", "model_kv_heads", "model_head_dim", "model_moe", "model_gflops_per_sample",
-                   "bytes_per_param", "total_memory_gb", "total_bandwidth_tbs", "total_tflops", "weights_gb",
-                   "memory_headroom", "fits_in_memory", "kv_bytes_per_token", "flops_per_byte")
+NUMERIC_FROM_RECORD = (
+    "accelerators_total",
+    "accelerators_per_node",
+    "nodes",
+    "host_cpu_cores",
+    "host_memory_gb",
+    "tensor_parallel",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "input_tokens_mean",
+    "output_tokens_mean",
+)
+NUMERIC_PHYSICS = (
+    "acc_release_year",
+    "acc_memory_gb",
+    "acc_bandwidth_tbs",
+    "acc_tflops",
+    "acc_tdp_w",
+    "acc_interconnect_gbs",
+    "model_params_total_b",
+    "model_params_active_b",
+    "model_layers",
+    "model_hidden",
+    "model_kv_heads",
+    "model_head_dim",
+    "model_moe",
+    "model_gflops_per_sample",
+    "bytes_per_param",
+    "total_memory_gb",
+    "total_bandwidth_tbs",
+    "total_tflops",
+    "weights_gb",
+    "memory_headroom",
+    "fits_in_memory",
+    "kv_bytes_per_token",
+    "flops_per_byte",
+)
 # completion stores, per row, a hash of the record fields it read: a frame is reused only while they are unchanged
 COMPLETION_KEY = "completed_from"
 _INPUT_COLUMNS = tuple(c.name for c in COLUMNS if c.group != "metrics")
-DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline", "log_work_bound",
-           "log_power_ceiling")
+DERIVED = ("is_llm", "cpu_only", "engine_major", "round_index", "log_roofline", "log_work_bound", "log_power_ceiling")
 
 
 class RecordFeaturizer(BaseEstimator, TransformerMixin):
@@ -57,8 +95,9 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
         """`fit` on records already passed through `complete` (predictors reuse that work)."""
         # a column with no value in training still needs one level for XGBoost's categorical support
         self.categories_ = {c: sorted(frame[c].dropna().astype(str).unique()) or ["?"] for c in self._categorical()}
-        self.feature_names_out_ = np.array(list(self._categorical()) + list(NUMERIC_FROM_RECORD)
-                                           + list(NUMERIC_PHYSICS) + list(DERIVED), dtype=object)
+        self.feature_names_out_ = np.array(
+            list(self._categorical()) + list(NUMERIC_FROM_RECORD) + list(NUMERIC_PHYSICS) + list(DERIVED), dtype=object
+        )
         return self
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -76,8 +115,11 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
         return self.feature_names_out_
 
     def _categorical(self) -> tuple[str, ...]:
-        return CATEGORICAL if self.use_identity else ("accelerator_vendor", "acc_kind", "model_kind", "scenario",
-                                                      "precision", "engine", "system_type")
+        return (
+            CATEGORICAL
+            if self.use_identity
+            else ("accelerator_vendor", "acc_kind", "model_kind", "scenario", "precision", "engine", "system_type")
+        )
 
     @staticmethod
     def complete(records: pd.DataFrame) -> pd.DataFrame:
@@ -92,8 +134,9 @@ class RecordFeaturizer(BaseEstimator, TransformerMixin):
         phys = physics(frame)
         stale = [c for c in (*phys.columns, *DERIVED, COMPLETION_KEY) if c in frame.columns and c not in BY_NAME]
         frame = pd.concat([frame.drop(columns=stale), phys], axis=1)
-        frame["is_llm"] = frame["benchmark"].map(lambda b: float(norm.is_llm_benchmark(b) if isinstance(b, str)
-                                                                 else False))
+        frame["is_llm"] = frame["benchmark"].map(
+            lambda b: float(norm.is_llm_benchmark(b) if isinstance(b, str) else False)
+        )
         frame["cpu_only"] = frame["cpu_only"].astype("float64")
         frame["engine_major"] = frame["engine_version"].map(_major)
         frame["round_index"] = frame["round"].map(round_index)

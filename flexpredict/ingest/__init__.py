@@ -1,6 +1,6 @@
 """Ingest: every MLPerf Inference result format (and flexpredict's own runs) into one record table.
 
-    frame, report = build_dataset([Path("inference_results_v5.1")])
+frame, report = build_dataset([Path("inference_results_v5.1")])
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import (aic_silicon, bench_results, cm_result, cmx_summary, endpoints_summary,  # noqa: F401  (register)
-               openmlperf, results_tree)
+from . import aic_silicon, bench_results, cm_result, cmx_summary, endpoints_summary, openmlperf, results_tree
 from .base import READERS, BuildReport, Reader
 from .records import finalize
+
+# the reader modules shipped with flexpredict: importing them registers their readers
+BUILTIN_READERS = (aic_silicon, bench_results, cm_result, cmx_summary, endpoints_summary, openmlperf, results_tree)
 
 ROUND_FOLDER = re.compile(r"^v\d+\.\d+$")
 
@@ -43,8 +45,10 @@ def default_sources() -> list[tuple[Path, Path]]:
     shared = shared_data_dir()
     if shared is None:
         raise NoInputError("no --source given and ../shared/data/mlperf not found (set FLEXPREDICT_MLPERF_DATA)")
-    rounds = sorted((p for p in (shared / "raw").iterdir() if p.is_dir() and ROUND_FOLDER.match(p.name)),
-                    key=lambda p: tuple(int(x) for x in p.name[1:].split(".")))
+    rounds = sorted(
+        (p for p in (shared / "raw").iterdir() if p.is_dir() and ROUND_FOLDER.match(p.name)),
+        key=lambda p: tuple(int(x) for x in p.name[1:].split(".")),
+    )
     sources = [(shared, path) for path in rounds]
     sample = shared.parent / "aic_silicon_sample"
     if sample.is_dir():
@@ -66,15 +70,23 @@ def readers_for(root: Path, path: Path, report: BuildReport) -> list[Reader]:
     return [READERS[kind](path, report, root)]
 
 
-def build_dataset(sources: Iterable[Path | tuple[Path, Path]] | None = None, *,
-                  on_progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, BuildReport]:
+def build_dataset(
+    sources: Iterable[Path | tuple[Path, Path]] | None = None,
+    *,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[pd.DataFrame, BuildReport]:
     """Read every source (default: the shared MLPerf rounds) into schema records, with a report of what was read.
 
     `on_progress(done, total, label)` is called once per file. Raises NoInputError when nothing could be read.
     """
     report = BuildReport()
-    pairs = default_sources() if sources is None else [
-        s if isinstance(s, tuple) else (Path(s) if Path(s).is_dir() else Path(s).parent, Path(s)) for s in sources]
+    pairs = (
+        default_sources()
+        if sources is None
+        else [
+            s if isinstance(s, tuple) else (Path(s) if Path(s).is_dir() else Path(s).parent, Path(s)) for s in sources
+        ]
+    )
     work: list[tuple[Reader, Path]] = []
     for root, path in pairs:
         if not path.exists():
@@ -94,8 +106,10 @@ def build_dataset(sources: Iterable[Path | tuple[Path, Path]] | None = None, *,
     for reader in finishers.values():
         raw.extend(reader.finish())
     if not raw:
-        raise NoInputError("no records could be read from the given sources"
-                           + (f" ({len(report.skipped)} files skipped)" if report.skipped else ""))
+        raise NoInputError(
+            "no records could be read from the given sources"
+            + (f" ({len(report.skipped)} files skipped)" if report.skipped else "")
+        )
     frame = finalize(raw)
     record_sources, kinds = frame["source"].astype(str), frame["source_kind"]
     for table in report.tables.values():

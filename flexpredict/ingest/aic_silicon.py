@@ -28,8 +28,16 @@ FILENAME = "silicon_sample.csv"
 REQUIRED = ("id", "model_path", "system", "backend", "mode", "isl", "osl", "silicon_ttft_ms", "silicon_tpot_ms")
 _CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 _ENGINES = {"trtllm": "tensorrt-llm", "sglang": "sglang", "vllm": "vllm"}
-_QUANT_PRECISION = {"nvfp4": "fp4", "mxfp4": "fp4", "fp8_block": "fp8", "fp8": "fp8", "int4_wo": "int4",
-                    "int8_wo": "int8", "bf16": "bf16", "fp16": "fp16"}
+_QUANT_PRECISION = {
+    "nvfp4": "fp4",
+    "mxfp4": "fp4",
+    "fp8_block": "fp8",
+    "fp8": "fp8",
+    "int4_wo": "int4",
+    "int8_wo": "int8",
+    "bf16": "bf16",
+    "fp16": "fp16",
+}
 _SYSTEMS = {  # system -> (description, accelerators per node)
     "h100_sxm": ("NVIDIA HGX H100 (H100 SXM 80GB)", 8),
     "h200_sxm": ("NVIDIA HGX H200 (H200 SXM 141GB)", 8),
@@ -55,8 +63,11 @@ class AicSiliconReader(Reader):
             return []
         missing = [c for c in REQUIRED if rows and c not in rows[0]]
         if not rows or missing:
-            self.report.skip(source, f"expected the columns {', '.join(REQUIRED)}"
-                             + (f" (missing: {', '.join(missing)})" if missing else " and at least one row"))
+            self.report.skip(
+                source,
+                f"expected the columns {', '.join(REQUIRED)}"
+                + (f" (missing: {', '.join(missing)})" if missing else " and at least one row"),
+            )
             return []
         self.report.rows_read[self.kind] += len(rows)
         records = []
@@ -84,11 +95,20 @@ class AicSiliconReader(Reader):
         quant = str(row.get("gemm_quant_mode") or "").strip().lower()
         record = {
             "record_id": record_hash("aic-silicon", row.get("id")),
-            "run_group": record_hash("aic-silicon", row.get("model_path"), system, row.get("backend"),
-                               row.get("backend_version"), row.get("precision"), row.get("mode"),
-                               *(row.get(f"{p}{k}") for p in ("", "prefill_", "decode_")
-                                 for k in ("tp_size", "pp_size", "attention_dp_size", "moe_ep_size",
-                                           "num_workers"))),
+            "run_group": record_hash(
+                "aic-silicon",
+                row.get("model_path"),
+                system,
+                row.get("backend"),
+                row.get("backend_version"),
+                row.get("precision"),
+                row.get("mode"),
+                *(
+                    row.get(f"{p}{k}")
+                    for p in ("", "prefill_", "decode_")
+                    for k in ("tp_size", "pp_size", "attention_dp_size", "moe_ep_size", "num_workers")
+                ),
+            ),
             "round": "aic-silicon",
             "division": "aic-silicon",
             "submitter": "NVIDIA AIConfigurator",
@@ -127,6 +147,7 @@ class AicSiliconReader(Reader):
 
 def _deployment_gpus(row: dict, disaggregated: bool) -> int | None:
     """GPUs of the measured deployment: one aggregated replica, or every prefill and decode worker."""
+
     def replica(prefix: str) -> int | None:
         sizes = [norm.to_int(row.get(f"{prefix}{k}")) or 1 for k in ("tp_size", "pp_size", "attention_dp_size")]
         return math.prod(sizes) if norm.to_int(row.get(f"{prefix}tp_size")) else None

@@ -37,10 +37,12 @@ class Reconciliation:
         return max(self.published + self.log_only - self.records, 0)
 
     def line(self) -> str:
-        return (f"{self.label}: published {self.published}, records {self.records}, matched to a log "
-                f"{self.matched}, from the table only {self.table_only}, logs not in the table {self.log_only}"
-                + (f", doubled {len(self.doubled)} ({', '.join(self.doubled[:3])})" if self.doubled else "")
-                + (f", MISSING {self.missing}" if self.missing else ""))
+        return (
+            f"{self.label}: published {self.published}, records {self.records}, matched to a log "
+            f"{self.matched}, from the table only {self.table_only}, logs not in the table {self.log_only}"
+            + (f", doubled {len(self.doubled)} ({', '.join(self.doubled[:3])})" if self.doubled else "")
+            + (f", MISSING {self.missing}" if self.missing else "")
+        )
 
 
 @dataclass
@@ -57,8 +59,9 @@ class BuildReport:
     def listing(self, folder: Path) -> tuple[Path, ...]:
         """Every file under `folder`, walked once per build however many readers look (a round holds ~7k files)."""
         if folder not in self._listings:
-            self._listings[folder] = tuple(sorted(Path(top) / name for top, _, names in os.walk(folder)
-                                                  for name in names))
+            self._listings[folder] = tuple(
+                sorted(Path(top) / name for top, _, names in os.walk(folder) for name in names)
+            )
         return self._listings[folder]
 
     def skip(self, path: Path | str, reason: str) -> None:

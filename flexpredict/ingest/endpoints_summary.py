@@ -31,8 +31,15 @@ FIELDS = {
 }
 PERCENTILES = {"p50": ("p50", "50", "50.0", "median"), "p90": ("p90", "90", "90.0"), "p99": ("p99", "99", "99.0")}
 LATENCY_GROUPS = ("ttft", "tpot", "latency")
-SCENARIOS = {"offline": "Offline", "server": "Server", "online": "Server", "poisson": "Server",
-             "concurrency": "ClosedLoop", "closed_loop": "ClosedLoop", "closedloop": "ClosedLoop"}
+SCENARIOS = {
+    "offline": "Offline",
+    "server": "Server",
+    "online": "Server",
+    "poisson": "Server",
+    "concurrency": "ClosedLoop",
+    "closed_loop": "ClosedLoop",
+    "closedloop": "ClosedLoop",
+}
 _TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -67,15 +74,26 @@ class EndpointsSummaryReader(Reader):
         scenario = str(data.get("scenario") or metrics.get("scenario") or "").lower()
         model = data.get("model") or data.get("model_name")
         self.report.rows_read[self.kind] += 1
-        return [{
-            **record, "record_id": identity, "run_group": identity, "round": "bench", "division": "bench",
-            "submitter": "mlperf-endpoints", "system_id": data.get("endpoint"), "benchmark": model,
-            "model": model, "used_model": model, "scenario": SCENARIOS.get(scenario, scenario.title() or None),
-            "valid": None if valid is None else bool(valid) and not errors,
-            "throughput": record["tokens_per_s"] if record["tokens_per_s"] is not None else record["samples_per_s"],
-            "throughput_unit": "Tokens/s" if record["tokens_per_s"] is not None else "Samples/s",
-            "source": source, "source_kind": self.kind,
-        }]
+        return [
+            {
+                **record,
+                "record_id": identity,
+                "run_group": identity,
+                "round": "bench",
+                "division": "bench",
+                "submitter": "mlperf-endpoints",
+                "system_id": data.get("endpoint"),
+                "benchmark": model,
+                "model": model,
+                "used_model": model,
+                "scenario": SCENARIOS.get(scenario, scenario.title() or None),
+                "valid": None if valid is None else bool(valid) and not errors,
+                "throughput": record["tokens_per_s"] if record["tokens_per_s"] is not None else record["samples_per_s"],
+                "throughput_unit": "Tokens/s" if record["tokens_per_s"] is not None else "Samples/s",
+                "source": source,
+                "source_kind": self.kind,
+            }
+        ]
 
 
 def _first(primary: dict, fallback: dict, names: tuple[str, ...]):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 _NS_PER_MS = 1e6
 _SUMMARY_LINE = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
@@ -37,8 +37,11 @@ class LoadGenResult:
     def bounds(self) -> dict[str, float]:
         """The latency bounds the run was held to, as record columns (ttft/tpot for LLMs, target_latency else)."""
         token = "ttft_latency_ms" in self.settings or "tpot_latency_ms" in self.settings
-        names = {"ttft_latency_ms": "ttft_bound_ms", "tpot_latency_ms": "tpot_bound_ms"} if token else \
-            {"target_latency_ms": "latency_bound_ms"}
+        names = (
+            {"ttft_latency_ms": "ttft_bound_ms", "tpot_latency_ms": "tpot_bound_ms"}
+            if token
+            else {"target_latency_ms": "latency_bound_ms"}
+        )
         return {column: self.settings[key] for key, column in names.items() if self.settings.get(key, 0) > 0}
 
     @property
@@ -133,7 +136,7 @@ def parse_detail(text: str) -> dict[str, Any]:
         if start < 0:
             continue
         try:
-            record = json.loads(line[start + len(":::MLLOG"):])
+            record = json.loads(line[start + len(":::MLLOG") :])
         except json.JSONDecodeError:
             continue  # a torn last line of a killed run: keep what came before
         key = record.get("key")

@@ -62,12 +62,17 @@ class OpenMLPerfReader(Reader):
         try:
             frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(path)
         except Exception as exc:  # pyarrow/json raise many types for a damaged file
-            self.report.skip(self.relative(path), f"unreadable {path.suffix[1:]}: {exc.__class__.__name__}: "
-                                                  f"{str(exc).splitlines()[0][:200] if str(exc) else ''}")
+            self.report.skip(
+                self.relative(path),
+                f"unreadable {path.suffix[1:]}: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",
+            )
             return []
         if not is_openmlperf(frame.columns):
-            self.report.skip(self.relative(path), "not OpenMLPerf data (missing metrics.result / "
-                                                  "submission.scenario / model.mlperf_name)")
+            self.report.skip(
+                self.relative(path),
+                "not OpenMLPerf data (missing metrics.result / submission.scenario / model.mlperf_name)",
+            )
             return []
         self.report.rows_read[self.kind] += len(frame)
         source = self.relative(path)
@@ -77,15 +82,17 @@ class OpenMLPerfReader(Reader):
             record.pop("throughput_per_accelerator")
             record.pop("accelerators_total")
             version = _value(row.get("benchmark.version"))
-            record.update({
-                "round": f"v{version}" if version else None,
-                "system_id": record.get("system_id") or record.get("system_name"),
-                "benchmark": norm.benchmark(record["benchmark"]),
-                "scenario": norm.scenario(record["scenario"]),
-                "valid": True,
-                "source": source,
-                "source_kind": self.kind,
-            })
+            record.update(
+                {
+                    "round": f"v{version}" if version else None,
+                    "system_id": record.get("system_id") or record.get("system_name"),
+                    "benchmark": norm.benchmark(record["benchmark"]),
+                    "scenario": norm.scenario(record["scenario"]),
+                    "valid": True,
+                    "source": source,
+                    "source_kind": self.kind,
+                }
+            )
             apply_result(record, norm.to_float(record["throughput"]), record["throughput_unit"])
             records.append(record)
         return records

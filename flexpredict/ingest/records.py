@@ -12,8 +12,15 @@ from .. import normalize as norm
 from ..schema import COLUMN_NAMES, KEY_COLUMNS, conform
 
 # lower wins when two sources hold the same result: raw logs beat published tables beat re-exports
-SOURCE_PRIORITY = {"results-tree": 0, "flexpredict-bench": 0, "aic-silicon": 0, "summary-results": 1,
-                   "cmx-summary": 1, "cm-result": 1, "openmlperf": 2}
+SOURCE_PRIORITY = {
+    "results-tree": 0,
+    "flexpredict-bench": 0,
+    "aic-silicon": 0,
+    "summary-results": 1,
+    "cmx-summary": 1,
+    "cm-result": 1,
+    "openmlperf": 2,
+}
 # sources whose every row is its own run (no MLPerf result key): unique by record_id
 RUN_SOURCES = ("flexpredict-bench", "aic-silicon")
 _SAMPLES_PER_QUERY = {"MultiStream": 8}
@@ -24,11 +31,21 @@ def finalize(raw: list[dict]) -> pd.DataFrame:
     if not raw:
         return conform(pd.DataFrame())
     frame = _complete(pd.DataFrame(raw))
-    frame["record_id"] = [rid if rid else record_hash(*key) for rid, *key in
-                          zip(frame["record_id"], *(frame[c] for c in KEY_COLUMNS))]
-    frame["run_group"] = [grp if grp else record_hash(r, d, s, p, m, sc) for grp, r, d, s, p, m, sc in zip(
-        frame["run_group"], frame["round"], frame["division"], frame["submitter"],
-        frame["system_id"], frame["model"], frame["scenario"])]
+    frame["record_id"] = [
+        rid if rid else record_hash(*key) for rid, *key in zip(frame["record_id"], *(frame[c] for c in KEY_COLUMNS))
+    ]
+    frame["run_group"] = [
+        grp if grp else record_hash(r, d, s, p, m, sc)
+        for grp, r, d, s, p, m, sc in zip(
+            frame["run_group"],
+            frame["round"],
+            frame["division"],
+            frame["submitter"],
+            frame["system_id"],
+            frame["model"],
+            frame["scenario"],
+        )
+    ]
     return _deduplicate(conform(frame))
 
 
@@ -60,8 +77,10 @@ def _complete(frame: pd.DataFrame) -> pd.DataFrame:
     frame = _raw_frame(frame)
     frame["scenario"] = [_scenario(b, s) for b, s in zip(frame["benchmark"], frame["scenario"])]
     models: dict[tuple[str, str], str | None] = {}
-    frame["model"] = [m if m else models.setdefault((b, u), _model(b, u)) for m, b, u in zip(
-        frame["model"], frame["benchmark"], frame["used_model"])]
+    frame["model"] = [
+        m if m else models.setdefault((b, u), _model(b, u))
+        for m, b, u in zip(frame["model"], frame["benchmark"], frame["used_model"])
+    ]
     _hardware(frame)
     _software(frame)
     _metrics(frame)
@@ -95,8 +114,13 @@ def _hardware(frame: pd.DataFrame) -> None:
     catalog = catalogs.accelerators()
     cpu_only, raw_names, per_node, ids, vendors, guesses = [], [], [], [], [], []
     for name, count, cpu, sockets, given_cpu_only, given_id in zip(
-            frame["accelerator_raw"], frame["accelerators_per_node"], frame["host_cpu"],
-            frame["host_cpus_per_node"], frame["cpu_only"], frame["accelerator"]):
+        frame["accelerator_raw"],
+        frame["accelerators_per_node"],
+        frame["host_cpu"],
+        frame["host_cpus_per_node"],
+        frame["cpu_only"],
+        frame["accelerator"],
+    ):
         no_accelerator = given_cpu_only is True or norm.clean_text(name) is None or count == 0
         if no_accelerator and cpu:
             name, count = cpu, sockets or 1
@@ -110,12 +134,15 @@ def _hardware(frame: pd.DataFrame) -> None:
         guesses.append(_vendor_guess(name))
     frame["cpu_only"], frame["accelerator_raw"], frame["accelerators_per_node"] = cpu_only, raw_names, per_node
     frame["accelerator"] = ids
-    frame["accelerator_vendor"] = [v or given or g for v, given, g in zip(vendors, frame["accelerator_vendor"],
-                                                                           guesses)]
+    frame["accelerator_vendor"] = [
+        v or given or g for v, given, g in zip(vendors, frame["accelerator_vendor"], guesses)
+    ]
     frame["nodes"] = [n if n else 1 for n in frame["nodes"]]
     # a total stated outright (newer tables, heterogeneous systems) beats per-node x nodes
-    frame["accelerators_total"] = [t if t else (a * n if a else None) for t, a, n in zip(
-        frame["accelerators_total"], frame["accelerators_per_node"], frame["nodes"])]
+    frame["accelerators_total"] = [
+        t if t else (a * n if a else None)
+        for t, a, n in zip(frame["accelerators_total"], frame["accelerators_per_node"], frame["nodes"])
+    ]
 
 
 _MATCHES: dict = {}
@@ -147,12 +174,13 @@ def _vendor_guess(name) -> str | None:
 
 
 def _software(frame: pd.DataFrame) -> None:
-    parsed = [norm.engine(f, b) if not e else (e, v) for f, b, e, v in zip(
-        frame["framework_raw"], frame["benchmark"], frame["engine"], frame["engine_version"])]
+    parsed = [
+        norm.engine(f, b) if not e else (e, v)
+        for f, b, e, v in zip(frame["framework_raw"], frame["benchmark"], frame["engine"], frame["engine_version"])
+    ]
     frame["engine"] = [p[0] for p in parsed]
     frame["engine_version"] = [p[1] for p in parsed]
-    frame["precision"] = [p if p else norm.precision(w) for p, w in zip(frame["precision"],
-                                                                         frame["weight_data_types"])]
+    frame["precision"] = [p if p else norm.precision(w) for p, w in zip(frame["precision"], frame["weight_data_types"])]
 
 
 def _bounds(frame: pd.DataFrame) -> None:
@@ -167,8 +195,11 @@ def _bounds(frame: pd.DataFrame) -> None:
             found = catalogs.find_slo_preset(base)
             presets[base] = found[1] if found else {}
         bounds = presets[base].get("interactive" if scen == "Interactive" else "server") or {}
-        for column, key in (("ttft_bound_ms", "ttft_ms"), ("tpot_bound_ms", "tpot_ms"),
-                            ("latency_bound_ms", "latency_ms")):
+        for column, key in (
+            ("ttft_bound_ms", "ttft_ms"),
+            ("tpot_bound_ms", "tpot_ms"),
+            ("latency_bound_ms", "latency_ms"),
+        ):
             if frame.at[frame.index[i], column] is None and bounds.get(key):
                 frame.at[frame.index[i], column] = float(bounds[key])
 
@@ -176,14 +207,17 @@ def _bounds(frame: pd.DataFrame) -> None:
 def _metrics(frame: pd.DataFrame) -> None:
     # LLMs count tokens: by benchmark name, or (sources without an MLPerf benchmark) by a token rate alone
     # (or, for own runs of any model, a throughput stated in tokens)
-    llm = np.array([norm.is_llm_benchmark(b) for b in frame["benchmark"]], dtype=bool) | (
-        frame["tokens_per_s"].notna() & frame["samples_per_s"].isna()).to_numpy() | (
-        frame["throughput_unit"] == "Tokens/s").to_numpy()
+    llm = (
+        np.array([norm.is_llm_benchmark(b) for b in frame["benchmark"]], dtype=bool)
+        | (frame["tokens_per_s"].notna() & frame["samples_per_s"].isna()).to_numpy()
+        | (frame["throughput_unit"] == "Tokens/s").to_numpy()
+    )
     tps = pd.to_numeric(frame["tokens_per_s"], errors="coerce")
     sps = pd.to_numeric(frame["samples_per_s"], errors="coerce")
     per_sample = pd.to_numeric(frame["tokens_per_sample"], errors="coerce")
-    per_sample = per_sample.fillna(pd.Series([norm.tokens_per_sample(a) for a in frame["accuracy_raw"]],
-                                             index=frame.index, dtype="float64"))
+    per_sample = per_sample.fillna(
+        pd.Series([norm.tokens_per_sample(a) for a in frame["accuracy_raw"]], index=frame.index, dtype="float64")
+    )
     # rounds that publish no TOKENS_PER_SAMPLE (the v3.1/v4.0 imports) borrow the benchmark's median from others
     # (or the tokens/samples ratio of runs that logged both)
     family = frame["benchmark"].map(lambda b: norm.benchmark_base(b) if b else b)
@@ -201,8 +235,12 @@ def _metrics(frame: pd.DataFrame) -> None:
     frame["throughput_per_accelerator"] = (work / total).where(total > 0)
 
     missing = frame["throughput"].isna()
-    headline = [_headline(is_llm, t, s, row) for is_llm, t, s, row in zip(
-        llm, tps, sps, frame[["scenario", "latency_p90_ms", "latency_p99_ms"]].to_dict("records"))]
+    headline = [
+        _headline(is_llm, t, s, row)
+        for is_llm, t, s, row in zip(
+            llm, tps, sps, frame[["scenario", "latency_p90_ms", "latency_p99_ms"]].to_dict("records")
+        )
+    ]
     frame.loc[missing, "throughput"] = [h[0] for h, m in zip(headline, missing) if m]
     frame.loc[missing, "throughput_unit"] = [h[1] for h, m in zip(headline, missing) if m]
 
@@ -244,5 +282,8 @@ def _deduplicate(frame: pd.DataFrame) -> pd.DataFrame:
     duplicate = ~named & mlperf[alt_key].astype(str).apply(tuple, axis=1).isin(taken)
     mlperf = mlperf[~duplicate]
     result = pd.concat([mlperf, frame[bench].drop_duplicates("record_id")])
-    return result.sort_values(list(KEY_COLUMNS) + ["record_id"], kind="stable", na_position="last") \
-        .drop(columns="_rank").reset_index(drop=True)
+    return (
+        result.sort_values(list(KEY_COLUMNS) + ["record_id"], kind="stable", na_position="last")
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )

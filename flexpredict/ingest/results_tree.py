@@ -18,17 +18,35 @@ from pathlib import Path
 from .. import normalize as norm
 from .base import Reader, Reconciliation, register
 from .loadgen_log import LoadGenResult, LogFormatError, parse_detail, parse_summary, result_from_detail
-from .summary_rows import (SummaryFields, apply_power, apply_result, key_of, power_of, to_record,
-                           total_accelerators)
+from .summary_rows import SummaryFields, apply_power, apply_result, key_of, power_of, to_record, total_accelerators
 
 SUMMARY_RESULTS_FIELDS = SummaryFields(
-    submitter="Submitter", division="Category", system_type="Suite", system_name="System", platform="Platform",
-    benchmark="Model", used_model="UsedModel", scenario="Scenario", accuracy="Accuracy", nodes="Nodes",
-    host_cpu="Processor", host_cpus="host_processors_per_node", host_cores="host_processor_core_count",
-    accelerator="Accelerator", accelerators="a#", location="Location", framework="Software",
-    operating_system="operating_system", errors="errors", round="version", weights="weight_data_types",
-    availability="Availability", result="Performance_Result", units="Performance_Units",
-    power_result="Power_Result", power_units="Power_Units",
+    submitter="Submitter",
+    division="Category",
+    system_type="Suite",
+    system_name="System",
+    platform="Platform",
+    benchmark="Model",
+    used_model="UsedModel",
+    scenario="Scenario",
+    accuracy="Accuracy",
+    nodes="Nodes",
+    host_cpu="Processor",
+    host_cpus="host_processors_per_node",
+    host_cores="host_processor_core_count",
+    accelerator="Accelerator",
+    accelerators="a#",
+    location="Location",
+    framework="Software",
+    operating_system="operating_system",
+    errors="errors",
+    round="version",
+    weights="weight_data_types",
+    availability="Availability",
+    result="Performance_Result",
+    units="Performance_Units",
+    power_result="Power_Result",
+    power_units="Power_Units",
 )
 _LOG_NAMES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
 _ROUND_IN_PATH = re.compile(r"(?:^|[_\-/])v?(\d+\.\d+)(?:$|[_\-/])")
@@ -55,8 +73,12 @@ class ResultsTreeReader(Reader):
         # detail log still counts; compliance runs (TEST01... inside a scenario folder) are audits
         for path in sorted(self.files_named(*_LOG_NAMES), key=lambda p: _LOG_NAMES.index(p.name)):
             parts = path.parts
-            if len(parts) >= 7 and parts[-7] == "results" and parts[-3:-1] == ("performance", "run_1") \
-                    and not _COMPLIANCE.match(parts[-4]):
+            if (
+                len(parts) >= 7
+                and parts[-7] == "results"
+                and parts[-3:-1] == ("performance", "run_1")
+                and not _COMPLIANCE.match(parts[-4])
+            ):
                 runs.setdefault(path.parent, path)
         return sorted(runs.values())
 
@@ -68,10 +90,11 @@ class ResultsTreeReader(Reader):
             self.report.skip(self.relative(path), "not under <division>/<submitter>/results/")
             return []
         if at < 2 or len(parts) - at != 7:
-            self.report.skip(self.relative(path), "expected results/<Platform>/<benchmark>/<scenario>/performance/"
-                                                  "run_1/")
+            self.report.skip(
+                self.relative(path), "expected results/<Platform>/<benchmark>/<scenario>/performance/run_1/"
+            )
             return []
-        tree = Path(*parts[:at - 2])
+        tree = Path(*parts[: at - 2])
         division, submitter = parts[at - 2], parts[at - 1]
         platform, bench_dir, scenario_dir = parts[at + 1], parts[at + 2], parts[at + 3]
         result = self._parse_logs(path)
@@ -95,22 +118,25 @@ class ResultsTreeReader(Reader):
         result_dir = path.parents[2]
         system = self._system(tree / division / submitter / "systems" / f"{platform}.json") or {}
         record = self._from_system(system, division=division, submitter=submitter, platform=platform)
-        record.update({
-            "round": self._round(tree, published),
-            "benchmark": norm.benchmark(bench_dir),
-            # the folder names the scenario: LoadGen runs Interactive as a Server run and logs it as such
-            "scenario": scenario
-            or norm.scenario((published or {}).get(SUMMARY_RESULTS_FIELDS.scenario))
-            or norm.scenario(result.scenario),
-            "valid": result.valid,
-            "source": self.relative(path),
-            "source_kind": self.kind,
-            "weight_data_types": self._weights(result_dir, tree / division / submitter / "measurements" / platform
-                                               / bench_dir, scenario_dir),
-            "target_qps": result.settings.get("target_qps"),
-            "location": where,
-            "published": None if table is None else published is not None,
-        })
+        record.update(
+            {
+                "round": self._round(tree, published),
+                "benchmark": norm.benchmark(bench_dir),
+                # the folder names the scenario: LoadGen runs Interactive as a Server run and logs it as such
+                "scenario": scenario
+                or norm.scenario((published or {}).get(SUMMARY_RESULTS_FIELDS.scenario))
+                or norm.scenario(result.scenario),
+                "valid": result.valid,
+                "source": self.relative(path),
+                "source_kind": self.kind,
+                "weight_data_types": self._weights(
+                    result_dir, tree / division / submitter / "measurements" / platform / bench_dir, scenario_dir
+                ),
+                "target_qps": result.settings.get("target_qps"),
+                "location": where,
+                "published": None if table is None else published is not None,
+            }
+        )
         record.update(result.values)
         record.update(result.bounds())
         if published is not None:
@@ -127,9 +153,15 @@ class ResultsTreeReader(Reader):
             for key, row in index.items():
                 if (tree, key) not in self._seen:
                     self._tables[tree].table_only += 1
-                    records.append(to_record(row, SUMMARY_RESULTS_FIELDS, source=source,
-                                             source_kind="summary-results", power=power_of(row,
-                                                                                           SUMMARY_RESULTS_FIELDS)))
+                    records.append(
+                        to_record(
+                            row,
+                            SUMMARY_RESULTS_FIELDS,
+                            source=source,
+                            source_kind="summary-results",
+                            power=power_of(row, SUMMARY_RESULTS_FIELDS),
+                        )
+                    )
         return records
 
     # -- parts ---------------------------------------------------------------------------------------------------
@@ -169,8 +201,9 @@ class ResultsTreeReader(Reader):
                 self.report.files_read["summary-results"] += 1
                 self.report.rows_read["summary-results"] += len(rows)
                 label = self.relative(path)
-                table = self.report.table(label, label.rsplit("summary_results.json", 1)[0],
-                                          (self.kind, "summary-results"))
+                table = self.report.table(
+                    label, label.rsplit("summary_results.json", 1)[0], (self.kind, "summary-results")
+                )
                 self._tables[tree] = table
                 for row in rows:
                     if not isinstance(row, dict):

@@ -74,8 +74,10 @@ def location(text) -> str:
 
 def key_of(row: dict, fields: SummaryFields) -> tuple[str, str]:
     """Identity of a published result inside one summary source: (Location, Scenario)."""
-    return (location(row.get(fields.location)).lower(),
-            str(norm.scenario(row.get(fields.scenario)) or row.get(fields.scenario)))
+    return (
+        location(row.get(fields.location)).lower(),
+        str(norm.scenario(row.get(fields.scenario)) or row.get(fields.scenario)),
+    )
 
 
 def total_accelerators(row: dict) -> int | None:
@@ -92,8 +94,11 @@ def is_power_row(row: dict, fields: SummaryFields) -> bool:
 def power_of(row: dict, fields: SummaryFields) -> tuple[float | None, str | None]:
     """(value, unit) of the power measurement a row carries, if any."""
     if is_power_row(row, fields):
-        value = row.get(fields.power_result) if fields.power_result and row.get(fields.power_result) is not None \
+        value = (
+            row.get(fields.power_result)
+            if fields.power_result and row.get(fields.power_result) is not None
             else row.get(fields.result)
+        )
         return norm.to_float(value), str(row.get(fields.units)).strip().lower()
     if fields.power_result and row.get(fields.power_result) is not None:
         unit = row.get(fields.power_units) if fields.power_units else None
@@ -101,8 +106,14 @@ def power_of(row: dict, fields: SummaryFields) -> tuple[float | None, str | None
     return None, None
 
 
-def to_record(row: dict, fields: SummaryFields, *, source: str, source_kind: str,
-              power: tuple[float | None, str | None] = (None, None)) -> dict:
+def to_record(
+    row: dict,
+    fields: SummaryFields,
+    *,
+    source: str,
+    source_kind: str,
+    power: tuple[float | None, str | None] = (None, None),
+) -> dict:
     """One schema record from a performance row (plus the power of its result, when known)."""
     bench = _benchmark(row, fields)
     scen = norm.scenario(row.get(fields.scenario))
@@ -186,8 +197,7 @@ def _round(value) -> str | None:
     return text if text.startswith("v") else f"v{text}"
 
 
-def records_from_rows(rows: list, fields: SummaryFields, *, source: str, source_kind: str,
-                      report_drop) -> list[dict]:
+def records_from_rows(rows: list, fields: SummaryFields, *, source: str, source_kind: str, report_drop) -> list[dict]:
     """Join power rows onto their performance rows (same Location and Scenario) and build records.
 
     Duplicate rows of one result (a result listed in both a closed and a closed-power experiment) collapse into one.
@@ -211,8 +221,10 @@ def records_from_rows(rows: list, fields: SummaryFields, *, source: str, source_
         perf.setdefault(key, row)
     for _ in power.keys() - perf.keys():
         report_drop("power row without its performance row")
-    return [to_record(row, fields, source=source, source_kind=source_kind, power=power.get(key, (None, None)))
-            for key, row in perf.items()]
+    return [
+        to_record(row, fields, source=source, source_kind=source_kind, power=power.get(key, (None, None)))
+        for key, row in perf.items()
+    ]
 
 
 class SummaryListReader(Reader):
@@ -225,8 +237,13 @@ class SummaryListReader(Reader):
         if rows is None:
             return []
         self.report.rows_read[self.kind] += len(rows)
-        records = records_from_rows(rows, self.fields, source=self.relative(path), source_kind=self.kind,
-                                    report_drop=lambda reason: self.report.dropped.update([reason]))
+        records = records_from_rows(
+            rows,
+            self.fields,
+            source=self.relative(path),
+            source_kind=self.kind,
+            report_drop=lambda reason: self.report.dropped.update([reason]),
+        )
         # a result may sit in several files of one import (closed and closed-power experiments): count it once
         table = self.report.table(f"{self.relative(self.path)} ({self.kind})", self.relative(self.path), (self.kind,))
         seen = self._published.setdefault(table.label, set())

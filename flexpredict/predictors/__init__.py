@@ -1,6 +1,6 @@
 """Predictors behind one interface (fit / predict / predict_interval / save / load), one module each.
 
-    from flexpredict.predictors import PREDICTORS, XGBoostPredictor, TARGETS
+from flexpredict.predictors import PREDICTORS, XGBoostPredictor, TARGETS
 """
 
 from .base import PREDICTORS, Predictor, pair_keys
@@ -11,5 +11,16 @@ from .siblings import ModelRooflinePredictor, SiblingRooflinePredictor
 from .targets import TARGETS, Target
 from .xgboost_model import XGBoostPredictor
 
-__all__ = ["PREDICTORS", "LookupMedianPredictor", "ModelRooflinePredictor", "Predictor", "PublicRecipePredictor",
-           "RooflinePredictor", "SiblingRooflinePredictor", "TARGETS", "Target", "XGBoostPredictor", "pair_keys"]
+__all__ = [
+    "PREDICTORS",
+    "LookupMedianPredictor",
+    "ModelRooflinePredictor",
+    "Predictor",
+    "PublicRecipePredictor",
+    "RooflinePredictor",
+    "SiblingRooflinePredictor",
+    "TARGETS",
+    "Target",
+    "XGBoostPredictor",
+    "pair_keys",
+]

@@ -29,8 +29,11 @@ STATE_FILE = "predictor.json"
 
 def pair_keys(records: pd.DataFrame) -> pd.Series:
     """(model, accelerator) identity: what "seen in training" means for intervals and OOD flags."""
-    accelerator = records["accelerator"].astype("object").where(records["accelerator"].notna(),
-                                                                records["accelerator_raw"].astype("object"))
+    accelerator = (
+        records["accelerator"]
+        .astype("object")
+        .where(records["accelerator"].notna(), records["accelerator_raw"].astype("object"))
+    )
     return records["model"].astype("object").astype(str) + "|" + accelerator.astype(str)
 
 
@@ -41,8 +44,14 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, calibration_folds: int = 5, transfer_folds: int = 2, calibration_jobs: int = 2,
-                 random_state: int = 0, interval_level: float = 0.9):
+    def __init__(
+        self,
+        calibration_folds: int = 5,
+        transfer_folds: int = 2,
+        calibration_jobs: int = 2,
+        random_state: int = 0,
+        interval_level: float = 0.9,
+    ):
         self.interval_level = interval_level
         self.calibration_folds = calibration_folds
         self.transfer_folds = transfer_folds
@@ -107,8 +116,9 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         known_part = records["accelerator"].astype("object").isin(set(self.seen_accelerators_)).to_numpy()
         fallback = np.where(seen, self.quantile_seen_, self.quantile_unseen_)
         strata = _strata(records, seen, known_model, known_part)
-        half = np.array([self.quantile_strata_.get(key, default) for key, default in zip(strata, fallback)],
-                        dtype="float64")
+        half = np.array(
+            [self.quantile_strata_.get(key, default) for key, default in zip(strata, fallback)], dtype="float64"
+        )
         return np.exp(log_pred), np.exp(log_pred - half), np.exp(log_pred + half)
 
     def out_of_distribution(self, records: pd.DataFrame) -> np.ndarray:
@@ -116,9 +126,12 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         system is far larger than any in training."""
         accelerator = records["accelerator"]
         total = pd.to_numeric(records["accelerators_total"], errors="coerce").fillna(1)
-        return ((~records["model"].astype(str).isin(set(self.seen_models_)))
-                | accelerator.isna() | (~accelerator.astype(str).isin(set(self.seen_accelerators_)))
-                | (total > 2 * max(self.max_accelerators_, 1))).to_numpy()
+        return (
+            (~records["model"].astype(str).isin(set(self.seen_models_)))
+            | accelerator.isna()
+            | (~accelerator.astype(str).isin(set(self.seen_accelerators_)))
+            | (total > 2 * max(self.max_accelerators_, 1))
+        ).to_numpy()
 
     def _calibrate(self, records: pd.DataFrame, y: np.ndarray, fold_params: dict | None = None) -> None:
         """Cross-conformal quantiles of |log residual|, for seen and unseen (model, accelerator) pairs.
@@ -143,26 +156,36 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
         jobs = [(train, test, True) for train, test in forward] if seen_forward >= MIN_FORWARD_SEEN else []
         schemes = [] if jobs else [(records["run_group"].astype(str).to_numpy(), self.calibration_folds, True)]
         if self.calibration_folds >= 2:
-            schemes += [(records[column].astype("object").fillna("?").astype(str).to_numpy(), self.transfer_folds,
-                         False)
-                        for column in ("model", "accelerator")]
+            schemes += [
+                (records[column].astype("object").fillna("?").astype(str).to_numpy(), self.transfer_folds, False)
+                for column in ("model", "accelerator")
+            ]
         for groups, count, for_accuracy in schemes:
             folds = min(count, len(set(groups)))
             if folds >= 2:
-                jobs += [(train, test, for_accuracy)
-                         for train, test in GroupKFold(n_splits=folds).split(records, y, groups)]
+                jobs += [
+                    (train, test, for_accuracy) for train, test in GroupKFold(n_splits=folds).split(records, y, groups)
+                ]
         # folds are independent: fit them on every core (a 2-core machine trains twice as fast)
         fold_residuals = Parallel(n_jobs=min(self.calibration_jobs, len(jobs)) if jobs else 1)(
-            delayed(_fold_residual)(_single_threaded(clone(self).set_params(**(fold_params or {}))), records, y,
-                                    train, test)
-            for train, test, _ in jobs)
+            delayed(_fold_residual)(
+                _single_threaded(clone(self).set_params(**(fold_params or {}))), records, y, train, test
+            )
+            for train, test, _ in jobs
+        )
         for (train, test, for_accuracy), residual in zip(jobs, fold_residuals):
             if for_accuracy:
                 signed.append(residual)
             abs_residuals.append(np.abs(residual))
             seen_flags.append(np.isin(pairs[test], pairs[train]))
-            strata.append(_strata(records.iloc[test], seen_flags[-1], np.isin(models[test], models[train]),
-                                  np.isin(parts[test], parts[train])))
+            strata.append(
+                _strata(
+                    records.iloc[test],
+                    seen_flags[-1],
+                    np.isin(models[test], models[train]),
+                    np.isin(parts[test], parts[train]),
+                )
+            )
             from_seen_scheme.append(np.full(len(test), for_accuracy))
         residuals = np.concatenate(abs_residuals) if abs_residuals else np.array([])
         seen = np.concatenate(seen_flags) if seen_flags else np.array([], dtype=bool)
@@ -192,12 +215,27 @@ class Predictor(RegressorMixin, BaseEstimator, ABC):
     def save(self, folder: Path | str) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        learned = {key: getattr(self, key) for key in ("seen_pairs_", "seen_models_", "seen_accelerators_",
-                                                        "max_accelerators_", "quantile_all_", "quantile_seen_",
-                                                        "quantile_unseen_", "calibration_rows_", "oof_mdape_",
-                                                        "quantile_strata_")}
-        document = {"predictor": self.name, "params": self.get_params(), "learned": _jsonable(learned),
-                    "state": self._state(folder)}
+        learned = {
+            key: getattr(self, key)
+            for key in (
+                "seen_pairs_",
+                "seen_models_",
+                "seen_accelerators_",
+                "max_accelerators_",
+                "quantile_all_",
+                "quantile_seen_",
+                "quantile_unseen_",
+                "calibration_rows_",
+                "oof_mdape_",
+                "quantile_strata_",
+            )
+        }
+        document = {
+            "predictor": self.name,
+            "params": self.get_params(),
+            "learned": _jsonable(learned),
+            "state": self._state(folder),
+        }
         (folder / STATE_FILE).write_text(json.dumps(document, indent=1))
         return folder
 
@@ -236,8 +274,9 @@ def _single_threaded(model: Predictor) -> Predictor:
     return model
 
 
-def _fold_residual(model: Predictor, records: pd.DataFrame, y: np.ndarray, train: np.ndarray,
-                   test: np.ndarray) -> np.ndarray:
+def _fold_residual(
+    model: Predictor, records: pd.DataFrame, y: np.ndarray, train: np.ndarray, test: np.ndarray
+) -> np.ndarray:
     """log(y) - log(prediction) on one held-out fold."""
     model._fit_log(records.iloc[train].reset_index(drop=True), np.log(y[train]))
     return np.log(y[test]) - model._predict_log(records.iloc[test].reset_index(drop=True))
@@ -253,10 +292,15 @@ def _strata(records: pd.DataFrame, seen: np.ndarray, known_model: np.ndarray, kn
 
     closed = (records["division"].astype("object") == "closed").to_numpy()
     llm = records["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False).to_numpy()
-    kind = np.select([seen, known_model & known_part, known_model, known_part],
-                     ["seen", "new-pair", "new-accelerator", "new-model"], "both-new")
-    return np.array([f"{k}|{'closed' if c else 'other'}|{'llm' if m else 'other'}"
-                     for k, c, m in zip(kind, closed, llm)], dtype=object)
+    kind = np.select(
+        [seen, known_model & known_part, known_model, known_part],
+        ["seen", "new-pair", "new-accelerator", "new-model"],
+        "both-new",
+    )
+    return np.array(
+        [f"{k}|{'closed' if c else 'other'}|{'llm' if m else 'other'}" for k, c, m in zip(kind, closed, llm)],
+        dtype=object,
+    )
 
 
 def _conformal_quantile(residuals: np.ndarray, level: float, fallback: float = np.inf, minimum: int = 10) -> float:

@@ -33,8 +33,11 @@ class DamagedModelError(ValueError):
 def data_hash(records: pd.DataFrame) -> str:
     """Content hash of the training records (ids and target values), for the model card and reproducibility."""
     digest = hashlib.sha256()
-    digest.update(pd.util.hash_pandas_object(records[["record_id"] + [t.column for t in TARGETS.values()]],
-                                             index=False).to_numpy().tobytes())
+    digest.update(
+        pd.util.hash_pandas_object(records[["record_id"] + [t.column for t in TARGETS.values()]], index=False)
+        .to_numpy()
+        .tobytes()
+    )
     return digest.hexdigest()[:16]
 
 
@@ -46,8 +49,15 @@ class ModelBundle:
     # -- training ----------------------------------------------------------------------------------------------
 
     @classmethod
-    def train(cls, records: pd.DataFrame, *, predictor: str = "xgboost", targets: list[str] | None = None,
-              params: dict | None = None, on_progress: Callable[[int, int, str], None] | None = None) -> ModelBundle:
+    def train(
+        cls,
+        records: pd.DataFrame,
+        *,
+        predictor: str = "xgboost",
+        targets: list[str] | None = None,
+        params: dict | None = None,
+        on_progress: Callable[[int, int, str], None] | None = None,
+    ) -> ModelBundle:
         """Fit one predictor per target on the records that measured it."""
         chosen = targets or list(TARGETS)
         fitted: dict[str, Predictor] = {}
@@ -65,12 +75,16 @@ class ModelBundle:
         if on_progress:
             on_progress(len(chosen), len(chosen), "done")
         manifest = {
-            "predictor": predictor, "targets": {n: {"rows": rows[n], "unit": TARGETS[n].unit} for n in fitted},
-            "training_data_hash": data_hash(records), "training_records": len(records),
-            "training_rounds": _counts(records["round"]), "training_sources": _counts(records["source_kind"]),
+            "predictor": predictor,
+            "targets": {n: {"rows": rows[n], "unit": TARGETS[n].unit} for n in fitted},
+            "training_data_hash": data_hash(records),
+            "training_records": len(records),
+            "training_rounds": _counts(records["round"]),
+            "training_sources": _counts(records["source_kind"]),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "train_seconds": round(time.perf_counter() - started, 1),
-            "versions": _versions(), "metrics": {},
+            "versions": _versions(),
+            "metrics": {},
         }
         return cls(fitted, manifest)
 
@@ -147,8 +161,10 @@ class ModelBundle:
     def check_replaces(self, folder: Path) -> None:
         """Refuse to write a bundle with no targets, or with fewer targets than the model already in `folder`."""
         if not self.predictors:
-            raise ValueError(f"0 usable rows for every target ({self.manifest.get('training_records', 0)} records "
-                             "read): nothing written")
+            raise ValueError(
+                f"0 usable rows for every target ({self.manifest.get('training_records', 0)} records "
+                "read): nothing written"
+            )
         manifest = folder / MANIFEST
         if not manifest.exists():
             return
@@ -158,15 +174,19 @@ class ModelBundle:
             return  # a damaged model may be replaced
         lost = sorted(existing - set(self.predictors))
         if lost:
-            raise ValueError(f"{folder}: the new model would lose target(s) {', '.join(lost)} (too few rows); "
-                             "nothing written (use another --out)")
+            raise ValueError(
+                f"{folder}: the new model would lose target(s) {', '.join(lost)} (too few rows); "
+                "nothing written (use another --out)"
+            )
 
 
 def restore_hint(folder: Path) -> str:
     """How to get a working model back into `folder`."""
     if Path(folder).resolve() == catalogs.default_model_dir().resolve():
-        return ("restore the shipped model with `git checkout -- models/default` or "
-                "`pip install --force-reinstall flexpredict`")
+        return (
+            "restore the shipped model with `git checkout -- models/default` or "
+            "`pip install --force-reinstall flexpredict`"
+        )
     return f"retrain it with `flexpredict train --out {folder}`"
 
 

@@ -36,10 +36,18 @@ def fits(records: pd.DataFrame) -> np.ndarray:
     memory = pd.to_numeric(records["total_memory_gb"], errors="coerce").to_numpy("float64")
     kv = pd.to_numeric(records["kv_bytes_per_token"], errors="coerce").to_numpy("float64")
     lengths: dict = {}
-    tokens = np.array([sum(_sequence(b, m, i, o) if _positive(i) and _positive(o) else
-                           lengths.setdefault((b, m), _sequence(b, m, None, None)))
-                       for b, m, i, o in zip(records["benchmark"], records["model"], records["input_tokens_mean"],
-                                             records["output_tokens_mean"])])
+    tokens = np.array(
+        [
+            sum(
+                _sequence(b, m, i, o)
+                if _positive(i) and _positive(o)
+                else lengths.setdefault((b, m), _sequence(b, m, None, None))
+            )
+            for b, m, i, o in zip(
+                records["benchmark"], records["model"], records["input_tokens_mean"], records["output_tokens_mean"]
+            )
+        ]
+    )
     need = weights + np.nan_to_num(kv) * tokens / 1e9
     with np.errstate(invalid="ignore"):
         return ~(need > memory)
@@ -56,8 +64,7 @@ def power_bounds(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def constrain(records: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
     """`predicted` (pred_<target>, _lo, _hi per completed record) with the constraints above applied: a new frame."""
     out = predicted.copy()
-    names = [c.removeprefix("pred_") for c in out.columns
-             if c.startswith("pred_") and not c.endswith(("_lo", "_hi"))]
+    names = [c.removeprefix("pred_") for c in out.columns if c.startswith("pred_") and not c.endswith(("_lo", "_hi"))]
     if "pred_throughput_per_accelerator" in out:  # the roofline is a true upper bound (no measured row above it)
         ceiling = pd.to_numeric(records["roofline_per_accelerator"], errors="coerce").to_numpy("float64")
         ceiling = np.where(np.isfinite(ceiling) & (ceiling > 0), ceiling, np.inf)

@@ -18,11 +18,17 @@ class KnobPredictor(Predictor):
 
     name = "knobs"
 
-    def __init__(self, columns: tuple[str, ...] = (), n_estimators: int = 200, max_depth: int = 3,
-                 learning_rate: float = 0.1, calibration_folds: int = 3, transfer_folds: int = 0,
-                 random_state: int = 0):
-        super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
-                         random_state=random_state)
+    def __init__(
+        self,
+        columns: tuple[str, ...] = (),
+        n_estimators: int = 200,
+        max_depth: int = 3,
+        learning_rate: float = 0.1,
+        calibration_folds: int = 3,
+        transfer_folds: int = 0,
+        random_state: int = 0,
+    ):
+        super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds, random_state=random_state)
         self.columns = tuple(columns)
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -36,10 +42,17 @@ class KnobPredictor(Predictor):
             values = records[column]
             if pd.to_numeric(values, errors="coerce").notna().sum() < values.notna().sum():
                 self.levels_[column] = sorted({str(v) for v in values.dropna()})
-        params = {"max_depth": self.max_depth, "eta": self.learning_rate, "min_child_weight": 1.0,
-                  "nthread": 1, "seed": self.random_state, "objective": "reg:squarederror"}
-        self.booster_ = xgb.train(params, xgb.DMatrix(self._matrix(records), label=log_y),
-                                  num_boost_round=self.n_estimators)
+        params = {
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "min_child_weight": 1.0,
+            "nthread": 1,
+            "seed": self.random_state,
+            "objective": "reg:squarederror",
+        }
+        self.booster_ = xgb.train(
+            params, xgb.DMatrix(self._matrix(records), label=log_y), num_boost_round=self.n_estimators
+        )
 
     def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
         import xgboost as xgb

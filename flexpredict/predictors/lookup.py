@@ -7,8 +7,12 @@ import pandas as pd
 
 from .base import Predictor, register
 
-_LEVELS = (("model", "accelerator", "scenario", "precision"), ("model", "accelerator", "scenario"),
-           ("model", "scenario"), ("model",))
+_LEVELS = (
+    ("model", "accelerator", "scenario", "precision"),
+    ("model", "accelerator", "scenario"),
+    ("model", "scenario"),
+    ("model",),
+)
 
 
 @register
@@ -21,8 +25,9 @@ class LookupMedianPredictor(Predictor):
 
     def _fit_log(self, records: pd.DataFrame, log_y: np.ndarray) -> None:
         frame = self._keys(records).assign(y=log_y)
-        self.tables_ = [{_key(k): float(v) for k, v in frame.groupby(list(level))["y"].median().items()}
-                        for level in _LEVELS]
+        self.tables_ = [
+            {_key(k): float(v) for k, v in frame.groupby(list(level))["y"].median().items()} for level in _LEVELS
+        ]
         self.global_ = float(np.median(log_y))
 
     def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
@@ -39,8 +44,13 @@ class LookupMedianPredictor(Predictor):
 
     @staticmethod
     def _keys(records: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({c: records[c].astype("object").where(records[c].notna(), "?").astype(str)
-                             for c in ("model", "accelerator", "scenario", "precision")}, index=records.index)
+        return pd.DataFrame(
+            {
+                c: records[c].astype("object").where(records[c].notna(), "?").astype(str)
+                for c in ("model", "accelerator", "scenario", "precision")
+            },
+            index=records.index,
+        )
 
     def _state(self, folder) -> dict:
         return {"tables": self.tables_, "global": self.global_}

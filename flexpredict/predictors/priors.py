@@ -54,8 +54,12 @@ class PriorTables:
     """Per-level medians of log-targets (robust to the odd open-division run), with leave-one-run-group-out
     medians for training rows, the newest round's median, and the per-round trend."""
 
-    def __init__(self, tables: dict[str, dict[str, list[float]]] | None = None, trend: float = 0.0,
-                 newest_round: float = float("nan")):
+    def __init__(
+        self,
+        tables: dict[str, dict[str, list[float]]] | None = None,
+        trend: float = 0.0,
+        newest_round: float = float("nan"),
+    ):
         self.tables = tables or {}  # level -> key -> [median, count, newest-round median, newest round]
         self.trend = trend  # log-change per round of the same configuration (software and tuning improve)
         self.newest_round = newest_round
@@ -67,18 +71,25 @@ class PriorTables:
         for level, physical in LEVELS:
             key = keys(records, level, offset if physical else None).to_numpy()
             values = log_y - _shift(offset) if physical else log_y
-            prior, count, latest, latest_round = _summaries(key, np.zeros(len(key), dtype=object), values, rounds,
-                                                            leave_out=False)
-            tables[level_name(level)] = {k: [prior[i], count[i], latest[i], latest_round[i]]
-                                         for k, i in zip(*np.unique(key, return_index=True))}
+            prior, count, latest, latest_round = _summaries(
+                key, np.zeros(len(key), dtype=object), values, rounds, leave_out=False
+            )
+            tables[level_name(level)] = {
+                k: [prior[i], count[i], latest[i], latest_round[i]] for k, i in zip(*np.unique(key, return_index=True))
+            }
         newest = float(np.nanmax(rounds)) if np.isfinite(rounds).any() else float("nan")
         # the trend of tuned closed-division submissions; open-division sweeps of fixed edge setups have none
         closed = (records["division"] == "closed").to_numpy()
         trend = _trend(keys(records, LEVELS[2][0]).to_numpy()[closed], rounds[closed], log_y[closed])
         return cls(tables, trend, newest)
 
-    def features(self, records: pd.DataFrame, offset: np.ndarray, log_y: np.ndarray | None = None,
-                 leave_out: np.ndarray | None = None) -> pd.DataFrame:
+    def features(
+        self,
+        records: pd.DataFrame,
+        offset: np.ndarray,
+        log_y: np.ndarray | None = None,
+        leave_out: np.ndarray | None = None,
+    ) -> pd.DataFrame:
         """Per level: prior_ (median), count_, latest_ (newest round's median) and rounds_since_ (rounds since that
         measurement) per record. With log_y (training rows), each row's `leave_out` group (default: its run group)
         and every later round are left out."""
@@ -95,8 +106,7 @@ class PriorTables:
                 prior, count, latest, latest_round = found.T
             else:
                 values = log_y - _shift(offset) if physical else log_y
-                prior, count, latest, latest_round = _summaries(key.to_numpy(), groups, values, rounds,
-                                                                leave_out=True)
+                prior, count, latest, latest_round = _summaries(key.to_numpy(), groups, values, rounds, leave_out=True)
             out["prior_" + name] = prior
             out["count_" + name] = count
             out["latest_" + name] = latest
@@ -140,7 +150,7 @@ def _summaries(key, group, y, rounds, *, leave_out: bool):
     frame = pd.DataFrame({"key": key, "group": group})
     for _, index in frame.groupby("key", sort=False).indices.items():
         groups, values, when = group[index], y[index], rounds[index]
-        for g in (set(groups) if leave_out else {None}):
+        for g in set(groups) if leave_out else {None}:
             if leave_out:  # other run groups, and nothing from a later round than this row's
                 mine = index[groups == g]
                 others = (groups != g) & (when <= when[groups == g].max())

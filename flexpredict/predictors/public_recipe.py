@@ -15,8 +15,15 @@ import pandas as pd
 from .base import Predictor, register
 
 RAW_TEXT = ("accelerator_raw", "benchmark", "precision", "framework_raw", "host_cpu", "system_type")
-RAW_NUMBERS = ("accelerators_per_node", "accelerators_total", "accelerator_memory_gb", "host_cpu_cores",
-               "host_cpus_per_node", "host_memory_gb", "nodes")
+RAW_NUMBERS = (
+    "accelerators_per_node",
+    "accelerators_total",
+    "accelerator_memory_gb",
+    "host_cpu_cores",
+    "host_cpus_per_node",
+    "host_memory_gb",
+    "nodes",
+)
 BOOSTER_FILE = "booster.ubj"
 
 
@@ -24,23 +31,38 @@ BOOSTER_FILE = "booster.ubj"
 class PublicRecipePredictor(Predictor):
     name = "public-recipe"
 
-    def __init__(self, n_estimators: int = 100, calibration_folds: int = 5, transfer_folds: int = 2,
-                 calibration_jobs: int = 2, random_state: int = 0, interval_level: float = 0.9):
-        super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
-                         calibration_jobs=calibration_jobs, random_state=random_state,
-                         interval_level=interval_level)
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        calibration_folds: int = 5,
+        transfer_folds: int = 2,
+        calibration_jobs: int = 2,
+        random_state: int = 0,
+        interval_level: float = 0.9,
+    ):
+        super().__init__(
+            calibration_folds=calibration_folds,
+            transfer_folds=transfer_folds,
+            calibration_jobs=calibration_jobs,
+            random_state=random_state,
+            interval_level=interval_level,
+        )
         self.n_estimators = n_estimators
 
     def _fit_log(self, records: pd.DataFrame, log_y: np.ndarray) -> None:
         import xgboost as xgb
 
-        self.codes_ = {c: {v: i for i, v in enumerate(sorted(records[c].dropna().astype(str).unique()))}
-                       for c in RAW_TEXT}
+        self.codes_ = {
+            c: {v: i for i, v in enumerate(sorted(records[c].dropna().astype(str).unique()))} for c in RAW_TEXT
+        }
         total = self._total(records)
         # the recipe predicts the whole-system result; we compare per accelerator like every other predictor
         system = np.exp(log_y) * total
-        self.booster_ = xgb.train({"nthread": 2, "seed": self.random_state}, xgb.DMatrix(self._matrix(records),
-                                  label=system), num_boost_round=self.n_estimators)
+        self.booster_ = xgb.train(
+            {"nthread": 2, "seed": self.random_state},
+            xgb.DMatrix(self._matrix(records), label=system),
+            num_boost_round=self.n_estimators,
+        )
 
     def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
         import xgboost as xgb

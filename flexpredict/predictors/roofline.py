@@ -31,7 +31,8 @@ class RooflinePredictor(Predictor):
         eff = self.efficiency_
         out = []
         for model, scenario, kind, log_roof in frame[["model", "scenario", "model_kind", "log_roofline"]].itertuples(
-                index=False):
+            index=False
+        ):
             shift = eff["model_scenario"].get((model, scenario), eff["kind"].get(kind, eff["all"]))
             out.append(log_roof + shift)
         return np.asarray(out, dtype="float64")
@@ -40,15 +41,27 @@ class RooflinePredictor(Predictor):
     def _frame(records: pd.DataFrame) -> pd.DataFrame:
         frame = RecordFeaturizer.complete(records)
         roof = pd.to_numeric(frame["roofline_per_accelerator"], errors="coerce")
-        return pd.DataFrame({"model": frame["model"].astype(str), "scenario": frame["scenario"].astype(str),
-                             "model_kind": frame["model_kind"].astype(str),
-                             "log_roofline": np.log(roof.where(roof > 0))}, index=frame.index)
+        return pd.DataFrame(
+            {
+                "model": frame["model"].astype(str),
+                "scenario": frame["scenario"].astype(str),
+                "model_kind": frame["model_kind"].astype(str),
+                "log_roofline": np.log(roof.where(roof > 0)),
+            },
+            index=frame.index,
+        )
 
     def _state(self, folder) -> dict:
         eff = self.efficiency_
-        return {"model_scenario": [[m, s, v] for (m, s), v in eff["model_scenario"].items()],
-                "kind": eff["kind"], "all": eff["all"]}
+        return {
+            "model_scenario": [[m, s, v] for (m, s), v in eff["model_scenario"].items()],
+            "kind": eff["kind"],
+            "all": eff["all"],
+        }
 
     def _restore(self, state: dict, folder) -> None:
-        self.efficiency_ = {"model_scenario": {(m, s): v for m, s, v in state["model_scenario"]},
-                            "kind": state["kind"], "all": state["all"]}
+        self.efficiency_ = {
+            "model_scenario": {(m, s): v for m, s, v in state["model_scenario"]},
+            "kind": state["kind"],
+            "all": state["all"],
+        }

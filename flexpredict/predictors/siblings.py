@@ -32,12 +32,23 @@ class NearestSiblingPredictor(Predictor):
     fixed: ClassVar[tuple[str, ...]]
     varied: ClassVar[str]
 
-    def __init__(self, roofline_exponent: float = 1.0, physics_column: str = "log_work_bound",
-                 calibration_folds: int = 5, transfer_folds: int = 2, calibration_jobs: int = 2, random_state: int = 0,
-                 interval_level: float = 0.9):
-        super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
-                         calibration_jobs=calibration_jobs, random_state=random_state,
-                         interval_level=interval_level)
+    def __init__(
+        self,
+        roofline_exponent: float = 1.0,
+        physics_column: str = "log_work_bound",
+        calibration_folds: int = 5,
+        transfer_folds: int = 2,
+        calibration_jobs: int = 2,
+        random_state: int = 0,
+        interval_level: float = 0.9,
+    ):
+        super().__init__(
+            calibration_folds=calibration_folds,
+            transfer_folds=transfer_folds,
+            calibration_jobs=calibration_jobs,
+            random_state=random_state,
+            interval_level=interval_level,
+        )
         self.roofline_exponent = roofline_exponent
         self.physics_column = physics_column
 
@@ -46,8 +57,11 @@ class NearestSiblingPredictor(Predictor):
         frame["efficiency"] = log_y - frame["offset"].to_numpy()
         frame = frame[np.isfinite(frame["efficiency"])]
         columns = [*self.fixed, "precision", self.varied]
-        table = frame.groupby(columns, dropna=False).agg(
-            efficiency=("efficiency", "median"), **{f: (f, "first") for f in self.descriptors}).reset_index()
+        table = (
+            frame.groupby(columns, dropna=False)
+            .agg(efficiency=("efficiency", "median"), **{f: (f, "first") for f in self.descriptors})
+            .reset_index()
+        )
         self.siblings_ = table.to_dict("records")
         self.kind_efficiency_ = frame.groupby("model_kind")["efficiency"].median().to_dict()
         self.all_efficiency_ = float(frame["efficiency"].median()) if len(frame) else float("nan")
@@ -98,20 +112,36 @@ class NearestSiblingPredictor(Predictor):
     def _frame(self, records: pd.DataFrame) -> pd.DataFrame:
         frame = RecordFeaturizer.complete(records)
         out = pd.DataFrame(index=frame.index)
-        for column in ("model", "accelerator", "scenario", "precision", "model_kind", "acc_family",
-                       "accelerator_vendor"):
+        for column in (
+            "model",
+            "accelerator",
+            "scenario",
+            "precision",
+            "model_kind",
+            "acc_family",
+            "accelerator_vendor",
+        ):
             out[column] = frame[column].astype("object").where(frame[column].notna(), "?").astype(str)
-        for column in ("acc_bandwidth_tbs", "acc_memory_gb", "model_params_active_b", "model_params_total_b",
-                       "model_moe"):
+        for column in (
+            "acc_bandwidth_tbs",
+            "acc_memory_gb",
+            "model_params_active_b",
+            "model_params_total_b",
+            "model_moe",
+        ):
             out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         # exponent x log physical bound: the physics part of log(target), as the XGBoost predictor's offset
         out["offset"] = self.roofline_exponent * pd.to_numeric(frame[self.physics_column], errors="coerce").astype(
-            "float64")
+            "float64"
+        )
         return out
 
     def _state(self, folder) -> dict:
-        return {"siblings": self.siblings_, "kind_efficiency": self.kind_efficiency_,
-                "all_efficiency": self.all_efficiency_}
+        return {
+            "siblings": self.siblings_,
+            "kind_efficiency": self.kind_efficiency_,
+            "all_efficiency": self.all_efficiency_,
+        }
 
     def _restore(self, state: dict, folder) -> None:
         self.siblings_, self.kind_efficiency_ = state["siblings"], state["kind_efficiency"]
@@ -136,11 +166,13 @@ class SiblingRooflinePredictor(NearestSiblingPredictor):
 
     @staticmethod
     def distance(pool: pd.DataFrame, row) -> np.ndarray:
-        return ((pool["acc_family"].to_numpy() != row.acc_family) * 2.0
-                + (pool["accelerator_vendor"].to_numpy() != row.accelerator_vendor) * 10.0
-                + _log_gap(pool, "acc_bandwidth_tbs", row.acc_bandwidth_tbs)
-                + 0.5 * _log_gap(pool, "acc_memory_gb", row.acc_memory_gb)
-                + (pool["accelerator"].to_numpy() != row.accelerator) * 0.01)
+        return (
+            (pool["acc_family"].to_numpy() != row.acc_family) * 2.0
+            + (pool["accelerator_vendor"].to_numpy() != row.accelerator_vendor) * 10.0
+            + _log_gap(pool, "acc_bandwidth_tbs", row.acc_bandwidth_tbs)
+            + 0.5 * _log_gap(pool, "acc_memory_gb", row.acc_memory_gb)
+            + (pool["accelerator"].to_numpy() != row.accelerator) * 0.01
+        )
 
 
 @register
@@ -154,8 +186,10 @@ class ModelRooflinePredictor(NearestSiblingPredictor):
 
     @staticmethod
     def distance(pool: pd.DataFrame, row) -> np.ndarray:
-        return ((pool["model_kind"].to_numpy() != row.model_kind) * _FAR
-                + (np.nan_to_num(pool["model_moe"].to_numpy("float64")) != np.nan_to_num(row.model_moe)) * 2.0
-                + _log_gap(pool, "model_params_active_b", row.model_params_active_b)
-                + 0.5 * _log_gap(pool, "model_params_total_b", row.model_params_total_b)
-                + (pool["model"].to_numpy() != row.model) * 0.01)
+        return (
+            (pool["model_kind"].to_numpy() != row.model_kind) * _FAR
+            + (np.nan_to_num(pool["model_moe"].to_numpy("float64")) != np.nan_to_num(row.model_moe)) * 2.0
+            + _log_gap(pool, "model_params_active_b", row.model_params_active_b)
+            + 0.5 * _log_gap(pool, "model_params_total_b", row.model_params_total_b)
+            + (pool["model"].to_numpy() != row.model) * 0.01
+        )

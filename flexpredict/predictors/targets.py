@@ -59,22 +59,57 @@ def decode_step_ms(records: pd.DataFrame) -> np.ndarray:
         return np.where(bandwidth > 0, weights / bandwidth, np.nan)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("throughput_per_accelerator", "throughput_per_accelerator", "tokens/s (LLM) or samples/s per accelerator",
-           scenarios=("Offline", "Server", "Interactive"), roofline_exponent=1.0),
-    Target("ttft_p99_ms", "ttft_p99_ms", "ms", scenarios=("Server", "Interactive"), llm=True,
-           roofline_exponent=-1.0, floor=decode_step_ms),
-    Target("tpot_p99_ms", "tpot_p99_ms", "ms", scenarios=("Server", "Interactive"), llm=True,
-           roofline_exponent=-1.0, floor=decode_step_ms),
-    Target("latency_p99_ms", "latency_p99_ms", "ms", scenarios=("SingleStream", "MultiStream", "Server"), llm=False,
-           roofline_exponent=-1.0),
-    Target("latency_p90_ms", "latency_p90_ms", "ms", scenarios=("SingleStream",), llm=False,
-           roofline_exponent=-1.0),
-    Target("power_w", "power_w", "W (whole system)", per_accelerator=True, roofline_exponent=1.0,
-           physics_column="log_power_ceiling"),
-    Target("energy_j_per_token", "energy_j_per_token", "J/token", llm=True, roofline_exponent=-1.0),
-    Target("energy_j_per_sample", "energy_j_per_sample", "J/sample", llm=False, roofline_exponent=-1.0),
-)}
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            "throughput_per_accelerator",
+            "throughput_per_accelerator",
+            "tokens/s (LLM) or samples/s per accelerator",
+            scenarios=("Offline", "Server", "Interactive"),
+            roofline_exponent=1.0,
+        ),
+        Target(
+            "ttft_p99_ms",
+            "ttft_p99_ms",
+            "ms",
+            scenarios=("Server", "Interactive"),
+            llm=True,
+            roofline_exponent=-1.0,
+            floor=decode_step_ms,
+        ),
+        Target(
+            "tpot_p99_ms",
+            "tpot_p99_ms",
+            "ms",
+            scenarios=("Server", "Interactive"),
+            llm=True,
+            roofline_exponent=-1.0,
+            floor=decode_step_ms,
+        ),
+        Target(
+            "latency_p99_ms",
+            "latency_p99_ms",
+            "ms",
+            scenarios=("SingleStream", "MultiStream", "Server"),
+            llm=False,
+            roofline_exponent=-1.0,
+        ),
+        Target(
+            "latency_p90_ms", "latency_p90_ms", "ms", scenarios=("SingleStream",), llm=False, roofline_exponent=-1.0
+        ),
+        Target(
+            "power_w",
+            "power_w",
+            "W (whole system)",
+            per_accelerator=True,
+            roofline_exponent=1.0,
+            physics_column="log_power_ceiling",
+        ),
+        Target("energy_j_per_token", "energy_j_per_token", "J/token", llm=True, roofline_exponent=-1.0),
+        Target("energy_j_per_sample", "energy_j_per_sample", "J/sample", llm=False, roofline_exponent=-1.0),
+    )
+}
 
 
 def make_predictor(name: str, target: Target, params: dict | None = None):

@@ -42,16 +42,37 @@ NEAR_SIBLING = 1.0  # a sibling distance below this: same family/kind, bandwidth
 class XGBoostPredictor(Predictor):
     name = "xgboost"
 
-    def __init__(self, n_estimators: int = 150, max_depth: int = 4, learning_rate: float = 0.1,
-                 subsample: float = 0.8, colsample_bytree: float = 0.8, min_child_weight: float = 2.0,
-                 reg_lambda: float = 1.0, roofline_exponent: float = 1.0, use_identity: bool = True,
-                 objective: str = "reg:pseudohubererror", huber_slope: float = 0.1, max_correction: float = 3.0,
-                 n_jobs: int = 2, calibration_folds: int = 3, transfer_folds: int = 2, calibration_jobs: int = 2,
-                 random_state: int = 0, interval_level: float = 0.9, blend_folds: int = 2,
-                 blend_weights: dict | None = None, physics_column: str = "log_work_bound"):
-        super().__init__(calibration_folds=calibration_folds, transfer_folds=transfer_folds,
-                         calibration_jobs=calibration_jobs, random_state=random_state,
-                         interval_level=interval_level)
+    def __init__(
+        self,
+        n_estimators: int = 150,
+        max_depth: int = 4,
+        learning_rate: float = 0.1,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        min_child_weight: float = 2.0,
+        reg_lambda: float = 1.0,
+        roofline_exponent: float = 1.0,
+        use_identity: bool = True,
+        objective: str = "reg:pseudohubererror",
+        huber_slope: float = 0.1,
+        max_correction: float = 3.0,
+        n_jobs: int = 2,
+        calibration_folds: int = 3,
+        transfer_folds: int = 2,
+        calibration_jobs: int = 2,
+        random_state: int = 0,
+        interval_level: float = 0.9,
+        blend_folds: int = 2,
+        blend_weights: dict | None = None,
+        physics_column: str = "log_work_bound",
+    ):
+        super().__init__(
+            calibration_folds=calibration_folds,
+            transfer_folds=transfer_folds,
+            calibration_jobs=calibration_jobs,
+            random_state=random_state,
+            interval_level=interval_level,
+        )
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -87,8 +108,7 @@ class XGBoostPredictor(Predictor):
         gap = log_y - offset  # how far a typical configuration sits from its roofline, in this target's direction
         self.roofline_shift_ = float(np.nanmedian(gap)) if np.isfinite(gap).any() else 0.0
         matrix, margin = self.transfer_design(frame, log_y)
-        data = xgb.DMatrix(matrix, label=np.tile(log_y, len(UNMEASURED)), base_margin=margin,
-                           enable_categorical=True)
+        data = xgb.DMatrix(matrix, label=np.tile(log_y, len(UNMEASURED)), base_margin=margin, enable_categorical=True)
         self.booster_ = xgb.train(self._xgb_params(), data, num_boost_round=self.n_estimators)
         self.sibling_, self.model_sibling_ = self._baselines()
         self.sibling_._fit_log(frame, log_y)
@@ -124,11 +144,13 @@ class XGBoostPredictor(Predictor):
             groups = keys(records, scheme).to_numpy()
             folds = min(self.blend_folds, len(set(groups)))
             if folds >= 2:
-                jobs += [(train, test, False)
-                         for train, test in GroupKFold(n_splits=folds).split(records, groups=groups)]
+                jobs += [
+                    (train, test, False) for train, test in GroupKFold(n_splits=folds).split(records, groups=groups)
+                ]
         inner = clone(self).set_params(blend_weights={}, calibration_folds=0, n_jobs=1)
         parts = Parallel(n_jobs=min(self.calibration_jobs, len(jobs)) if jobs else 1)(
-            delayed(_held_out_candidates)(clone(inner), records, log_y, train, test) for train, test, _ in jobs)
+            delayed(_held_out_candidates)(clone(inner), records, log_y, train, test) for train, test, _ in jobs
+        )
         if not parts:
             return {}
         candidates = np.concatenate([c for c, _, _ in parts])
@@ -164,20 +186,19 @@ class XGBoostPredictor(Predictor):
         return pd.concat(matrices, ignore_index=True), np.concatenate(margins)
 
     def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
-        import xgboost as xgb
 
         frame = self.featurizer_.complete(records)
         matrix, margin, measured = self._design(frame)
         out = margin.copy()
         if (~measured).any():
             unmeasured = ~measured
-            candidates, category = self._candidates(frame.loc[unmeasured], matrix.loc[unmeasured],
-                                                    margin[unmeasured])
+            candidates, category = self._candidates(frame.loc[unmeasured], matrix.loc[unmeasured], margin[unmeasured])
             out[unmeasured] = _blend(candidates, self._weights(category))
         return out
 
-    def _candidates(self, frame: pd.DataFrame, matrix: pd.DataFrame,
-                    margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _candidates(
+        self, frame: pd.DataFrame, matrix: pd.DataFrame, margin: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(rows x CANDIDATES log-estimates, blend category) of unmeasured configurations (NaN where an estimate
         cannot say). The category is the novelty and whether each roofline sibling is near: a sibling of the same
         family carries over well, one from another generation does not, and the weights may say so."""
@@ -189,8 +210,10 @@ class XGBoostPredictor(Predictor):
         trees = np.clip(corrected, margin - limit, margin + limit)
         sibling, sibling_distance = self.sibling_.nearest(frame)
         model, model_distance = self.model_sibling_.nearest(frame)
-        near = [np.where(distance < NEAR_SIBLING, f"{name}-near", f"{name}-far")
-                for name, distance in (("sibling", sibling_distance), ("model", model_distance))]
+        near = [
+            np.where(distance < NEAR_SIBLING, f"{name}-near", f"{name}-far")
+            for name, distance in (("sibling", sibling_distance), ("model", model_distance))
+        ]
         siblings = np.where(np.isfinite(sibling), near[0] + "|" + near[1], "no-physics")
         category = pd.Series(self.novelty(frame, matrix)) + "|" + siblings
         return np.column_stack([margin, trees, sibling, model]), category.to_numpy(dtype=object)
@@ -206,8 +229,10 @@ class XGBoostPredictor(Predictor):
 
     def _weights(self, category: np.ndarray) -> np.ndarray:
         """Blend weights per row: of its category, else of its novelty alone, else the trees' correction alone."""
+
         def lookup(name: str):
             return self.blend_weights_.get(name, self.blend_weights_.get(name.split("|")[0], TREES_ONLY))
+
         return np.array([lookup(name) for name in category], dtype="float64").reshape(-1, len(CANDIDATES))
 
     def contributions(self, records: pd.DataFrame) -> pd.DataFrame:
@@ -223,16 +248,18 @@ class XGBoostPredictor(Predictor):
 
         completed = self.featurizer_.complete(records)
         matrix, margin, measured = self._design(completed)
-        values = self.booster_.predict(xgb.DMatrix(matrix, base_margin=margin, enable_categorical=True),
-                                       pred_contribs=True)
+        values = self.booster_.predict(
+            xgb.DMatrix(matrix, base_margin=margin, enable_categorical=True), pred_contribs=True
+        )
         values[:, -1] -= margin  # XGBoost's bias includes the base margin: keep only the trees' part in `bias`
         start = margin.copy()
         shares = np.zeros((len(matrix), len(CANDIDATES)))
         if (~measured).any():
             # the blend's start: every estimate but the trees' correction; the trees' terms count at their weight
             unmeasured = ~measured
-            candidates, category = self._candidates(completed.loc[unmeasured], matrix.loc[unmeasured],
-                                                    margin[unmeasured])
+            candidates, category = self._candidates(
+                completed.loc[unmeasured], matrix.loc[unmeasured], margin[unmeasured]
+            )
             weights = self._weights(category)
             shares[unmeasured] = _usable(candidates, weights)
             trees = shares[unmeasured, 1]
@@ -243,8 +270,9 @@ class XGBoostPredictor(Predictor):
         frame.loc[measured, :] = 0.0
         frame["prior"] = start
         frame["measured"] = measured
-        blend = pd.DataFrame(shares, columns=["blend_prior", "blend_trees", "blend_sibling", "blend_model"],
-                             index=matrix.index).assign(transfer_prior=margin)
+        blend = pd.DataFrame(
+            shares, columns=["blend_prior", "blend_trees", "blend_sibling", "blend_model"], index=matrix.index
+        ).assign(transfer_prior=margin)
         return frame, pd.concat([matrix, blend], axis=1)
 
     def feature_matrix(self, records: pd.DataFrame) -> pd.DataFrame:
@@ -252,8 +280,9 @@ class XGBoostPredictor(Predictor):
 
     # -- design ------------------------------------------------------------------------------------------------
 
-    def _design(self, frame: pd.DataFrame, *, log_y: np.ndarray | None = None,
-                leave_out: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    def _design(
+        self, frame: pd.DataFrame, *, log_y: np.ndarray | None = None, leave_out: np.ndarray | None = None
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """(features, base margin, measured?) of completed records. For training rows (log_y), priors leave out
         the `leave_out` group of each row and any later round."""
         base = self.featurizer_.matrix(frame)
@@ -281,22 +310,41 @@ class XGBoostPredictor(Predictor):
         return SiblingRooflinePredictor(**physics), ModelRooflinePredictor(**physics)
 
     def _xgb_params(self) -> dict:
-        return {"objective": self.objective, "huber_slope": self.huber_slope, "max_depth": self.max_depth,
-                "eta": self.learning_rate, "subsample": self.subsample, "colsample_bytree": self.colsample_bytree,
-                "min_child_weight": self.min_child_weight, "lambda": self.reg_lambda, "tree_method": "hist",
-                "nthread": self.n_jobs, "seed": self.random_state, "max_cat_to_onehot": 1, "max_bin": 64}
+        return {
+            "objective": self.objective,
+            "huber_slope": self.huber_slope,
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "min_child_weight": self.min_child_weight,
+            "lambda": self.reg_lambda,
+            "tree_method": "hist",
+            "nthread": self.n_jobs,
+            "seed": self.random_state,
+            "max_cat_to_onehot": 1,
+            "max_bin": 64,
+        }
 
     # -- persistence -------------------------------------------------------------------------------------------
 
     def _state(self, folder: Path) -> dict:
         self.booster_.save_model(folder / BOOSTER_FILE)
-        return {"booster": BOOSTER_FILE, "categories": self.featurizer_.categories_,
-                "features": list(self.featurizer_.feature_names_out_), "priors": self.priors_.tables,
-                "trend": self.priors_.trend, "newest_round": self.priors_.newest_round,
-                "global_mean": self.global_mean_, "roofline_shift": self.roofline_shift_,
-                "blend_weights": self.blend_weights_, "sibling": self.sibling_._state(folder),
-                "model_sibling": self.model_sibling_._state(folder), "known_models": self.known_models_,
-                "known_accelerators": self.known_accelerators_}
+        return {
+            "booster": BOOSTER_FILE,
+            "categories": self.featurizer_.categories_,
+            "features": list(self.featurizer_.feature_names_out_),
+            "priors": self.priors_.tables,
+            "trend": self.priors_.trend,
+            "newest_round": self.priors_.newest_round,
+            "global_mean": self.global_mean_,
+            "roofline_shift": self.roofline_shift_,
+            "blend_weights": self.blend_weights_,
+            "sibling": self.sibling_._state(folder),
+            "model_sibling": self.model_sibling_._state(folder),
+            "known_models": self.known_models_,
+            "known_accelerators": self.known_accelerators_,
+        }
 
     def _restore(self, state: dict, folder: Path) -> None:
         import xgboost as xgb
@@ -334,12 +382,18 @@ def _simplex_grid(size: int, step: float) -> np.ndarray:
     import itertools
 
     ticks = int(round(1 / step))
-    return np.array([np.array(c, dtype="float64") / ticks
-                     for c in itertools.product(range(ticks + 1), repeat=size) if sum(c) == ticks])
+    return np.array(
+        [
+            np.array(c, dtype="float64") / ticks
+            for c in itertools.product(range(ticks + 1), repeat=size)
+            if sum(c) == ticks
+        ]
+    )
 
 
-def _held_out_candidates(model: XGBoostPredictor, records: pd.DataFrame, log_y: np.ndarray, train: np.ndarray,
-                         test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _held_out_candidates(
+    model: XGBoostPredictor, records: pd.DataFrame, log_y: np.ndarray, train: np.ndarray, test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(candidates, novelty, log truth) of one held-out fold's unmeasured rows, the model fitted on the rest."""
     model._fit_log(records.iloc[train].reset_index(drop=True), log_y[train])
     frame = model.featurizer_.complete(records.iloc[test].reset_index(drop=True))

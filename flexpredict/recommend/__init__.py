@@ -11,11 +11,42 @@ from ..configs import resolve_model
 from .candidates import COUNTS, LLM_PRECISIONS, OTHER_PRECISIONS, catalog_candidates
 from .core import Recommendation, recommend
 from .reasons import FEATURE_WORDS, feature_phrase, reasons
-from .request import (DEFAULT_MODEL, Load, Request, RequestError, capacity_bounds, parse_duration_ms, parse_load,
-                      preset_bounds, workload_of)
+from .request import (
+    DEFAULT_MODEL,
+    Load,
+    Request,
+    RequestError,
+    capacity_bounds,
+    parse_duration_ms,
+    parse_load,
+    preset_bounds,
+    workload_of,
+)
 from .scoring import TARGETS_USED, Z90, prescore, probability_below, score_candidates
 
-__all__ = ["COUNTS", "DEFAULT_MODEL", "FEATURE_WORDS", "LLM_PRECISIONS", "OTHER_PRECISIONS", "TARGETS_USED", "Z90",
-           "Load", "Recommendation", "Request", "RequestError", "capacity_bounds", "catalog_candidates",
-           "feature_phrase", "parse_duration_ms", "parse_load", "prescore", "preset_bounds", "probability_below",
-           "reasons", "recommend", "resolve_model", "score_candidates", "workload_of"]
+__all__ = [
+    "COUNTS",
+    "DEFAULT_MODEL",
+    "FEATURE_WORDS",
+    "LLM_PRECISIONS",
+    "OTHER_PRECISIONS",
+    "TARGETS_USED",
+    "Z90",
+    "Load",
+    "Recommendation",
+    "Request",
+    "RequestError",
+    "capacity_bounds",
+    "catalog_candidates",
+    "feature_phrase",
+    "parse_duration_ms",
+    "parse_load",
+    "prescore",
+    "preset_bounds",
+    "probability_below",
+    "reasons",
+    "recommend",
+    "resolve_model",
+    "score_candidates",
+    "workload_of",
+]

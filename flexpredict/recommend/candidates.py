@@ -15,7 +15,6 @@ from ..features.physics import BYTES_PER_PARAM, MEMORY_FOR_WEIGHTS_AND_KV
 from ..normalize import is_llm_benchmark
 from .request import Request, RequestError
 
-
 COUNTS = (1, 2, 4, 8)
 
 LLM_PRECISIONS = ("fp4", "fp8", "int8", "fp16")
@@ -35,8 +34,9 @@ def engines_by_vendor(data: pd.DataFrame, llm: bool) -> dict[str, list[str]]:
     return {vendor: names[:3] for vendor, names in engines.items()}
 
 
-def candidate_frame(request: Request, model: dict, llm: bool, scenario: str, prices: PriceBook,
-                records: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+def candidate_frame(
+    request: Request, model: dict, llm: bool, scenario: str, prices: PriceBook, records: pd.DataFrame
+) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
     engines = engines_by_vendor(records, llm)
     rows = catalogs.accelerators().rows
     if request.accelerator:
@@ -60,22 +60,36 @@ def candidate_frame(request: Request, model: dict, llm: bool, scenario: str, pri
         if (request.pricing == "cloud" and hourly is None) or (request.pricing == "own" and purchase is None):
             counter["no price"] += 1
             continue
-        priced = {"usd_per_accelerator_hour": hourly, "purchase_usd": purchase,
-                  "price_source": f"{price.provider} ({price.as_of})" if price else None}
-        out.extend({**row, **priced} for row in configurations(acc, model, llm, scenario, engines,
-                                                                  request.max_accelerators, counter))
+        priced = {
+            "usd_per_accelerator_hour": hourly,
+            "purchase_usd": purchase,
+            "price_source": f"{price.provider} ({price.as_of})" if price else None,
+        }
+        out.extend(
+            {**row, **priced}
+            for row in configurations(acc, model, llm, scenario, engines, request.max_accelerators, counter)
+        )
     frame = pd.DataFrame(out)
-    funnel = [("accelerator types considered", counter["accelerator types"]),
-              ("  without a price", counter["no price"]),
-              ("  configurations whose weights do not fit", counter["candidates that do not fit in memory"]),
-              ("candidate configurations", len(frame))]
+    funnel = [
+        ("accelerator types considered", counter["accelerator types"]),
+        ("  without a price", counter["no price"]),
+        ("  configurations whose weights do not fit", counter["candidates that do not fit in memory"]),
+        ("candidate configurations", len(frame)),
+    ]
     if len(frame):
         frame = with_measured(frame, records, model, scenario)
     return frame, funnel
 
 
-def configurations(acc: dict, model: dict, llm: bool, scenario: str, engines: dict[str, list[str]],
-                    max_accelerators: int, counter: Counter | None = None) -> list[dict]:
+def configurations(
+    acc: dict,
+    model: dict,
+    llm: bool,
+    scenario: str,
+    engines: dict[str, list[str]],
+    max_accelerators: int,
+    counter: Counter | None = None,
+) -> list[dict]:
     """Counts x precisions the part supports x engines seen on its vendor, whose weights fit in memory."""
     tflops = acc.get("tflops") or {}
     supported = [p for p in (LLM_PRECISIONS if llm else OTHER_PRECISIONS) if tflops.get(p)]
@@ -91,10 +105,23 @@ def configurations(acc: dict, model: dict, llm: bool, scenario: str, engines: di
                 if counter is not None:
                     counter["candidates that do not fit in memory"] += 1
                 continue
-            out.extend({"accelerator": acc["id"], "vendor": acc.get("vendor"), "count": per_node, "nodes": nodes,
-                        "accelerators_total": total, "engine": engine, "precision": precision,
-                        "model": model["id"], "scenario": scenario, "tdp_w": acc.get("tdp_w"),
-                        "accelerator_row": acc, "model_row": model} for engine in vendor_engines)
+            out.extend(
+                {
+                    "accelerator": acc["id"],
+                    "vendor": acc.get("vendor"),
+                    "count": per_node,
+                    "nodes": nodes,
+                    "accelerators_total": total,
+                    "engine": engine,
+                    "precision": precision,
+                    "model": model["id"],
+                    "scenario": scenario,
+                    "tdp_w": acc.get("tdp_w"),
+                    "accelerator_row": acc,
+                    "model_row": model,
+                }
+                for engine in vendor_engines
+            )
     return out
 
 
@@ -103,19 +130,28 @@ def catalog_candidates(model: dict, scenario: str, records: pd.DataFrame) -> pd.
     accelerators x counts x precisions x the engines `records` show on each vendor, whose weights fit."""
     llm = model.get("kind") == "llm" or is_llm_benchmark(model["id"])
     engines = engines_by_vendor(records, llm)
-    return pd.DataFrame([row for acc in catalogs.accelerators().rows if acc.get("kind") not in ("cpu", "soc")
-                         for row in configurations(acc, model, llm, scenario, engines, max_accelerators=16)])
+    return pd.DataFrame(
+        [
+            row
+            for acc in catalogs.accelerators().rows
+            if acc.get("kind") not in ("cpu", "soc")
+            for row in configurations(acc, model, llm, scenario, engines, max_accelerators=16)
+        ]
+    )
 
 
 def with_measured(frame: pd.DataFrame, data: pd.DataFrame, model: dict, scenario: str) -> pd.DataFrame:
     """Median measured throughput per accelerator of matching MLPerf records (same model, accelerator, scenario,
     precision and accelerator count), shown beside the prediction."""
-    data = data[(data["model"] == model["id"]) & (data["scenario"] == scenario)
-                & data["throughput_per_accelerator"].notna()]
+    data = data[
+        (data["model"] == model["id"]) & (data["scenario"] == scenario) & data["throughput_per_accelerator"].notna()
+    ]
     if data.empty:
         return frame.assign(measured_throughput_per_accelerator=np.nan, measured_runs=0)
     on = ["accelerator", "precision", "accelerators_total"]
     stats = data.astype({c: "object" for c in on}).groupby(on)["throughput_per_accelerator"].agg(["median", "count"])
     found = frame[on].astype("object").merge(stats, how="left", left_on=on, right_index=True)
-    return frame.assign(measured_throughput_per_accelerator=found["median"].to_numpy(dtype="float64"),
-                        measured_runs=found["count"].fillna(0).astype(int).to_numpy())
+    return frame.assign(
+        measured_throughput_per_accelerator=found["median"].to_numpy(dtype="float64"),
+        measured_runs=found["count"].fillna(0).astype(int).to_numpy(),
+    )

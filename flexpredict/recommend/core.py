@@ -11,11 +11,21 @@ from ..configs import resolve_model
 from ..costs import PriceBook
 from ..normalize import is_llm_benchmark
 from .candidates import candidate_frame
+from .pricing import priced
 from .ranking import explain, rank
 from .reasons import reasons
-from .request import (DEFAULT_MODEL, Request, RequestError, as_load, capacity_bounds, needs_capacity,
-                      slo_and_scenario, validate, wants_capacity, workload_of)
-from .pricing import priced
+from .request import (
+    DEFAULT_MODEL,
+    Request,
+    RequestError,
+    as_load,
+    capacity_bounds,
+    needs_capacity,
+    slo_and_scenario,
+    validate,
+    wants_capacity,
+    workload_of,
+)
 from .scoring import predictions
 from .sizing import capacity_beside, sized
 
@@ -40,8 +50,14 @@ class Recommendation:
         return self.ranked.head(self.request.top)
 
 
-def recommend(request: Request, *, bundle=None, model_dir: Path | None = None, records: pd.DataFrame | None = None,
-              capacity_model=None) -> Recommendation:
+def recommend(
+    request: Request,
+    *,
+    bundle=None,
+    model_dir: Path | None = None,
+    records: pd.DataFrame | None = None,
+    capacity_model=None,
+) -> Recommendation:
     """Score every candidate configuration and rank those that meet the SLO within the budget. Without `bundle`,
     the model in `model_dir` (default: the shipped one) is used, through its remembered score tables. With a
     capacity function (`capacity_model`, else the model folder's) an LLM request with an SLO, a workload shape or a
@@ -59,8 +75,10 @@ def recommend(request: Request, *, bundle=None, model_dir: Path | None = None, r
     if wants_capacity(request, load, slo, llm) and capacity_model is None and bundle is None:
         capacity_dir = capacity_beside(model_dir, required=needs_capacity(request, load))
     if capacity_model is None and capacity_dir is None and needs_capacity(request, load):
-        raise RequestError("--isl/--osl and a --load in requests/s or users need the capacity function: pass a "
-                           "model trained with it (`flexpredict train`)")
+        raise RequestError(
+            "--isl/--osl and a --load in requests/s or users need the capacity function: pass a "
+            "model trained with it (`flexpredict train`)"
+        )
     prices = PriceBook.load(request.prices_file)
     if records is None:
         from .. import dataset
@@ -73,15 +91,35 @@ def recommend(request: Request, *, bundle=None, model_dir: Path | None = None, r
     if len(frame):
         frame = frame.join(predictions(frame, model["id"], scenario, bundle, model_dir))
         if bounds is not None:
-            frame = sized(frame, bounds, workload, request.confidence, load, records, capacity_model=capacity_model,
-                          model_dir=capacity_dir)
+            frame = sized(
+                frame,
+                bounds,
+                workload,
+                request.confidence,
+                load,
+                records,
+                capacity_model=capacity_model,
+                model_dir=capacity_dir,
+            )
         if "pred_throughput_per_accelerator" not in frame:
-            raise RequestError(f"{model_dir or 'the model'}: predicts no throughput_per_accelerator (trained on too "
-                               "few records); retrain it or pass another --model-dir")
+            raise RequestError(
+                f"{model_dir or 'the model'}: predicts no throughput_per_accelerator (trained on too "
+                "few records); retrain it or pass another --model-dir"
+            )
         frame = priced(frame, request, load, workload, slo, llm)
     frame, ranked, funnel = rank(frame, request, funnel)
-    rec = Recommendation(request, model, scenario, slo, "tokens/s" if llm else "samples/s", ranked, frame, funnel,
-                         workload=workload, capacity_bounds=bounds)
+    rec = Recommendation(
+        request,
+        model,
+        scenario,
+        slo,
+        "tokens/s" if llm else "samples/s",
+        ranked,
+        frame,
+        funnel,
+        workload=workload,
+        capacity_bounds=bounds,
+    )
     if ranked.empty:
         rec.explanation = explain(frame, request, funnel, slo)
     else:

@@ -7,24 +7,46 @@ import math
 import numpy as np
 import pandas as pd
 
-
 FEATURE_WORDS = {
-    "accelerator": "accelerator", "accelerator_vendor": "vendor", "acc_kind": "device kind",
-    "acc_family": "architecture", "model": "model", "model_kind": "model kind", "scenario": "scenario",
-    "precision": "precision", "engine": "engine", "system_type": "system type",
-    "accelerators_total": "accelerators", "accelerators_per_node": "accelerators per node", "nodes": "nodes",
-    "acc_memory_gb": "memory per accelerator (GB)", "acc_bandwidth_tbs": "memory bandwidth (TB/s)",
-    "acc_tflops": "peak TFLOPs at this precision", "acc_tdp_w": "TDP (W)", "acc_release_year": "release year",
-    "acc_interconnect_gbs": "interconnect (GB/s)", "total_memory_gb": "total memory (GB)",
-    "total_bandwidth_tbs": "total bandwidth (TB/s)", "total_tflops": "total TFLOPs", "weights_gb": "weights (GB)",
-    "memory_headroom": "memory / weights", "bytes_per_param": "bytes per parameter",
-    "kv_bytes_per_token": "KV-cache bytes per token", "flops_per_byte": "FLOPs per byte",
-    "log_roofline": "log roofline (upper bound)", "log_work_bound": "log work bound (prefill-aware roofline)",
-    "model_params_active_b": "active parameters (B)", "host_memory_gb": "host memory (GB)",
+    "accelerator": "accelerator",
+    "accelerator_vendor": "vendor",
+    "acc_kind": "device kind",
+    "acc_family": "architecture",
+    "model": "model",
+    "model_kind": "model kind",
+    "scenario": "scenario",
+    "precision": "precision",
+    "engine": "engine",
+    "system_type": "system type",
+    "accelerators_total": "accelerators",
+    "accelerators_per_node": "accelerators per node",
+    "nodes": "nodes",
+    "acc_memory_gb": "memory per accelerator (GB)",
+    "acc_bandwidth_tbs": "memory bandwidth (TB/s)",
+    "acc_tflops": "peak TFLOPs at this precision",
+    "acc_tdp_w": "TDP (W)",
+    "acc_release_year": "release year",
+    "acc_interconnect_gbs": "interconnect (GB/s)",
+    "total_memory_gb": "total memory (GB)",
+    "total_bandwidth_tbs": "total bandwidth (TB/s)",
+    "total_tflops": "total TFLOPs",
+    "weights_gb": "weights (GB)",
+    "memory_headroom": "memory / weights",
+    "bytes_per_param": "bytes per parameter",
+    "kv_bytes_per_token": "KV-cache bytes per token",
+    "flops_per_byte": "FLOPs per byte",
+    "log_roofline": "log roofline (upper bound)",
+    "log_work_bound": "log work bound (prefill-aware roofline)",
+    "model_params_active_b": "active parameters (B)",
+    "host_memory_gb": "host memory (GB)",
 }
 
-_PRIOR_WORDS = {"prior": "median of runs with the same {}", "latest": "newest-round median with the same {}",
-                "count": "number of runs with the same {}", "rounds_since": "rounds since runs with the same {}"}
+_PRIOR_WORDS = {
+    "prior": "median of runs with the same {}",
+    "latest": "newest-round median with the same {}",
+    "count": "number of runs with the same {}",
+    "rounds_since": "rounds since runs with the same {}",
+}
 
 
 def feature_phrase(name: str, value) -> str:
@@ -57,9 +79,15 @@ def reason_lines(bundle, records: pd.DataFrame, limit: int = 3) -> tuple[np.ndar
     measured = contributions["measured"].to_numpy(dtype=bool)
     lines = []
     for position in range(len(records)):
-        words = [] if measured[position] else [
-            f"{feature_phrase(names[j], shown[position, j])}: {math.expm1(values[position, j]):+.0%}"
-            for j in order[position] if abs(values[position, j]) >= 0.01]
+        words = (
+            []
+            if measured[position]
+            else [
+                f"{feature_phrase(names[j], shown[position, j])}: {math.expm1(values[position, j]):+.0%}"
+                for j in order[position]
+                if abs(values[position, j]) >= 0.01
+            ]
+        )
         lines.append("\n".join(words))
     return measured, lines
 
@@ -72,9 +100,11 @@ def reasons(top: pd.DataFrame) -> dict[int, list[str]]:
     for index, candidate in top.iterrows():
         if bool(candidate["measured_config"]):
             runs = int(candidate.get("measured_runs") or 0)
-            lines = [f"measured: MLPerf runs of {candidate['model']} on {candidate['accelerator']} "
-                     f"({candidate['scenario']}) set the starting point"
-                     + (f"; {runs} at exactly this count and precision" if runs else "")]
+            lines = [
+                f"measured: MLPerf runs of {candidate['model']} on {candidate['accelerator']} "
+                f"({candidate['scenario']}) set the starting point"
+                + (f"; {runs} at exactly this count and precision" if runs else "")
+            ]
         else:
             lines = ["never measured: starts from the efficiency of related measurements scaled by the roofline"]
             lines += [line for line in str(candidate["reason_lines"] or "").split("\n") if line]

@@ -33,8 +33,11 @@ def parse_duration_ms(text: str | float | None, option: str = "--latency-slo") -
     return value * 1000.0 if unit.startswith("s") else value
 
 
-_LOAD = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(k)?\s*(tok(?:ens)?/s|samples?/s|q(?:ueries)?/s|qps|req(?:uests)?/s|rps"
-                   r"|users?|concurrent(?: users)?|concurrency)?\s*$", re.IGNORECASE)
+_LOAD = re.compile(
+    r"^\s*([0-9]*\.?[0-9]+)\s*(k)?\s*(tok(?:ens)?/s|samples?/s|q(?:ueries)?/s|qps|req(?:uests)?/s|rps"
+    r"|users?|concurrent(?: users)?|concurrency)?\s*$",
+    re.IGNORECASE,
+)
 
 LOAD_KINDS = ("tokens_per_s", "qps", "concurrency")
 
@@ -63,11 +66,19 @@ def parse_load(text: str | None, option: str = "--load") -> Load | None:
         return None
     match = _LOAD.match(str(text))
     if not match or float(match.group(1)) <= 0:
-        raise RequestError(f"{option}: expected a load like 5000tok/s, 5k tok/s, 3req/s, 20samples/s or 64users, "
-                           f"got '{text}'")
+        raise RequestError(
+            f"{option}: expected a load like 5000tok/s, 5k tok/s, 3req/s, 20samples/s or 64users, got '{text}'"
+        )
     unit = (match.group(3) or "").lower()
-    kind = None if not unit else "tokens_per_s" if unit.startswith("tok") else \
-        "concurrency" if unit.startswith(("user", "concurren")) else "qps"
+    kind = (
+        None
+        if not unit
+        else "tokens_per_s"
+        if unit.startswith("tok")
+        else "concurrency"
+        if unit.startswith(("user", "concurren"))
+        else "qps"
+    )
     return Load(float(match.group(1)) * (1000.0 if match.group(2) else 1.0), kind)
 
 

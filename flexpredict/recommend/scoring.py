@@ -14,9 +14,16 @@ from .candidates import catalog_candidates
 from .reasons import reason_lines
 from .request import DEFAULT_MODEL
 
-
-TARGETS_USED = ("throughput_per_accelerator", "ttft_p99_ms", "tpot_p99_ms", "latency_p99_ms", "latency_p90_ms",
-                "power_w", "energy_j_per_token", "energy_j_per_sample")
+TARGETS_USED = (
+    "throughput_per_accelerator",
+    "ttft_p99_ms",
+    "tpot_p99_ms",
+    "latency_p99_ms",
+    "latency_p90_ms",
+    "power_w",
+    "energy_j_per_token",
+    "energy_j_per_sample",
+)
 
 Z90 = 1.6448536269514722  # the 90 % interval is +-1.645 sigma of a log-normal
 
@@ -55,8 +62,9 @@ def score_candidates(bundle, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def prescore(bundle, folder: Path, records: pd.DataFrame,
-             scenarios: tuple[str, ...] = ("Server", "Interactive", "Offline")) -> list[Path]:
+def prescore(
+    bundle, folder: Path, records: pd.DataFrame, scenarios: tuple[str, ...] = ("Server", "Interactive", "Offline")
+) -> list[Path]:
     """Remember the default model's candidates beside a saved bundle (what `train` does), so that the first
     `recommend` on a fresh install need not load the predictors; with a capacity function in the folder, also its
     sizing at MLPerf's Server and Interactive bounds. Older tables there are removed."""
@@ -71,8 +79,7 @@ def prescore(bundle, folder: Path, records: pd.DataFrame,
         frame = catalog_candidates(model, scenario, records)
         table = score_candidates(bundle, frame)
         table.index = scores.row_keys(frame)
-        written.append(scores.write(table, folder / scores.FOLDER / scores.fingerprint(folder), model["id"],
-                                    scenario))
+        written.append(scores.write(table, folder / scores.FOLDER / scores.fingerprint(folder), model["id"], scenario))
     written += prescore_capacity(folder, model, records)
     return [path for path in written if path]
 
@@ -80,8 +87,11 @@ def prescore(bundle, folder: Path, records: pd.DataFrame,
 def slo_probability(frame: pd.DataFrame, slo: dict[str, float], llm: bool) -> np.ndarray:
     """P(every bounded p99 metric <= its bound), each log-normal with the predicted median and 90 % interval."""
     probability = np.ones(len(frame))
-    metrics = {"ttft_ms": "ttft_p99_ms", "tpot_ms": "tpot_p99_ms"} if llm else \
-        {"latency_ms": "latency_p99_ms" if "pred_latency_p99_ms" in frame else "latency_p90_ms"}
+    metrics = (
+        {"ttft_ms": "ttft_p99_ms", "tpot_ms": "tpot_p99_ms"}
+        if llm
+        else {"latency_ms": "latency_p99_ms" if "pred_latency_p99_ms" in frame else "latency_p90_ms"}
+    )
     for bound, target in metrics.items():
         if bound not in slo:
             continue
@@ -89,8 +99,9 @@ def slo_probability(frame: pd.DataFrame, slo: dict[str, float], llm: bool) -> np
         if column not in frame:
             probability[:] = np.nan
             continue
-        probability = probability * probability_below(frame[column].to_numpy(dtype="float64"),
-                                                      frame[f"{column}_hi"].to_numpy(dtype="float64"), slo[bound])
+        probability = probability * probability_below(
+            frame[column].to_numpy(dtype="float64"), frame[f"{column}_hi"].to_numpy(dtype="float64"), slo[bound]
+        )
     return probability
 
 

@@ -20,9 +20,18 @@ from .request import Load, Request, RequestError, capacity_bounds, preset_bounds
 from .scoring import Z90
 
 LATENCY_COLUMNS = tuple(f"pred_{metric}_p99_ms{end}" for metric in ("ttft", "tpot") for end in ("", "_lo", "_hi"))
-SIZED_COLUMNS = ("pred_throughput_per_accelerator", "pred_throughput_per_accelerator_lo",
-                 "pred_throughput_per_accelerator_hi", "throughput_sigma", "throughput_at_confidence_per_accelerator",
-                 "concurrency_at_capacity", "replicas_for_load", "replica_load", *LATENCY_COLUMNS, "p_slo")
+SIZED_COLUMNS = (
+    "pred_throughput_per_accelerator",
+    "pred_throughput_per_accelerator_lo",
+    "pred_throughput_per_accelerator_hi",
+    "throughput_sigma",
+    "throughput_at_confidence_per_accelerator",
+    "concurrency_at_capacity",
+    "replicas_for_load",
+    "replica_load",
+    *LATENCY_COLUMNS,
+    "p_slo",
+)
 
 
 def capacity_beside(model_dir: Path | None, required: bool) -> Path | None:
@@ -41,8 +50,17 @@ def capacity_beside(model_dir: Path | None, required: bool) -> Path | None:
     return None
 
 
-def sized(frame: pd.DataFrame, bounds: dict[str, float], workload: dict, confidence: float, load: Load | None,
-          records: pd.DataFrame, *, capacity_model=None, model_dir: Path | None = None) -> pd.DataFrame:
+def sized(
+    frame: pd.DataFrame,
+    bounds: dict[str, float],
+    workload: dict,
+    confidence: float,
+    load: Load | None,
+    records: pd.DataFrame,
+    *,
+    capacity_model=None,
+    model_dir: Path | None = None,
+) -> pd.DataFrame:
     """Candidates with SIZED_COLUMNS (replacing the bundle's throughput and TTFT/TPOT) and `evidence`: from
     `capacity_model` live, else remembered for `model_dir`'s capacity function (scored live where missing). A new
     frame."""
@@ -74,9 +92,13 @@ def _remembered(frame, model_dir: Path, bounds, workload, confidence, load) -> p
 
 def table_name(bounds: dict[str, float], workload: dict, confidence: float, load: Load | None) -> str:
     """What a remembered sizing depends on besides the model and the candidate, as a short file-name part."""
-    what = {"bounds": {k: float(v) for k, v in sorted(bounds.items())}, "isl": float(workload["isl"]),
-            "osl": float(workload["osl"]), "confidence": float(confidence),
-            "load": [load.kind, float(load.value)] if load is not None else None}
+    what = {
+        "bounds": {k: float(v) for k, v in sorted(bounds.items())},
+        "isl": float(workload["isl"]),
+        "osl": float(workload["osl"]),
+        "confidence": float(confidence),
+        "load": [load.kind, float(load.value)] if load is not None else None,
+    }
     text = json.dumps(what, sort_keys=True, default=str).replace("Infinity", "inf")
     return "capacity-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -95,13 +117,20 @@ def prescore_capacity(folder: Path, model: dict, records: pd.DataFrame) -> list[
         frame = catalog_candidates(model, scenario, records)
         table = sized_columns(frame, capacity_model, bounds, workload, request.confidence, None)
         table.index = scores.row_keys(frame)
-        written.append(scores.write(table, folder / scores.FOLDER / scores.capacity_fingerprint(folder), model["id"],
-                                    table_name(bounds, workload, request.confidence, None)))
+        written.append(
+            scores.write(
+                table,
+                folder / scores.FOLDER / scores.capacity_fingerprint(folder),
+                model["id"],
+                table_name(bounds, workload, request.confidence, None),
+            )
+        )
     return written
 
 
-def sized_columns(frame: pd.DataFrame, capacity_model, bounds: dict[str, float], workload: dict, confidence: float,
-                  load: Load | None) -> pd.DataFrame:
+def sized_columns(
+    frame: pd.DataFrame, capacity_model, bounds: dict[str, float], workload: dict, confidence: float, load: Load | None
+) -> pd.DataFrame:
     """SIZED_COLUMNS for candidates (new frame, same index). Throughput per accelerator at the bounds with its
     interval; at the requested confidence the log-normal's lower quantile (spread from the interval's lower side,
     from the upper side where the lower end is 0); replicas for the load from that; latencies at the load one
@@ -110,11 +139,14 @@ def sized_columns(frame: pd.DataFrame, capacity_model, bounds: dict[str, float],
 
     records = capacity_records(frame, workload)
     curves = capacity_model.curves(records)  # once for both directions
-    at_bounds = capacity_model.throughput_at_slo(records, ttft_ms=bounds["ttft_ms"], tpot_ms=bounds["tpot_ms"],
-                                                 curves=curves)
+    at_bounds = capacity_model.throughput_at_slo(
+        records, ttft_ms=bounds["ttft_ms"], tpot_ms=bounds["tpot_ms"], curves=curves
+    )
     described = capacity.covers(records, curves.config)  # weights that leave no room for a KV cache: nothing
-    point, low, high = (np.where(described, at_bounds[f"pred_throughput_per_accelerator{end}"].to_numpy(
-        dtype="float64"), 0.0) for end in ("", "_lo", "_hi"))
+    point, low, high = (
+        np.where(described, at_bounds[f"pred_throughput_per_accelerator{end}"].to_numpy(dtype="float64"), 0.0)
+        for end in ("", "_lo", "_hi")
+    )
     total = frame["accelerators_total"].to_numpy(dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.where(point > 0, np.where(low > 0, np.log(point / low), np.log(high / point)) / Z90, np.nan)
@@ -135,20 +167,26 @@ def sized_columns(frame: pd.DataFrame, capacity_model, bounds: dict[str, float],
     if live.any():  # rows carrying nothing get a stand-in load, and no latency
         at_load = capacity_model.latency_at_load(records, tokens_per_s=np.where(live, carried, 1.0), curves=curves)
         latencies.loc[np.flatnonzero(live), list(LATENCY_COLUMNS)] = at_load[list(LATENCY_COLUMNS)].to_numpy()[live]
-    columns = {"pred_throughput_per_accelerator": point, "pred_throughput_per_accelerator_lo": low,
-               "pred_throughput_per_accelerator_hi": high, "throughput_sigma": sigma,
-               "throughput_at_confidence_per_accelerator": at_confidence,
-               "concurrency_at_capacity": at_bounds["pred_concurrency"].to_numpy(dtype="float64"),
-               "replicas_for_load": replicas, "replica_load": np.where(live, carried, np.nan),
-               **{c: latencies[c].to_numpy(dtype="float64") for c in LATENCY_COLUMNS},
-               "p_slo": np.where(live, ndtr(np.where(np.isfinite(margin), margin, np.inf)), 0.0)}
+    columns = {
+        "pred_throughput_per_accelerator": point,
+        "pred_throughput_per_accelerator_lo": low,
+        "pred_throughput_per_accelerator_hi": high,
+        "throughput_sigma": sigma,
+        "throughput_at_confidence_per_accelerator": at_confidence,
+        "concurrency_at_capacity": at_bounds["pred_concurrency"].to_numpy(dtype="float64"),
+        "replicas_for_load": replicas,
+        "replica_load": np.where(live, carried, np.nan),
+        **{c: latencies[c].to_numpy(dtype="float64") for c in LATENCY_COLUMNS},
+        "p_slo": np.where(live, ndtr(np.where(np.isfinite(margin), margin, np.inf)), 0.0),
+    }
     return pd.DataFrame(columns, index=frame.index)
 
 
 def capacity_records(frame: pd.DataFrame, workload: dict) -> pd.DataFrame:
     """Candidates as schema records with the workload's mean prompt and output lengths."""
-    return config_records(frame.to_dict("records")).assign(input_tokens_mean=workload["isl"],
-                                                          output_tokens_mean=workload["osl"])
+    return config_records(frame.to_dict("records")).assign(
+        input_tokens_mean=workload["isl"], output_tokens_mean=workload["osl"]
+    )
 
 
 def evidence(frame: pd.DataFrame, records: pd.DataFrame, bounds: dict[str, float]) -> np.ndarray:
@@ -157,20 +195,31 @@ def evidence(frame: pd.DataFrame, records: pd.DataFrame, bounds: dict[str, float
     'transferred' where the model never ran on it (the speed of related results carries over)."""
     model_id = str(frame["model"].iloc[0])
     model = resolve_model(model_id)
-    exact = [scenario for scenario, kind in (("Server", "server"), ("Interactive", "interactive"))
-             if _same_bounds(preset_bounds(model, kind), bounds)]
+    exact = [
+        scenario
+        for scenario, kind in (("Server", "server"), ("Interactive", "interactive"))
+        if _same_bounds(preset_bounds(model, kind), bounds)
+    ]
     if math.isinf(bounds["ttft_ms"]) and math.isinf(bounds["tpot_ms"]):
         exact.append("Offline")
-    ran = records[records["model"].astype(str).eq(model_id)
-                  & records["scenario"].isin(["Offline", "Server", "Interactive"])
-                  & records["valid"].fillna(False).astype(bool) & records["throughput_per_accelerator"].notna()]
-    scenarios = {str(accelerator): set(group.astype(str))
-                 for accelerator, group in ran.groupby(ran["accelerator"].astype(str))["scenario"]}
+    ran = records[
+        records["model"].astype(str).eq(model_id)
+        & records["scenario"].isin(["Offline", "Server", "Interactive"])
+        & records["valid"].fillna(False).astype(bool)
+        & records["throughput_per_accelerator"].notna()
+    ]
+    scenarios = {
+        str(accelerator): set(group.astype(str))
+        for accelerator, group in ran.groupby(ran["accelerator"].astype(str))["scenario"]
+    }
     seen = [scenarios.get(str(accelerator), set()) for accelerator in frame["accelerator"]]
-    return np.array(["transferred" if not found else "measured" if found & set(exact) else "interpolated"
-                     for found in seen], dtype=object)
+    return np.array(
+        ["transferred" if not found else "measured" if found & set(exact) else "interpolated" for found in seen],
+        dtype=object,
+    )
 
 
 def _same_bounds(preset: dict | None, bounds: dict[str, float]) -> bool:
-    return bool(preset) and all(math.isclose(float(preset.get(key) or math.inf), bounds[key], rel_tol=0.01)
-                                for key in ("ttft_ms", "tpot_ms"))
+    return bool(preset) and all(
+        math.isclose(float(preset.get(key) or math.inf), bounds[key], rel_tol=0.01) for key in ("ttft_ms", "tpot_ms")
+    )

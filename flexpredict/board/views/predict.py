@@ -15,8 +15,9 @@ ids = resources.catalog_ids()
 seen = queries.filter_choices(resources.records())  # precisions and engines MLPerf submissions use
 with st.sidebar:
     st.header("Configuration")
-    accelerator = st.selectbox("Accelerator", ids["accelerators"], index=ids["accelerators"].index(
-        "nvidia-h100-sxm-80gb"))
+    accelerator = st.selectbox(
+        "Accelerator", ids["accelerators"], index=ids["accelerators"].index("nvidia-h100-sxm-80gb")
+    )
     count = st.number_input("Accelerators per node", value=8, step=1)
     nodes = st.number_input("Nodes", value=1, step=1)
     model = st.selectbox("Model (catalog)", ids["models"], index=ids["models"].index("llama2-70b"))
@@ -31,25 +32,41 @@ with st.sidebar:
 try:
     with tempfile.TemporaryDirectory() as folder:
         name = queries.model_argument(model, uploaded.getvalue() if uploaded else None, upload_name, Path(folder))
-        record = queries.configuration(accelerator, int(count), int(nodes), name, scenario,
-                                       None if precision == "any" else precision, None if engine == "any" else engine)
+        record = queries.configuration(
+            accelerator,
+            int(count),
+            int(nodes),
+            name,
+            scenario,
+            None if precision == "any" else precision,
+            None if engine == "any" else engine,
+        )
 except queries.BoardInputError as exc:
     st.error(str(exc))
     st.stop()
 
 bundle = resources.bundle(resources.model_dir())
 row = record.iloc[0]
-st.caption(f"{row['accelerators_total']}x {row['accelerator']} · {row['model']} · {row['scenario']} · "
-           f"{precision if precision != 'any' else 'any precision'} · {engine if engine != 'any' else 'any engine'}")
+st.caption(
+    f"{row['accelerators_total']}x {row['accelerator']} · {row['model']} · {row['scenario']} · "
+    f"{precision if precision != 'any' else 'any precision'} · {engine if engine != 'any' else 'any engine'}"
+)
 predictions = queries.prediction_rows(bundle, record)
 st.subheader("Predictions (90 % interval)")
-st.dataframe(predictions, hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("prediction", "low", "high")})
+st.dataframe(
+    predictions,
+    hide_index=True,
+    width="stretch",
+    column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("prediction", "low", "high")},
+)
 
 st.subheader("Why: SHAP waterfall")
 targets = list(predictions["target"])
-target = st.selectbox("Target", targets, index=targets.index("throughput_per_accelerator")
-                      if "throughput_per_accelerator" in targets else 0)
+target = st.selectbox(
+    "Target",
+    targets,
+    index=targets.index("throughput_per_accelerator") if "throughput_per_accelerator" in targets else 0,
+)
 explanations = explain_configuration(bundle, record, target)
 if explanations:
     st.pyplot(waterfall_plot(explanations[0]), clear_figure=True)

@@ -6,10 +6,9 @@ from typing import Any
 
 import altair as alt
 import streamlit as st
-
-from flexpredict.board import queries, resources
 import typer
 
+from flexpredict.board import queries, resources
 from flexpredict.catalogs import CatalogError
 from flexpredict.commands.common import non_negative_number, positive_count, positive_number
 from flexpredict.recommend import Request, RequestError, parse_duration_ms, parse_load, recommend
@@ -39,30 +38,46 @@ with st.sidebar:
 try:
     # the CLI's own option checks, with the form's labels
     checks: list[tuple[str, Callable[[Any], object], object]] = [
-        ("budget", positive_number, budget), ("amortise over", positive_number, amortize_years),
+        ("budget", positive_number, budget),
+        ("amortise over", positive_number, amortize_years),
         ("electricity", non_negative_number, electricity),
-        ("most accelerators per replica", positive_count, int(max_accelerators)), ("show", positive_count, int(top))]
+        ("most accelerators per replica", positive_count, int(max_accelerators)),
+        ("show", positive_count, int(top)),
+    ]
     for label, check, value in checks:
         try:
             check(value)
         except typer.BadParameter as exc:
             raise RequestError(f"{label}: {exc}") from None
     request = Request(
-        model=model, budget=budget, budget_period=budget_period, pricing=pricing, amortize_years=amortize_years,
-        electricity_usd_per_kwh=electricity, latency_slo_ms=parse_duration_ms(latency_slo or None, "latency SLO"),
+        model=model,
+        budget=budget,
+        budget_period=budget_period,
+        pricing=pricing,
+        amortize_years=amortize_years,
+        electricity_usd_per_kwh=electricity,
+        latency_slo_ms=parse_duration_ms(latency_slo or None, "latency SLO"),
         ttft_slo_ms=parse_duration_ms(ttft_slo or None, "TTFT SLO"),
         tpot_slo_ms=parse_duration_ms(tpot_slo or None, "TPOT SLO"),
-        slo_preset=None if slo_preset == "none" else slo_preset, scenario=None if scenario == "default" else scenario,
-        load=parse_load(load or None), objective=objective, vendor=vendor or None,
-        max_accelerators=int(max_accelerators), top=int(top), confidence=confidence)
+        slo_preset=None if slo_preset == "none" else slo_preset,
+        scenario=None if scenario == "default" else scenario,
+        load=parse_load(load or None),
+        objective=objective,
+        vendor=vendor or None,
+        max_accelerators=int(max_accelerators),
+        top=int(top),
+        confidence=confidence,
+    )
     result = recommend(request, model_dir=resources.model_dir(), records=resources.records())
 except (RequestError, CatalogError, FileNotFoundError) as exc:
     st.error(str(exc))
     st.stop()
 
 slo = ", ".join(f"{k.replace('_ms', '').upper()} p99 <= {v:g} ms" for k, v in result.slo.items()) or "none"
-st.caption(f"{result.model['id']} · {result.scenario} · SLO: {slo} · ${budget:,.0f}/{budget_period} · {pricing} "
-           f"pricing · objective: {objective}" + (f" at {request.load}" if request.load else ""))
+st.caption(
+    f"{result.model['id']} · {result.scenario} · SLO: {slo} · ${budget:,.0f}/{budget_period} · {pricing} "
+    f"pricing · objective: {objective}" + (f" at {request.load}" if request.load else "")
+)
 if result.explanation:
     st.warning(f"no recommendation: {result.explanation}")
 else:
@@ -76,27 +91,38 @@ points = queries.pareto_points(result)
 if points.empty:
     st.info("no candidate has both a price and a throughput prediction")
 else:
-    hover = ["configuration", alt.Tooltip("usd_per_hour:Q", format=",.2f", title="$/hour"),
-             alt.Tooltip("throughput:Q", format=",.0f", title=f"{result.unit} per replica"),
-             alt.Tooltip("throughput_lo:Q", format=",.0f", title="90% low"),
-             alt.Tooltip("throughput_hi:Q", format=",.0f", title="90% high"),
-             alt.Tooltip("p_slo:Q", format=".0%", title="P(SLO)"),
-             alt.Tooltip("usd_per_million:Q", format=",.3g", title="$ per million"), "origin", "qualifies",
-             "dropped"]
-    base = alt.Chart(points).encode(x=alt.X("usd_per_hour:Q", scale=alt.Scale(type="log"), title="$ per hour per "
-                                            "replica"),
-                                    y=alt.Y("throughput:Q", scale=alt.Scale(type="log"),
-                                            title=f"predicted {result.unit} per replica"))
+    hover = [
+        "configuration",
+        alt.Tooltip("usd_per_hour:Q", format=",.2f", title="$/hour"),
+        alt.Tooltip("throughput:Q", format=",.0f", title=f"{result.unit} per replica"),
+        alt.Tooltip("throughput_lo:Q", format=",.0f", title="90% low"),
+        alt.Tooltip("throughput_hi:Q", format=",.0f", title="90% high"),
+        alt.Tooltip("p_slo:Q", format=".0%", title="P(SLO)"),
+        alt.Tooltip("usd_per_million:Q", format=",.3g", title="$ per million"),
+        "origin",
+        "qualifies",
+        "dropped",
+    ]
+    base = alt.Chart(points).encode(
+        x=alt.X("usd_per_hour:Q", scale=alt.Scale(type="log"), title="$ per hour per replica"),
+        y=alt.Y("throughput:Q", scale=alt.Scale(type="log"), title=f"predicted {result.unit} per replica"),
+    )
     dots = base.mark_point(filled=True).encode(
-        color=alt.Color("origin:N", title="prediction", scale=alt.Scale(domain=["measured", "transferred"],
-                                                                         range=["#e45756", "#4c78a8"])),
+        color=alt.Color(
+            "origin:N",
+            title="prediction",
+            scale=alt.Scale(domain=["measured", "transferred"], range=["#e45756", "#4c78a8"]),
+        ),
         tooltip=hover,
         opacity=alt.condition(alt.datum.qualifies == "meets SLO within budget", alt.value(0.9), alt.value(0.25)),
-        shape=alt.Shape("qualifies:N", title=None))
+        shape=alt.Shape("qualifies:N", title=None),
+    )
     front = base.transform_filter(alt.datum.front).mark_line(color="black")
     st.altair_chart((dots + front).interactive(), width="stretch")
-    st.caption("measured: a matching MLPerf run exists; transferred: predicted from related runs. Faded points fail "
-               "the SLO or the budget; the black line is the Pareto front of those that qualify.")
+    st.caption(
+        "measured: a matching MLPerf run exists; transferred: predicted from related runs. Faded points fail "
+        "the SLO or the budget; the black line is the Pareto front of those that qualify."
+    )
 
 st.subheader("What was removed, and why")
 st.dataframe(queries.funnel_table(result), hide_index=True)

@@ -17,8 +17,8 @@ import pandas as pd
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
-from ..candidates import CandidateSet
 from ...registry import Registry
+from ..candidates import CandidateSet
 from ..definition import Campaign, Objective
 
 Z90 = 1.6448536269514722
@@ -65,7 +65,8 @@ class Context:
                 continue
             taken[position] = True
             if trial.state in (TrialState.RUNNING, TrialState.WAITING) or (
-                    trial.state == TrialState.COMPLETE and trial.number not in self.fitted):
+                trial.state == TrialState.COMPLETE and trial.number not in self.fitted
+            ):
                 pending.append(position)
         return taken, np.array(pending, dtype=int)
 
@@ -81,8 +82,11 @@ class Context:
         if self.predictions is None or self.predictions[metric].isna().all():
             return None
         p = self.predictions
-        return (p[metric].to_numpy(dtype="float64"), p[f"{metric}_lo"].to_numpy(dtype="float64"),
-                p[f"{metric}_hi"].to_numpy(dtype="float64"))
+        return (
+            p[metric].to_numpy(dtype="float64"),
+            p[f"{metric}_lo"].to_numpy(dtype="float64"),
+            p[f"{metric}_hi"].to_numpy(dtype="float64"),
+        )
 
 
 class CandidateSampler(BaseSampler):
@@ -128,6 +132,7 @@ class CandidateSampler(BaseSampler):
         return int(free[self.rng.choice(best)])
 
 
-ACQUISITIONS: Registry[type[CandidateSampler]] = Registry("acquisitions", "flexpredict.campaign.acquisition",
-                                                          "acquisition")
+ACQUISITIONS: Registry[type[CandidateSampler]] = Registry(
+    "acquisitions", "flexpredict.campaign.acquisition", "acquisition"
+)
 register = ACQUISITIONS.register

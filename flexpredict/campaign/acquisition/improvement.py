@@ -41,10 +41,10 @@ def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float | None, 
     from scipy.special import ndtr  # scipy.stats-sized import: not for `campaign status`
 
     if best is None:
-        return np.exp((mu if maximize else -mu) + sigma ** 2 / 2)
+        return np.exp((mu if maximize else -mu) + sigma**2 / 2)
     d2 = (mu - np.log(best)) / sigma
     d1 = d2 + sigma
-    mean = np.exp(mu + sigma ** 2 / 2)
+    mean = np.exp(mu + sigma**2 / 2)
     if maximize:
         return mean * ndtr(d1) - best * ndtr(d2)
     return best * ndtr(-d2) - mean * ndtr(-d1)
@@ -52,8 +52,11 @@ def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float | None, 
 
 def incumbent(study) -> float | None:
     """The best objective value among measured configurations that met every SLO bound."""
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if all(c <= 0 for c in t.constraints.values())]
+    values = [
+        t.value
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if all(c <= 0 for c in t.constraints.values())
+    ]
     if not values:
         return None
     return max(values) if study.direction.name == "MAXIMIZE" else min(values)

@@ -29,9 +29,9 @@ class ShrinkageSampler(CandidateSampler):
         if len(pending):
             cross = np.outer(sd[scored], sd[pending]) * similarity(scored, pending)
             pending_cov = np.outer(sd[pending], sd[pending]) * similarity(pending, pending)
-            covariance -= cross @ np.linalg.solve(pending_cov + NOISE_SD ** 2 * np.eye(len(pending)), cross.T)
+            covariance -= cross @ np.linalg.solve(pending_cov + NOISE_SD**2 * np.eye(len(pending)), cross.T)
         variance = np.clip(np.diag(covariance), 0.0, None)
-        gain = (covariance ** 2).sum(axis=1) / (variance + NOISE_SD ** 2)
+        gain = (covariance**2).sum(axis=1) / (variance + NOISE_SD**2)
         return self._best(scored, gain)
 
     def sd(self) -> np.ndarray:

@@ -19,7 +19,6 @@ from ...schema import conform
 from ..definition import Campaign, CampaignError
 
 
-
 @dataclass
 class Measurement:
     record: dict | None
@@ -41,8 +40,10 @@ class MeasurementBackend(ABC):
     def __init__(self, campaign: Campaign, workdir: Path):
         unknown = set(campaign.backend_options) - self.options
         if unknown:
-            raise CampaignError(f"backend.{min(unknown)}: unknown option of the {self.name} backend "
-                                f"(known: {', '.join(sorted(self.options))})")
+            raise CampaignError(
+                f"backend.{min(unknown)}: unknown option of the {self.name} backend "
+                f"(known: {', '.join(sorted(self.options))})"
+            )
         self.campaign = campaign
         self.workdir = Path(workdir)
 
@@ -71,8 +72,7 @@ class MeasurementBackend(ABC):
         """Release what measuring holds (a running engine)."""
 
 
-REGISTRY: Registry[type[MeasurementBackend]] = Registry("campaign_backends", "flexpredict.campaign.backends",
-                                                        "backend")
+REGISTRY: Registry[type[MeasurementBackend]] = Registry("campaign_backends", "flexpredict.campaign.backends", "backend")
 register = REGISTRY.register
 
 

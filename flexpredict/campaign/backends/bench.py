@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ...schema import conform
 from ...io import plain
+from ...schema import conform
 from ..definition import CampaignError
 from .base import Measurement, MeasurementBackend, register
 
@@ -24,17 +24,34 @@ if TYPE_CHECKING:
     from ...bench.base import Backend
 
 RUN_SETTINGS = ("scenario", "target_qps", "max_tokens", "samples", "min_duration")
-RECORD_COLUMNS = {"tensor_parallel": "tensor_parallel", "max_num_seqs": "max_num_seqs",
-                  "max_num_batched_tokens": "max_num_batched_tokens", "scenario": "scenario",
-                  "target_qps": "target_qps"}
+RECORD_COLUMNS = {
+    "tensor_parallel": "tensor_parallel",
+    "max_num_seqs": "max_num_seqs",
+    "max_num_batched_tokens": "max_num_batched_tokens",
+    "scenario": "scenario",
+    "target_qps": "target_qps",
+}
 DEFAULTS = {"scenario": "Server", "target_qps": None, "max_tokens": 128, "samples": None, "min_duration": 10.0}
 
 
 @register
 class BenchBackend(MeasurementBackend):
     name = "bench"
-    options = frozenset({"model", "server", "engine_python", "prompts", "engine", "run", "env", "ignore_eos",
-                         "concurrency", "startup_timeout", "base_dataset"})
+    options = frozenset(
+        {
+            "model",
+            "server",
+            "engine_python",
+            "prompts",
+            "engine",
+            "run",
+            "env",
+            "ignore_eos",
+            "concurrency",
+            "startup_timeout",
+            "base_dataset",
+        }
+    )
 
     def __init__(self, campaign, workdir: Path):
         from ...bench.base import REGISTRY
@@ -47,8 +64,10 @@ class BenchBackend(MeasurementBackend):
         self.knobs = REGISTRY[self.server_backend].tunable
         for name in campaign.parameter_names:
             if name not in self.knobs + RUN_SETTINGS:
-                raise CampaignError(f"space.{name}: the bench backend knows engine knobs "
-                                    f"({', '.join(self.knobs)}) and run settings ({', '.join(RUN_SETTINGS)})")
+                raise CampaignError(
+                    f"space.{name}: the bench backend knows engine knobs "
+                    f"({', '.join(self.knobs)}) and run settings ({', '.join(RUN_SETTINGS)})"
+                )
         if not opts.get("model"):
             raise CampaignError("backend.model: a model path or hub id, or 'tiny' for the offline tiny Llama")
         self.engine = _mapping(opts, "engine")
@@ -61,8 +80,9 @@ class BenchBackend(MeasurementBackend):
                 raise CampaignError(f"backend.run.{key}: not a run setting ({', '.join(RUN_SETTINGS)})")
         scenarios = {self.run["scenario"]} | set(next((p.values for p in campaign.space if p.name == "scenario"), ()))
         if "Server" in scenarios and self.run["target_qps"] is None and "target_qps" not in campaign.parameter_names:
-            raise CampaignError("backend.run.target_qps: the Server scenario needs a target QPS (or a target_qps "
-                                "parameter)")
+            raise CampaignError(
+                "backend.run.target_qps: the Server scenario needs a target QPS (or a target_qps parameter)"
+            )
         # the engine inherits this process's environment (e.g. VLLM_CPU_KVCACHE_SPACE on a CPU)
         os.environ.update({str(k): str(v) for k, v in _mapping(opts, "env").items()})
         self.server: Backend | None = None
@@ -83,9 +103,16 @@ class BenchBackend(MeasurementBackend):
         rows = []
         for params in candidates.to_dict("records"):
             knobs, run = self._split(params)
-            row = {"model": name, "benchmark": name, "engine": "vllm", "round": "bench",
-                   "division": "bench", "scenario": run["scenario"], "nodes": 1,
-                   "precision": precision_of(knobs.get("dtype"), knobs.get("quantization"), model)}
+            row = {
+                "model": name,
+                "benchmark": name,
+                "engine": "vllm",
+                "round": "bench",
+                "division": "bench",
+                "scenario": run["scenario"],
+                "nodes": 1,
+                "precision": precision_of(knobs.get("dtype"), knobs.get("quantization"), model),
+            }
             row.update({column: params[name] for name, column in RECORD_COLUMNS.items() if name in params})
             if self.campaign.backend_options.get("ignore_eos", True):
                 row["output_tokens_mean"] = run["max_tokens"]
@@ -101,25 +128,42 @@ class BenchBackend(MeasurementBackend):
 
         knobs, run = self._split(params)
         slo = self.campaign.objective.slo
-        cfg = RunConfig(scenario=run["scenario"], target_qps=run["target_qps"], samples=run["samples"],
-                        min_duration_s=float(run["min_duration"]), max_tokens=int(run["max_tokens"]),
-                        concurrency=int(self.campaign.backend_options.get("concurrency", 256)),
-                        slo=Slo(ttft_ms=slo.get("ttft_p99_ms"), tpot_ms=slo.get("tpot_p99_ms"), source="campaign"))
+        cfg = RunConfig(
+            scenario=run["scenario"],
+            target_qps=run["target_qps"],
+            samples=run["samples"],
+            min_duration_s=float(run["min_duration"]),
+            max_tokens=int(run["max_tokens"]),
+            concurrency=int(self.campaign.backend_options.get("concurrency", 256)),
+            slo=Slo(ttft_ms=slo.get("ttft_p99_ms"), tpot_ms=slo.get("tpot_p99_ms"), source="campaign"),
+        )
         started = time.monotonic()
         try:
             server = self._server(knobs, Path(run_dir))
-            results = run_benchmark(server, load_prompts(self.campaign.backend_options.get("prompts", "default")),
-                                    cfg, Path(run_dir), capture_system(), server.info())
+            results = run_benchmark(
+                server,
+                load_prompts(self.campaign.backend_options.get("prompts", "default")),
+                cfg,
+                Path(run_dir),
+                capture_system(),
+                server.info(),
+            )
         except BenchError as exc:
             self.close()  # a crashed or half-started engine is not reused
-            return Measurement(None, failure=str(exc), seconds=time.monotonic() - started,
-                               accelerators=int(knobs.get("tensor_parallel") or 1))
+            return Measurement(
+                None,
+                failure=str(exc),
+                seconds=time.monotonic() - started,
+                accelerators=int(knobs.get("tensor_parallel") or 1),
+            )
         record = results.get("record")
         if record is None:
-            return Measurement(None, failure="the run produced no performance record",
-                               seconds=time.monotonic() - started)
-        return Measurement(record, seconds=time.monotonic() - started,
-                           accelerators=int(record.get("accelerators_total") or 1))
+            return Measurement(
+                None, failure="the run produced no performance record", seconds=time.monotonic() - started
+            )
+        return Measurement(
+            record, seconds=time.monotonic() - started, accelerators=int(record.get("accelerators_total") or 1)
+        )
 
     def base_records(self) -> pd.DataFrame:
         path = self.campaign.backend_options.get("base_dataset")
@@ -153,10 +197,16 @@ class BenchBackend(MeasurementBackend):
         if model == "tiny":
             model = str(self._tiny_model())
         python = opts.get("engine_python") or default_engine_python()
-        server = create_backend(self.server_backend, {
-            "model": model, "engine_python": Path(python) if python else None,
-            "startup_timeout_s": float(opts.get("startup_timeout", 900)),
-            "ignore_eos": bool(opts.get("ignore_eos", True)), **knobs})
+        server = create_backend(
+            self.server_backend,
+            {
+                "model": model,
+                "engine_python": Path(python) if python else None,
+                "startup_timeout_s": float(opts.get("startup_timeout", 900)),
+                "ignore_eos": bool(opts.get("ignore_eos", True)),
+                **knobs,
+            },
+        )
         server.start(run_dir)
         self.server, self.server_knobs = server, knobs
         return server
@@ -170,8 +220,9 @@ class BenchBackend(MeasurementBackend):
         out = self.workdir / "tiny-llama"  # the name `describe` gives the model
         if not (out / "config.json").exists():
             engine_python = self.campaign.backend_options.get("engine_python") or default_engine_python()
-            make_tiny_model(out, load_prompts("default").tokenizer_corpus(),
-                            Path(engine_python) if engine_python else None)
+            make_tiny_model(
+                out, load_prompts("default").tokenizer_corpus(), Path(engine_python) if engine_python else None
+            )
         return out
 
 

@@ -17,15 +17,21 @@ import numpy as np
 import pandas as pd
 
 from ... import dataset
+from ...io import plain
 from ...predictors.targets import TARGETS
 from ...schema import BY_NAME, METRIC_COLUMNS, conform
-from ...io import plain
 from ..candidates import config_key, plain_frame
 from ..definition import CampaignError
 from .base import Measurement, MeasurementBackend, register
 
-WORKLOAD = ("target_qps", "tensor_parallel", "max_num_seqs", "max_num_batched_tokens", "input_tokens_mean",
-            "output_tokens_mean")
+WORKLOAD = (
+    "target_qps",
+    "tensor_parallel",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "input_tokens_mean",
+    "output_tokens_mean",
+)
 """Record columns only a measurement knows (the QPS a submitter ran at is close to the result): blank before."""
 
 
@@ -44,8 +50,9 @@ class ReplayBackend(MeasurementBackend):
             raise CampaignError(f"backend.dataset: {exc}") from None
         for name in campaign.parameter_names:
             if name not in BY_NAME:
-                raise CampaignError(f"space.{name}: the replay backend matches parameters to record columns; "
-                                    f"'{name}' is not one")
+                raise CampaignError(
+                    f"space.{name}: the replay backend matches parameters to record columns; '{name}' is not one"
+                )
         in_pool = _where(records, opts.get("pool") or {}, "backend.pool")
         metric = campaign.objective.metric
         values = pd.to_numeric(records[metric], errors="coerce")
@@ -62,8 +69,10 @@ class ReplayBackend(MeasurementBackend):
             raise CampaignError(f"backend.holdout: expected a fraction from 0 to below 1, got {holdout}")
         held = np.random.default_rng(campaign.seed).random(len(pool)) < holdout
         self.pool, self.held = pool[~held].reset_index(drop=True), pool[held].reset_index(drop=True)
-        self.keys = {config_key(row): i for i, row in
-                     enumerate(plain_frame(self.pool[list(campaign.parameter_names)]).to_dict("records"))}
+        self.keys = {
+            config_key(row): i
+            for i, row in enumerate(plain_frame(self.pool[list(campaign.parameter_names)]).to_dict("records"))
+        }
         base = opts.get("base")
         if base == "rest":  # a new part: everything measured anywhere else
             self.base = records[~in_pool]
@@ -113,8 +122,10 @@ def _where(records: pd.DataFrame, filters, where: str) -> pd.Series:
 
 def _representatives(pool: pd.DataFrame, parameters: tuple[str, ...], metric: str) -> pd.DataFrame:
     """One run per configuration: the newest round's run closest to that round's median (ties: record id)."""
-    frame = pool.assign(_key=[config_key(row) for row in plain_frame(pool[list(parameters)]).to_dict("records")],
-                        _log=np.log(pd.to_numeric(pool[metric], errors="coerce")))
+    frame = pool.assign(
+        _key=[config_key(row) for row in plain_frame(pool[list(parameters)]).to_dict("records")],
+        _log=np.log(pd.to_numeric(pool[metric], errors="coerce")),
+    )
     newest = frame.groupby("_key")["round"].transform("max")
     frame = frame[frame["round"] == newest]
     frame = frame.assign(_gap=(frame["_log"] - frame.groupby("_key")["_log"].transform("median")).abs())
