@@ -27,12 +27,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from . import catalogs
 from .features.physics import MEMORY_FOR_WEIGHTS_AND_KV
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 FORMAT_VERSION = 1
 FOLDER = "capacity"  # the capacity model's subfolder of a trained model folder
@@ -273,7 +277,7 @@ class CapacityModel:
     p99_over_p50: dict  # metric -> ratio
     half_width: dict  # "ttft_p50" ... -> conformal half-width of log(value) at `interval_level`
     speed_table: dict = field(default_factory=dict)  # "model|accelerator" or "|accelerator" -> log k
-    bound_booster: object = None  # log(measured / curve) of whole systems' throughput at their bounds
+    bound_booster: xgb.Booster | None = None  # log(measured / curve) of whole systems' throughput at their bounds
     throughput_half_width: float = np.nan  # conformal half-width of that corrected log throughput
     interval_level: float = 0.9
     training_rows: dict = field(default_factory=dict)
@@ -778,7 +782,8 @@ def _speed_table(results: pd.DataFrame, log_k: pd.Series) -> dict:
     for keys, prefix in ((["model", "accelerator"], None), (["accelerator"], "")):
         newest = frame[frame["round"] == frame.groupby(keys)["round"].transform("max")]
         for key, value in newest.groupby(keys)["log_k"].median().items():
-            name = "|".join(key) if prefix is None else prefix + "|" + (key[0] if isinstance(key, tuple) else key)
+            parts = key if isinstance(key, tuple) else (key,)  # the group's values: str (astype above)
+            name = "|".join(map(str, parts)) if prefix is None else prefix + "|" + str(parts[0])
             table[name] = float(value)
     return table
 

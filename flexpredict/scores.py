@@ -74,7 +74,8 @@ def user_cache_dir() -> Path:
 def row_keys(frame: pd.DataFrame) -> pd.Index:
     """One string per configuration (`engine` may be missing)."""
     parts = [frame[c].astype("object").where(frame[c].notna(), "").astype(str) for c in KEY]
-    return pd.Index(parts[0].str.cat(parts[1:], sep="|"), name="key")
+    # pandas-stubs: `others` may be a list of Series at run time (aligned on the index), the stubs do not say so
+    return pd.Index(parts[0].str.cat(parts[1:], sep="|"), name="key")  # type: ignore[arg-type]
 
 
 def _file(folder: Path, model_id: str, scenario: str) -> Path:

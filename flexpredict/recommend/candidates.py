@@ -4,6 +4,8 @@ vendor in MLPerf, whose weights fit, priced; and the measured throughput beside 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -28,7 +30,8 @@ def engines_by_vendor(data: pd.DataFrame, llm: bool) -> dict[str, list[str]]:
     seen = data[kind & data["engine"].notna() & data["accelerator_vendor"].notna() & ~data["cpu_only"].fillna(False)]
     counts = seen.groupby(["accelerator_vendor", "engine"]).size()
     engines: dict[str, list[str]] = {}
-    for (vendor, engine), n in counts.sort_values(ascending=False).items():
+    for key, n in counts.sort_values(ascending=False).items():
+        vendor, engine = cast("tuple[object, object]", key)  # a (vendor, engine) group of the two-key groupby
         if n >= 3:
             engines.setdefault(str(vendor), []).append(str(engine))
     return {vendor: names[:3] for vendor, names in engines.items()}
@@ -38,7 +41,7 @@ def candidate_frame(
     request: Request, model: dict, llm: bool, scenario: str, prices: PriceBook, records: pd.DataFrame
 ) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
     engines = engines_by_vendor(records, llm)
-    rows = catalogs.accelerators().rows
+    rows: Sequence[dict] = catalogs.accelerators().rows
     if request.accelerator:
         try:
             rows = [accelerator_row(request.accelerator)]
@@ -50,8 +53,8 @@ def candidate_frame(
             vendors = sorted({str(r.get("vendor")) for r in catalogs.accelerators().rows})
             raise RequestError(f"--vendor: no accelerator of vendor '{request.vendor}' (known: {', '.join(vendors)})")
     rows = [r for r in rows if r.get("kind") not in ("cpu", "soc")] if not request.accelerator else rows
-    counter = Counter()
-    out = []
+    counter: Counter[str] = Counter()
+    out: list[dict] = []
     for acc in rows:
         counter["accelerator types"] += 1
         price = prices.get(acc["id"])
@@ -94,7 +97,7 @@ def configurations(
     tflops = acc.get("tflops") or {}
     supported = [p for p in (LLM_PRECISIONS if llm else OTHER_PRECISIONS) if tflops.get(p)]
     vendor_engines = engines.get(str(acc.get("vendor")), [None])
-    out = []
+    out: list[dict] = []
     for per_node, nodes in [(c, 1) for c in COUNTS] + [(8, 2)]:
         total = per_node * nodes
         if total > max_accelerators:

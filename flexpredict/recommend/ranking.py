@@ -17,7 +17,8 @@ def rank(frame: pd.DataFrame, request: Request, funnel: list) -> tuple[pd.DataFr
     if frame.empty:
         return frame, frame, funnel
     predicted = (frame["throughput"].notna() & (frame["throughput"] > 0)).to_numpy()
-    dropped = np.where(~predicted, "no throughput prediction", None).astype(object)
+    dropped = np.full(len(predicted), None, dtype=object)
+    dropped[~predicted] = "no throughput prediction"
     funnel = funnel + [("with a throughput prediction", int(predicted.sum()))]
     meets = predicted & (frame["p_slo"].to_numpy() >= request.confidence - 1e-9)  # sized at the confidence: P = it
     dropped[predicted & ~meets] = f"P(SLO met) < {request.confidence:.0%}"

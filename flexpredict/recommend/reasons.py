@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -108,5 +109,5 @@ def reasons(top: pd.DataFrame) -> dict[int, list[str]]:
         else:
             lines = ["never measured: starts from the efficiency of related measurements scaled by the roofline"]
             lines += [line for line in str(candidate["reason_lines"] or "").split("\n") if line]
-        out[index] = lines
+        out[cast(int, index)] = lines  # Hashable in the stubs; candidate frames keep their RangeIndex labels
     return out

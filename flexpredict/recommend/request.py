@@ -202,7 +202,7 @@ def capacity_bounds(model: dict, slo: dict[str, float], scenario: str) -> dict[s
         kind = {"Server": "server", "Interactive": "interactive"}.get(scenario)
         chosen = preset_bounds(model, kind) if kind else None
         return {key: float(chosen[key]) if chosen and chosen.get(key) else math.inf for key in ("ttft_ms", "tpot_ms")}
-    out = {key: float(slo[key]) for key in ("ttft_ms", "tpot_ms") if key in slo}
+    out: dict[str, float] = {key: float(slo[key]) for key in ("ttft_ms", "tpot_ms") if key in slo}
     for missing, given in (("ttft_ms", "tpot_ms"), ("tpot_ms", "ttft_ms")):
         if missing in out:
             continue

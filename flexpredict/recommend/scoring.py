@@ -47,6 +47,7 @@ def predictions(frame: pd.DataFrame, model_id: str, scenario: str, bundle, model
         fresh.index = keys[missing]
         known = fresh if known is None else pd.concat([known, fresh])
         scores.write(known, scores.user_cache_dir() / scores.FOLDER / key, model_id, scenario)
+    assert known is not None, "nothing remembered and nothing scored: an empty frame"
     return known.loc[keys].set_index(frame.index)
 
 

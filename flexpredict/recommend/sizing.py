@@ -66,8 +66,10 @@ def sized(
     frame."""
     if capacity_model is not None:
         columns = sized_columns(frame, capacity_model, bounds, workload, confidence, load)
-    else:
+    elif model_dir is not None:
         columns = _remembered(frame, Path(model_dir), bounds, workload, confidence, load)
+    else:
+        raise TypeError("sized: pass capacity_model or model_dir")
     kept = frame.drop(columns=[c for c in SIZED_COLUMNS if c in frame])
     return kept.join(columns).assign(evidence=evidence(frame, records, bounds))
 
@@ -87,6 +89,7 @@ def _remembered(frame, model_dir: Path, bounds, workload, confidence, load) -> p
         fresh.index = keys[missing]
         known = fresh if known is None else pd.concat([known, fresh])
         scores.write(known, scores.user_cache_dir() / scores.FOLDER / key, model_id, name)
+    assert known is not None, "nothing remembered and nothing sized: an empty frame"
     return known.loc[keys, list(SIZED_COLUMNS)].set_index(frame.index)
 
 
@@ -220,6 +223,8 @@ def evidence(frame: pd.DataFrame, records: pd.DataFrame, bounds: dict[str, float
 
 
 def _same_bounds(preset: dict | None, bounds: dict[str, float]) -> bool:
-    return bool(preset) and all(
+    if not preset:
+        return False
+    return all(
         math.isclose(float(preset.get(key) or math.inf), bounds[key], rel_tol=0.01) for key in ("ttft_ms", "tpot_ms")
     )
