@@ -215,8 +215,8 @@ class XGBoostPredictor(Predictor):
             for name, distance in (("sibling", sibling_distance), ("model", model_distance))
         ]
         siblings = np.where(np.isfinite(sibling), near[0] + "|" + near[1], "no-physics")
-        category = pd.Series(self.novelty(frame, matrix)) + "|" + siblings
-        return np.column_stack([margin, trees, sibling, model]), category.to_numpy(dtype=object)
+        category = np.char.add(np.char.add(self.novelty(frame, matrix).astype(str), "|"), siblings.astype(str))
+        return np.column_stack([margin, trees, sibling, model]), category.astype(object)
 
     def novelty(self, frame: pd.DataFrame, matrix: pd.DataFrame) -> np.ndarray:
         """What training measured of each unmeasured configuration: the pair in another scenario (other-scenario),
@@ -306,8 +306,11 @@ class XGBoostPredictor(Predictor):
 
     def _baselines(self) -> tuple[SiblingRooflinePredictor, ModelRooflinePredictor]:
         """The two roofline-sibling estimates the blend uses, on this predictor's physics."""
-        physics = {"roofline_exponent": self.roofline_exponent, "physics_column": self.physics_column}
-        return SiblingRooflinePredictor(**physics), ModelRooflinePredictor(**physics)
+        exponent, column = self.roofline_exponent, self.physics_column
+        return (
+            SiblingRooflinePredictor(roofline_exponent=exponent, physics_column=column),
+            ModelRooflinePredictor(roofline_exponent=exponent, physics_column=column),
+        )
 
     def _xgb_params(self) -> dict:
         return {
