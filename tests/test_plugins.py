@@ -177,13 +177,21 @@ def test_a_predictor_module_is_all_evaluate_and_load_need(plugins, tmp_path):
     from flexpredict.predictors.targets import TARGETS, make_predictor
 
     records = dataset.load()
+    # folds in this process: worker processes started by earlier tests would not have the plug-in on their path
+    serial = {"calibration_jobs": 1}
     results, _ = evaluate(
-        records, targets=["throughput_per_accelerator"], splits=["forward-v5.0"], predictors=("throwaway-median",)
+        records,
+        targets=["throughput_per_accelerator"],
+        splits=["forward-v5.0"],
+        predictors=("throwaway-median",),
+        params={"throwaway-median": serial},
     )
     assert set(results["predictor"]) == {"throwaway-median"} and (results["n"] > 0).all()
     rows, y = training_rows(records, "throughput_per_accelerator")
     fitted = make_predictor(
-        "throwaway-median", TARGETS["throughput_per_accelerator"], {"calibration_folds": 2, "transfer_folds": 0}
+        "throwaway-median",
+        TARGETS["throughput_per_accelerator"],
+        {"calibration_folds": 2, "transfer_folds": 0, **serial},
     ).fit(rows, y)
     saved = fitted.save(tmp_path / "throwaway")
     assert Predictor.load(saved).predict(rows.head(3)) == pytest.approx(np.exp(np.median(np.log(y))))
