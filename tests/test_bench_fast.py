@@ -8,6 +8,7 @@ import json
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from flexpredict.bench.client_stats import from_completions, from_vllm_result, p
 from flexpredict.bench.engine_env import EngineSetupError, is_ready, setup_engine
 from flexpredict.bench.memory import ModelDoesNotFit, kv_bytes_per_token, plan_cpu_kv_cache
 from flexpredict.bench.prompts import PromptSetError, bench_dir, load_prompts, synthetic_prompts
-from flexpredict.bench.runner import RunConfig, read_loadgen_logs, run_benchmark
+from flexpredict.bench.runner import RunConfig, read_loadgen_logs, run_benchmark, run_concurrency_sweep
 from flexpredict.bench.slo import load_preset, resolve_slo
 from flexpredict.bench.system import PowerSampler, capture_system
 from flexpredict.bench.validity import bounds_note
@@ -247,6 +248,62 @@ def test_offline_query_reaches_the_engine_at_once(tmp_path):
     assert client["queries"] == 120 and client["errors"] == 0 and client["output_tokens_total"] == 480
     # all 120 are in flight together: the run lasts about one answer (53 ms), not 120 of them
     assert results["performance"]["wall_s"] < 2 and client["start_span_ms"] < 40
+
+
+class InFlightClockwork(ClockworkEngine):
+    """The clockwork engine, counting the requests it serves at once."""
+
+    def __init__(self, **timings):
+        super().__init__(**timings)
+        self.now = self.most = 0
+
+    async def generate(self, prompt, max_tokens, on_first_token=None):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await super().generate(prompt, max_tokens, on_first_token)
+        finally:
+            self.now -= 1
+
+
+def test_concurrency_sweep_points_are_closed_loop_records_timed_by_the_client(tmp_path):
+    """Each point keeps exactly N requests in flight (LoadGen's Offline query, the SUT's slots), serves
+    max(--samples, 8 N) queries, and its record carries N and the client's TTFT/TPOT/latency percentiles."""
+    engine = InFlightClockwork(tokens=8, ttft_s=0.02, tpot_s=0.005, tail_s=0.01)
+    cfg = RunConfig(samples=16, max_tokens=8)
+    runs, most = [], []
+    for level in (1, 8):
+        engine.most = 0
+        runs += run_concurrency_sweep(engine, load_prompts(), cfg, tmp_path, [level], capture_system(), engine.info())
+        most.append(engine.most)
+    assert most == [1, 8]
+    records = [r["record"] for r in runs]
+    assert [r["scenario"] for r in records] == ["ClosedLoop", "ClosedLoop"]
+    assert [r["concurrency"] for r in records] == [1, 8] and [r["target_qps"] for r in records] == [None, None]
+    assert [r["performance"]["client"]["queries"] for r in runs] == [16, 64]
+    assert all(r["valid"] and set(r) == set(COLUMN_NAMES) for r in records)
+    for record in records:
+        # 20 ms to the first token, then 7 gaps of 5 ms, then 10 ms to the end of the stream: what the client timed
+        assert 20 <= record["ttft_p50_ms"] <= record["ttft_p90_ms"] <= record["ttft_p99_ms"] < 45
+        assert 5 <= record["tpot_p50_ms"] <= record["tpot_p90_ms"] <= record["tpot_p99_ms"] < 8
+        assert 65 <= record["latency_p50_ms"] <= record["latency_p99_ms"] < 110
+        assert record["output_tokens_mean"] == 8 and record["input_tokens_mean"] > 0
+        assert record["tokens_per_s"] == pytest.approx(8 * record["samples_per_s"], rel=0.02)
+    # a closed loop of 8 slots serves ~8x the single stream (the wait for a slot is not a request's latency)
+    assert records[1]["tokens_per_s"] > 5 * records[0]["tokens_per_s"]
+    assert records[1]["latency_p50_ms"] < 1.5 * records[0]["latency_p50_ms"]
+    # the sweep's own order and folders: distinct levels, lowest first
+    swept = run_concurrency_sweep(
+        ClockworkEngine(ttft_s=0.001, tpot_s=0.0005, tail_s=0),
+        load_prompts(),
+        replace(cfg, samples=4),
+        tmp_path / "sweep",
+        [4, 1, 4],
+        capture_system(),
+        engine.info(),
+    )
+    assert [r["record"]["concurrency"] for r in swept] == [1, 4]
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["closed-01-c1", "closed-02-c4"]
 
 
 def test_record_invalid_when_log_reports_errors_even_if_loadgen_says_valid(clockwork_run):
@@ -614,6 +671,11 @@ def test_default_bounds_are_stated():
         (["--backend", "openai"], "needs --endpoint"),
         ([], "the vllm backend needs --model"),
         (["--backend", "tgi", "--model", "m"], "unknown backend 'tgi'"),
+        (["--concurrency-sweep", "1,x,32"], "--concurrency-sweep takes positive integers separated by commas"),
+        (["--concurrency-sweep", "0,8"], "(got '0,8')"),
+        (["--concurrency-sweep", ""], "--concurrency-sweep takes positive integers"),
+        (["--scenario", "ClosedLoop", "--target-qps", "3"], "--target-qps does not apply to ClosedLoop"),
+        (["--scenario", "ClosedLoop", "--concurrency", "0"], "--concurrency must be at least 1"),
     ],
 )
 def test_bad_input_is_a_clean_error(args, message):

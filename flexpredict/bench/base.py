@@ -97,7 +97,9 @@ class Backend(ABC):
         self.stop()
 
 
-SCENARIOS = ("Offline", "Server", "SingleStream")
+SCENARIOS = ("Offline", "Server", "SingleStream", "ClosedLoop")
+"""LoadGen's scenarios, plus ClosedLoop: LoadGen's Offline query served with at most `--concurrency` requests in
+flight, each timed by the client (a point of a concurrency sweep)."""
 MODES = ("performance", "accuracy", "both")
 REGISTRY: Registry[type[Backend]] = Registry("bench_backends", "flexpredict.bench", "backend")
 """Backends by `name` (`--backend NAME`); their modules are imported on first use, so `flexpredict` starts without

@@ -88,6 +88,12 @@ def run(
     mode: str = typer.Option("performance", "--mode", help=f"{' | '.join(MODES)}."),
     out: Path = typer.Option(None, "--out", help="Output folder (default: runs/bench-<time>)."),
     sweep: int = typer.Option(None, "--sweep", help="Offline run for the peak, then N Server runs up to 1.2x it."),
+    concurrency_sweep: str = typer.Option(
+        None,
+        "--concurrency-sweep",
+        help="Closed-loop points, e.g. 1,8,32: per N one ClosedLoop run (LoadGen Offline, at most N requests in "
+        "flight, max(--samples, 8N) queries, TTFT/TPOT timed by the client); after --sweep's points when both given.",
+    ),
     ttft_slo: float = typer.Option(None, "--ttft-slo", help="Server TTFT bound, ms (LoadGen default 100)."),
     tpot_slo: float = typer.Option(None, "--tpot-slo", help="Server TPOT bound, ms (LoadGen default 100)."),
     slo_preset: str = typer.Option(
@@ -114,6 +120,7 @@ def run(
     """Run LoadGen against an engine; write LoadGen logs, benchmark_results.json and the dataset record."""
     runner = _runtime()
     try:
+        levels = concurrency_levels(concurrency_sweep)
         prompt_set = (
             synthetic_prompts(Path(model or ""), isl, samples or SYNTHETIC_PROMPTS)
             if isl is not None
@@ -131,7 +138,7 @@ def run(
             concurrency=concurrency,
             slo=resolve_slo(slo_preset, ttft_slo, tpot_slo),
         )
-        if sweep is None:
+        if sweep is None and levels is None:
             cfg.check()
         kind = backend or ("openai" if endpoint else "vllm")
         # every backend option under its constructor's name; each backend takes the ones it declares
@@ -153,7 +160,7 @@ def run(
                 "extra_args": tuple(engine_arg or ()),
                 "startup_timeout_s": startup_timeout,
                 "ignore_eos": ignore_eos,
-                "sequences": concurrency,
+                "sequences": max([concurrency, *(levels or [])]),  # the KV cache holds the most in flight
             },
         )
         out = out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
@@ -172,7 +179,7 @@ def run(
             )
             if info.args.get("kv_cache"):
                 err_console.print(info.args["kv_cache"], highlight=False)
-            note = bounds_note(cfg.slo, "Server" if sweep is not None else scenario)
+            note = bounds_note(cfg.slo, "Server" if sweep is not None else "ClosedLoop" if levels else scenario)
             if note:
                 err_console.print(note, highlight=False)
             columns = (
@@ -183,10 +190,16 @@ def run(
                 TimeElapsedColumn(),
             )
             with Progress(*columns, console=err_console) as progress:
-                if sweep is not None:
-                    runs = runner.run_sweep(engine, prompt_set, cfg, out, sweep, system, info, progress)
-                else:
+                if sweep is None and levels is None:
                     runs = [runner.run_benchmark(engine, prompt_set, cfg, out, system, info, progress)]
+                else:
+                    runs = []
+                    if sweep is not None:
+                        runs += runner.run_sweep(engine, prompt_set, cfg, out, sweep, system, info, progress)
+                    if levels is not None:
+                        runs += runner.run_concurrency_sweep(
+                            engine, prompt_set, cfg, out, levels, system, info, progress
+                        )
     except _USER_ERRORS as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -194,6 +207,19 @@ def run(
     _report(runs, out)
     if append_to is not None:
         _append([r["record"] for r in runs if "record" in r], append_to)
+
+
+def concurrency_levels(text: str | None) -> list[int] | None:
+    """`--concurrency-sweep 1,8,32`: the distinct levels, lowest first; anything but positive integers is an error."""
+    if text is None:
+        return None
+    try:
+        levels = [int(part) for part in text.split(",")]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        raise BenchError(f"--concurrency-sweep takes positive integers separated by commas, e.g. 1,8,32 (got '{text}')")
+    return sorted(set(levels))
 
 
 def _append(records: list[dict], path: Path) -> None:
@@ -217,7 +243,7 @@ def _report(runs: list[dict], out: Path) -> None:
     table = Table(title=f"flexpredict bench: {out}")
     for column in (
         "scenario",
-        "target QPS",
+        "load",
         "valid",
         "tokens/s",
         "samples/s",
@@ -231,7 +257,7 @@ def _report(runs: list[dict], out: Path) -> None:
         rec, acc = r.get("record") or {}, r.get("accuracy") or {}
         table.add_row(
             r["settings"]["scenario"],
-            short_number(r["settings"]["target_qps"]),
+            _load(r["settings"]),
             _VALIDITY_MARKS.get(rec.get("valid"), "-"),
             short_number(rec.get("tokens_per_s")),
             short_number(rec.get("samples_per_s")),
@@ -245,10 +271,16 @@ def _report(runs: list[dict], out: Path) -> None:
         reasons = (r.get("validity") or {}).get("reasons")
         if reasons:
             err_console.print(
-                f"{r['settings']['scenario']} {short_number(r['settings']['target_qps'])} QPS not "
-                "valid: " + "; ".join(reasons),
+                f"{r['settings']['scenario']} {_load(r['settings'])} not valid: " + "; ".join(reasons),
                 highlight=False,
             )
+
+
+def _load(settings: dict) -> str:
+    """A run's load in words: its target QPS, or the requests a closed loop keeps in flight."""
+    if settings["scenario"] == "ClosedLoop":
+        return f"{settings['concurrency']} in flight"
+    return f"{short_number(settings['target_qps'])} QPS"
 
 
 _VALIDITY_MARKS: dict[bool | None, str] = {True: "[green]yes[/green]", False: "[red]no[/red]"}

@@ -22,6 +22,7 @@ import pandas as pd
 from rich.progress import Progress
 
 from flexpredict.bench.base import MODES, SCENARIOS, Backend, BenchError, EngineInfo
+from flexpredict.bench.client_stats import percentile
 from flexpredict.bench.prompts import PromptSet
 from flexpredict.bench.slo import Slo
 from flexpredict.bench.sut import LlmSUT, QueryTiming
@@ -32,8 +33,13 @@ from flexpredict.ingest.records import derive_metrics
 from flexpredict.io import atomic_write, plain
 from flexpredict.schema import conform
 
-LOADGEN_SCENARIOS = {name: getattr(lg.TestScenario, name) for name in SCENARIOS}
+CLOSED_LOOP = "ClosedLoop"
+"""LoadGen's Offline query (every sample issued at once) served with at most `concurrency` requests in flight: a
+closed loop, each request's TTFT/TPOT timed by the client (LoadGen's Offline summary has no token latencies)."""
+LOADGEN_SCENARIOS = {name: getattr(lg.TestScenario, "Offline" if name == CLOSED_LOOP else name) for name in SCENARIOS}
+CLOSED_LOOP_WAVES = 8  # a closed-loop point serves at least this many queries per slot: steady state, stable p99
 RESULTS_FILE = "benchmark_results.json"
+PERCENTILES = (50, 90, 99)
 OFFLINE_HEADROOM = 1.5  # next Offline expected QPS over the measured: a long query beats one ending too early
 OFFLINE_ATTEMPTS = 4
 SWEEP_HEADROOM = 1.2  # sweep Server QPS up to 1.2x the Offline peak, past saturation, as FlexBench does
@@ -66,6 +72,14 @@ class RunConfig:
             raise BenchError("--target-qps must be positive")
         if self.samples is not None and self.samples < 1:
             raise BenchError("--samples must be at least 1")
+        if self.concurrency < 1:
+            raise BenchError("--concurrency must be at least 1")
+        if self.scenario == CLOSED_LOOP and self.target_qps is not None:
+            raise BenchError("--target-qps does not apply to ClosedLoop: its load is --concurrency")
+
+    @property
+    def closed_loop(self) -> bool:
+        return self.scenario == CLOSED_LOOP
 
 
 def run_benchmark(
@@ -200,6 +214,40 @@ def run_sweep(
     return runs
 
 
+def run_concurrency_sweep(
+    backend: Backend,
+    prompt_set: PromptSet,
+    cfg: RunConfig,
+    out_dir: Path,
+    levels: Sequence[int],
+    system: SystemInfo,
+    engine: EngineInfo,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """A concurrency sweep: one ClosedLoop run per level (at most that many requests in flight, lowest first), each
+    a point of the latency-load curve with its concurrency, tokens/s and the client's TTFT/TPOT percentiles."""
+    levels = sorted(set(levels))
+    if not levels or levels[0] < 1:
+        raise BenchError("--concurrency-sweep needs positive request counts")
+    runs = []
+    sweep_task = progress.add_task("concurrency points", total=len(levels)) if progress else None
+    for i, level in enumerate(levels, start=1):
+        runs.append(
+            run_benchmark(
+                backend,
+                prompt_set,
+                replace(cfg, scenario=CLOSED_LOOP, target_qps=None, concurrency=level, mode="performance"),
+                out_dir / f"closed-{i:02d}-c{level}",
+                system,
+                engine,
+                progress,
+            )
+        )
+        if progress and sweep_task is not None:
+            progress.advance(sweep_task)
+    return runs
+
+
 def _run_loadgen(
     backend: Backend,
     prompts: Sequence[str | tuple[int, ...]],
@@ -215,7 +263,11 @@ def _run_loadgen(
     log_settings = lg.LogSettings()
     log_settings.log_output = log_out
     log_settings.enable_trace = False
-    load = f" at {cfg.target_qps:g} QPS" if cfg.scenario == "Server" else ""
+    load = ""
+    if cfg.scenario == "Server":
+        load = f" at {cfg.target_qps:g} QPS"
+    elif cfg.closed_loop:
+        load = f" with {cfg.concurrency} in flight"
     label = f"{cfg.scenario}{load} {'accuracy' if mode == lg.TestMode.AccuracyOnly else 'performance'} queries"
     task = progress.add_task(label, total=expected_queries(cfg, mode, len(prompts))) if progress else None
     advance = (lambda: progress.advance(task)) if progress and task is not None else None
@@ -223,7 +275,7 @@ def _run_loadgen(
         backend,
         prompts,
         cfg.max_tokens,
-        report_first_token=cfg.scenario != "Offline",
+        report_first_token=cfg.scenario not in ("Offline", CLOSED_LOOP),
         concurrency=cfg.concurrency,
         on_done=advance,
     ) as sut:
@@ -240,7 +292,12 @@ def loadgen_settings(cfg: RunConfig, mode, n_prompts: int) -> lg.TestSettings:
     settings.use_token_latencies = True
     settings.min_duration_ms = int(cfg.min_duration_s * 1000)
     settings.min_query_count = n_prompts
-    if cfg.scenario == "Offline":
+    if cfg.closed_loop:
+        # a fixed number of queries, not a duration: one Offline query of exactly that many samples
+        settings.min_duration_ms = 0
+        settings.min_query_count = closed_loop_queries(cfg, n_prompts)
+        settings.offline_expected_qps = 1.0
+    elif cfg.scenario == "Offline":
         settings.offline_expected_qps = cfg.target_qps
     elif cfg.scenario == "Server":
         settings.server_target_qps = cfg.target_qps
@@ -256,13 +313,22 @@ def loadgen_settings(cfg: RunConfig, mode, n_prompts: int) -> lg.TestSettings:
 
 def expected_queries(cfg: RunConfig, mode, n_prompts: int) -> int:
     """Roughly how many queries LoadGen will issue (for the progress bar)."""
-    if mode == lg.TestMode.AccuracyOnly or cfg.target_qps is None:
+    if mode == lg.TestMode.AccuracyOnly:
+        return n_prompts
+    if cfg.closed_loop:
+        return closed_loop_queries(cfg, n_prompts)
+    if cfg.target_qps is None:
         return n_prompts
     if cfg.scenario == "Offline":
         return max(n_prompts, math.ceil(cfg.target_qps * cfg.min_duration_s * 1.1))
     if cfg.scenario == "Server":
         return max(n_prompts, math.ceil(cfg.target_qps * cfg.min_duration_s))
     return n_prompts
+
+
+def closed_loop_queries(cfg: RunConfig, n_prompts: int) -> int:
+    """Queries of a closed-loop point: the sample library (--samples), and at least CLOSED_LOOP_WAVES per slot."""
+    return max(n_prompts, CLOSED_LOOP_WAVES * cfg.concurrency)
 
 
 def read_loadgen_logs(run_dir: Path) -> tuple[LoadGenResult, dict]:
@@ -280,11 +346,14 @@ def read_loadgen_logs(run_dir: Path) -> tuple[LoadGenResult, dict]:
 
 
 def timing_stats(timings: list[QueryTiming]) -> dict:
-    """Client-side view of the run: token counts, request times and where the harness spends time."""
+    """Client-side view of the run: token counts, request times and where the harness spends time, and the TTFT,
+    TPOT and request-time percentiles (LoadGen's nearest rank) of the requests as the client timed them, from the
+    request leaving the harness (a query waiting for a slot is not timed)."""
     ok = [t for t in timings if t.error is None]
     errors = [t.error for t in timings if t.error is not None]
     prompt_tokens = [t.prompt_tokens for t in ok if t.prompt_tokens is not None]
     ttft = [(t.first_token_s - t.start_s) * 1e3 for t in ok if t.first_token_s is not None]
+    request = [(t.end_s - t.start_s) * 1e3 for t in ok]
     # as `vllm bench serve`: first token -> last token (LoadGen's TPOT ends at the query's completion instead)
     tpot = [
         ((t.last_token_s or t.end_s) - t.first_token_s) * 1e3 / (t.output_tokens - 1)
@@ -298,12 +367,15 @@ def timing_stats(timings: list[QueryTiming]) -> dict:
         "input_tokens_mean": _mean(prompt_tokens),
         "output_tokens_mean": _mean([t.output_tokens for t in ok]),
         "output_tokens_total": sum(t.output_tokens for t in ok),
-        "request_ms_mean": _mean([(t.end_s - t.start_s) * 1e3 for t in ok]),
+        "request_ms_mean": _mean(request),
         "dispatch_ms_mean": _mean([(t.start_s - t.issued_s) * 1e3 for t in ok]),
         "complete_ms_mean": _mean([(t.completed_s - t.end_s) * 1e3 for t in ok]),
         "tail_ms_mean": _mean([(t.end_s - t.last_token_s) * 1e3 for t in ok if t.last_token_s is not None]),
-        "ttft_ms_p50": _median(ttft),
-        "tpot_ms_p50": _median(tpot),
+        **{
+            f"{name}_ms_p{q}": _percentile(values, q)
+            for name, values in (("ttft", ttft), ("tpot", tpot), ("request", request))
+            for q in PERCENTILES
+        },
         "start_span_ms": round((max(t.start_s for t in ok) - min(t.start_s for t in ok)) * 1e3, 3) if ok else None,
     }
 
@@ -337,6 +409,7 @@ def build_record(
     tokens_per_s = values.get("tokens_per_s")  # LoadGen reports none for SingleStream: ingest derives it
     model_id = engine.model or ""
     model_name = Path(model_id).name if model_id else None
+    scenario = CLOSED_LOOP if cfg.closed_loop else (result.scenario or cfg.scenario)
     record = {
         "record_id": record_id,
         "run_group": record_id,
@@ -347,7 +420,7 @@ def build_record(
         "system_name": system.hostname,
         "benchmark": model_name,
         "model": model_name if Path(model_id).exists() else model_id,
-        "scenario": result.scenario or cfg.scenario,
+        "scenario": scenario,
         "valid": result.valid and stats["errors"] == 0,
         "source": f"{run_dir.name}/{RESULTS_FILE}",
         "source_kind": "flexpredict-bench",
@@ -366,7 +439,8 @@ def build_record(
         "engine_version": engine.engine_version,
         "precision": engine.precision,
         "operating_system": system.operating_system,
-        "target_qps": result.settings.get("target_qps", cfg.target_qps),
+        "target_qps": None if cfg.closed_loop else result.settings.get("target_qps", cfg.target_qps),
+        "concurrency": cfg.concurrency if cfg.closed_loop else None,
         "tensor_parallel": engine.tensor_parallel,
         "max_num_seqs": engine.max_num_seqs,
         "max_num_batched_tokens": engine.max_num_batched_tokens,
@@ -376,22 +450,9 @@ def build_record(
         "throughput_unit": "Tokens/s",
         "tokens_per_s": tokens_per_s,
         "samples_per_s": values.get("samples_per_s"),
-        **{
-            k: values.get(k)
-            for k in (
-                "latency_p50_ms",
-                "latency_p90_ms",
-                "latency_p99_ms",
-                "ttft_p50_ms",
-                "ttft_p90_ms",
-                "ttft_p99_ms",
-                "tpot_p50_ms",
-                "tpot_p90_ms",
-                "tpot_p99_ms",
-            )
-        },
+        **_latencies(values, stats, cfg.closed_loop),
         # the bounds a Server point was held to: with its load and latencies, a point of the latency-load curve
-        **(result.bounds() if (result.scenario or cfg.scenario) == "Server" else {}),
+        **(result.bounds() if scenario == "Server" else {}),
         "power_w": power.get("power_w"),
         "tokens_per_sample": stats["output_tokens_mean"],
     }
@@ -413,6 +474,17 @@ def build_record(
             record[column] = None
     row = conform(derive_metrics(pd.DataFrame([record]))).iloc[0]
     return {name: plain(value) for name, value in row.items()}
+
+
+def _latencies(values: dict, stats: dict, closed_loop: bool) -> dict:
+    """Latency, TTFT and TPOT p50/p90/p99 of the record: LoadGen's, or for a closed loop the client's (LoadGen's
+    Offline has no token latencies, and its sample latencies count the wait for a slot from the one Offline query)."""
+    client = {"latency": "request", "ttft": "ttft", "tpot": "tpot"}
+    return {
+        f"{metric}_p{q}_ms": stats[f"{client[metric]}_ms_p{q}"] if closed_loop else values.get(f"{metric}_p{q}_ms")
+        for metric in client
+        for q in PERCENTILES
+    }
 
 
 def accuracy_scores(accuracy_log: Path, references: Sequence[str] | None) -> dict:
@@ -464,5 +536,6 @@ def _mean(values: list) -> float | None:
     return round(statistics.fmean(values), 4) if values else None
 
 
-def _median(values: list) -> float | None:
-    return round(statistics.median(values), 4) if values else None
+def _percentile(values: list, q: int) -> float | None:
+    value = percentile(values, q, "loadgen")
+    return None if value is None else round(value, 4)
