@@ -35,6 +35,9 @@ class Completion:
     the response ended (after the usage event and `[DONE]`), where the SUT completes the query for LoadGen."""
     end_s: float = 0.0
     error: str | None = None
+    chunks: int | None = None
+    """Streamed events that carried text: fewer than `output_tokens` when the server merged tokens into one event
+    (vLLM does when its front end falls behind the engine), so the client's token timings are coarser."""
 
 
 @dataclass

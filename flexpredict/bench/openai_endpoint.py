@@ -129,6 +129,7 @@ class OpenAIEndpoint(Backend):
         out.end_s = time.perf_counter()
         out.text = "".join(pieces)
         out.output_tokens = out.output_tokens or chunks
+        out.chunks = chunks
         return out
 
     def _stream_session(self) -> aiohttp.ClientSession:

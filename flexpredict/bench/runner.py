@@ -367,6 +367,8 @@ def timing_stats(timings: list[QueryTiming]) -> dict:
         "input_tokens_mean": _mean(prompt_tokens),
         "output_tokens_mean": _mean([t.output_tokens for t in ok]),
         "output_tokens_total": sum(t.output_tokens for t in ok),
+        # above 1: the server merged tokens into its stream's events (its front end fell behind the engine)
+        "tokens_per_chunk_mean": _mean([t.output_tokens / t.chunks for t in ok if t.chunks]),
         "request_ms_mean": _mean(request),
         "dispatch_ms_mean": _mean([(t.start_s - t.issued_s) * 1e3 for t in ok]),
         "complete_ms_mean": _mean([(t.completed_s - t.end_s) * 1e3 for t in ok]),

@@ -33,6 +33,7 @@ class QueryTiming:
     prompt_tokens: int | None
     output_tokens: int
     error: str | None
+    chunks: int | None = None
 
 
 class LlmSUT:
@@ -117,6 +118,7 @@ class LlmSUT:
                 done.prompt_tokens,
                 done.output_tokens,
                 done.error,
+                done.chunks,
             )
         )
         if self.on_done is not None:
