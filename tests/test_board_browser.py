@@ -27,7 +27,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VEGA = "[data-testid=stVegaLiteChart] svg.marks .role-mark path"  # a Vega-Lite chart with marks drawn
+# a Vega-Lite chart with marks drawn (a one-point line is a hidden path: wait for a visible one)
+VEGA = "[data-testid=stVegaLiteChart] svg.marks .role-mark path:visible"
 WATERFALL = "[data-testid=stImage] img"  # the SHAP waterfall (matplotlib)
 PAGES = {
     "dataset": ("Dataset", VEGA),

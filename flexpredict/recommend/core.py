@@ -90,6 +90,11 @@ def recommend(
     bounds = capacity_bounds(model, slo, scenario) if by_capacity else None
     if len(frame):
         frame = frame.join(predictions(frame, model["id"], scenario, bundle, model_dir))
+        if "pred_throughput_per_accelerator" not in frame:
+            raise RequestError(
+                f"{model_dir or 'the model'}: predicts no throughput_per_accelerator (trained on too "
+                "few records); retrain it or pass another --model-dir"
+            )
         if bounds is not None:
             frame = sized(
                 frame,
@@ -100,11 +105,6 @@ def recommend(
                 records,
                 capacity_model=capacity_model,
                 model_dir=capacity_dir,
-            )
-        if "pred_throughput_per_accelerator" not in frame:
-            raise RequestError(
-                f"{model_dir or 'the model'}: predicts no throughput_per_accelerator (trained on too "
-                "few records); retrain it or pass another --model-dir"
             )
         frame = priced(frame, request, load, workload, slo, llm)
     frame, ranked, funnel = rank(frame, request, funnel)
