@@ -402,5 +402,7 @@ def _held_out_candidates(
     frame = model.featurizer_.complete(records.iloc[test].reset_index(drop=True))
     matrix, margin, measured = model._design(frame)
     rows = ~measured
+    if not rows.any():  # every held-out configuration was measured: nothing to blend
+        return np.empty((0, len(CANDIDATES))), np.empty(0, dtype=object), np.empty(0)
     candidates, category = model._candidates(frame.loc[rows], matrix.loc[rows], margin[rows])
     return candidates, category, log_y[test][rows]
