@@ -22,7 +22,7 @@ from rich.console import Console
 
 from flexpredict import dataset
 from flexpredict.evaluation import DEFAULT_PREDICTORS, SPLITS, evaluate, parity_plot
-from flexpredict.report import metrics_table, model_card_markdown
+from flexpredict.report import SUBSETS, metrics_table, model_card_markdown
 
 PLAN = [
     (["throughput_per_accelerator"], [s for s in SPLITS if s != "grouped-kfold"], DEFAULT_PREDICTORS),
@@ -39,20 +39,6 @@ PLAN = [
         ("xgboost", "lookup-median"),
     ),
 ]
-SUBSETS = (
-    "all",
-    "llm",
-    "llm-seen-pair",
-    "llm-unseen-pair",
-    "non-llm",
-    "non-llm-seen-pair",
-    "non-llm-unseen-pair",
-    "llm-closed-seen-pair",
-    "llm-closed-new-pair",
-    "llm-closed-new-accelerator",
-    "llm-closed-new-model",
-    "llm-closed-both-new",
-)
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
-_SUBSETS = (
+# the subsets the tables show, in order
+SUBSETS = (
     "all",
     "llm",
     "llm-seen-pair",
@@ -26,7 +27,7 @@ def metrics_table(results: pd.DataFrame, *, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("split", "subset", "predictor", "n", "MdAPE", "MAPE", "≤10%", "≤25%", "bias", "coverage", "x/÷"):
         table.add_column(column, justify="left" if column in ("split", "subset", "predictor") else "right")
-    ordered = results.assign(_s=results["subset"].map({s: i for i, s in enumerate(_SUBSETS)}))
+    ordered = results.assign(_s=results["subset"].map({s: i for i, s in enumerate(SUBSETS)}))
     for _, row in ordered.sort_values(["split", "_s"], kind="stable").iterrows():
         table.add_row(row["split"], row["subset"], row["predictor"], str(row["n"]), *_cells(row))
     return table
@@ -52,7 +53,7 @@ def markdown_metrics(results: pd.DataFrame) -> str:
         "| target | split | subset | predictor | n | MdAPE | MAPE | ≤10% | ≤25% | bias | 90% coverage | width x/÷ |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ordered = results.assign(_s=results["subset"].map({s: i for i, s in enumerate(_SUBSETS)}))
+    ordered = results.assign(_s=results["subset"].map({s: i for i, s in enumerate(SUBSETS)}))
     for _, row in ordered.sort_values(["target", "split", "_s"], kind="stable").iterrows():
         lines.append(
             "| "

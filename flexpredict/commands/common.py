@@ -54,6 +54,15 @@ def positive_count(value: int | None) -> int | None:
     return value
 
 
+# the workload shape, for every command that takes one
+ISL_OPTION = typer.Option(
+    None, "--isl", help="Mean prompt tokens (default: the model's MLPerf workload, else 1024).", callback=positive_count
+)
+OSL_OPTION = typer.Option(
+    None, "--osl", help="Mean output tokens (default: the model's MLPerf workload, else 256).", callback=positive_count
+)
+
+
 def non_negative_count(value: int | None) -> int | None:
     """A sample size where 0 means all."""
     if value is not None and value < 0:

@@ -11,6 +11,8 @@ from rich.table import Table
 from .. import capacity
 from ..io import strict_json
 from .common import (
+    ISL_OPTION,
+    OSL_OPTION,
     PRECISIONS,
     console,
     err_console,
@@ -213,18 +215,8 @@ def predict(
     concurrency: float = typer.Option(
         None, "--concurrency", help="Latency with this many requests in flight.", callback=positive_number
     ),
-    isl: int = typer.Option(
-        None,
-        "--isl",
-        help="Mean prompt tokens (default: the model's MLPerf workload, else 1024).",
-        callback=positive_count,
-    ),
-    osl: int = typer.Option(
-        None,
-        "--osl",
-        help="Mean output tokens (default: the model's MLPerf workload, else 256).",
-        callback=positive_count,
-    ),
+    isl: int = ISL_OPTION,
+    osl: int = OSL_OPTION,
     output_format: str = typer.Option("table", "--format", help="table or json (the single configuration)."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:

@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 
 from .common import (
+    ISL_OPTION,
+    OSL_OPTION,
     console,
     existing_folder_file,
     fail,
@@ -106,18 +108,8 @@ def recommend(
         help="Required load: 5000tok/s (generated tokens/s), 20req/s or 64users "
         "(concurrent requests); then the cheapest deployment that sustains it wins.",
     ),
-    isl: int = typer.Option(
-        None,
-        "--isl",
-        help="Mean prompt tokens (default: the model's MLPerf workload, else 1024).",
-        callback=positive_count,
-    ),
-    osl: int = typer.Option(
-        None,
-        "--osl",
-        help="Mean output tokens (default: the model's MLPerf workload, else 256).",
-        callback=positive_count,
-    ),
+    isl: int = ISL_OPTION,
+    osl: int = OSL_OPTION,
     objective: str = typer.Option(
         "throughput", help="throughput (most within budget), cost ($ per million tokens) or energy (J per token)."
     ),
