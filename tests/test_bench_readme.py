@@ -1,6 +1,7 @@
 """The README's "Benchmark your own deployment" block, run exactly as written in an empty folder (the engine venv is
 the checkout's `.venv-vllm-cpu`, made by the block's first line when missing): every line exits 0, the single run's
-record says whether it is valid and why, and the 3-point sweep is a latency-load curve."""
+record says whether it is valid and why, the 3-point QPS sweep is a latency-load curve, and the 3-point concurrency
+sweep shows the curve itself: throughput and TPOT rising with the requests in flight."""
 
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ def test_single_run_has_throughput_token_latencies_and_validity_with_its_reason(
 def test_sweep_gives_a_latency_load_curve(readme_run):
     folder, _ = readme_run
     frame = pd.read_parquet(folder / "my-runs.parquet")
-    assert len(frame) == 5 and list(frame["scenario"]) == ["Server", "Offline", "Server", "Server", "Server"]
-    offline, curve = frame.iloc[1], frame.iloc[2:]
+    assert len(frame) == 8
+    assert list(frame["scenario"]) == ["Server", "Offline", "Server", "Server", "Server"] + ["ClosedLoop"] * 3
+    offline, curve = frame.iloc[1], frame.iloc[2:5]
     assert (curve["output_tokens_mean"] == 32).all() and (curve["input_tokens_mean"] == 64).all()
     # the sweep's design: Server points at 0.4, 0.8 and 1.2x the Offline peak
     peak = offline["samples_per_s"]
@@ -74,3 +76,32 @@ def test_sweep_gives_a_latency_load_curve(readme_run):
         assert ((p50 <= p90) & (p90 <= p99)).all(), curve[[f"{metric}_p{q}_ms" for q in (50, 90, 99)]]
     assert curve[["ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p90_ms"]].notna().all().all()
     assert curve["ttft_bound_ms"].eq(100).all()
+
+
+def test_concurrency_sweep_rises_with_the_requests_in_flight(readme_run):
+    """Closed loops of 1, 4 and 32 requests: throughput moves ~8x across them (the engine's own speed on a busy 2-core
+    box varies far less), and every request meets the others in the batch, so TPOT rises with the load."""
+    folder, _ = readme_run
+    points = pd.read_parquet(folder / "my-runs.parquet").iloc[5:]
+    assert list(points["scenario"]) == ["ClosedLoop"] * 3 and list(points["concurrency"]) == [1, 4, 32]
+    assert points["valid"].all() and points["target_qps"].isna().all()
+    assert (points["output_tokens_mean"] == 32).all() and (points["input_tokens_mean"] == 64).all()
+    tokens = points["tokens_per_s"].tolist()
+    assert tokens[1] > 1.2 * tokens[0] and tokens[2] > 1.2 * tokens[1] and tokens[2] > 3 * tokens[0], tokens
+    assert points["tokens_per_s"].to_numpy() == pytest.approx(
+        (points["samples_per_s"] * points["output_tokens_mean"]).to_numpy(), rel=0.05
+    )
+    tpot = points["tpot_p50_ms"].tolist()
+    assert tpot[2] > 1.5 * tpot[0], tpot
+    # the tokens streamed one by one (a server starved of CPU sends a whole answer in one burst: TPOT ~0 ms)
+    assert (points["tpot_p50_ms"] > 0.2).all() and (points["ttft_p50_ms"] < points["latency_p50_ms"]).all()
+    for metric in ("ttft", "tpot", "latency"):
+        p50, p90, p99 = (points[f"{metric}_p{q}_ms"] for q in (50, 90, 99))
+        assert ((p50 > 0) & (p50 <= p90) & (p90 <= p99)).all(), points[[f"{metric}_p{q}_ms" for q in (50, 90, 99)]]
+    for i, level in enumerate((1, 4, 32), start=1):
+        saved = json.loads(
+            (folder / "runs" / "sweep" / f"closed-{i:02d}-c{level}" / "benchmark_results.json").read_text()
+        )
+        assert saved["settings"]["concurrency"] == level and saved["performance"]["client"]["queries"] == max(
+            64, 8 * level
+        )
