@@ -76,6 +76,8 @@ def open_storage(url: str, campaign: Campaign, *, read_only: bool = False) -> op
                 heartbeat_interval=campaign.heartbeat_interval,
                 grace_period=campaign.grace_period,
                 skip_table_creation=read_only,
+                # readers only select: Optuna's schema check loads alembic (~0.5 s) and a reader cannot migrate
+                skip_compatibility_check=read_only,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES),
             )
     except ImportError:

@@ -1,26 +1,33 @@
 """Predictors behind one interface (fit / predict / predict_interval / save / load), one module each.
 
-from flexpredict.predictors import PREDICTORS, XGBoostPredictor, TARGETS
+    from flexpredict.predictors import PREDICTORS, XGBoostPredictor, TARGETS
+
+A thin facade: names are imported from their modules on first use, so reading `targets` (campaign definitions,
+`campaign status`) does not load scikit-learn and XGBoost.
 """
 
-from .base import PREDICTORS, Predictor, pair_keys
-from .lookup import LookupMedianPredictor
-from .public_recipe import PublicRecipePredictor
-from .roofline import RooflinePredictor
-from .siblings import ModelRooflinePredictor, SiblingRooflinePredictor
-from .targets import TARGETS, Target
-from .xgboost_model import XGBoostPredictor
+from __future__ import annotations
 
-__all__ = [
-    "PREDICTORS",
-    "LookupMedianPredictor",
-    "ModelRooflinePredictor",
-    "Predictor",
-    "PublicRecipePredictor",
-    "RooflinePredictor",
-    "SiblingRooflinePredictor",
-    "TARGETS",
-    "Target",
-    "XGBoostPredictor",
-    "pair_keys",
-]
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .base import PREDICTORS, Predictor, pair_keys
+    from .lookup import LookupMedianPredictor
+    from .public_recipe import PublicRecipePredictor
+    from .roofline import RooflinePredictor
+    from .siblings import ModelRooflinePredictor, SiblingRooflinePredictor
+    from .targets import TARGETS, Target
+    from .xgboost_model import XGBoostPredictor
+
+_EXPORTS = {
+    "flexpredict.predictors.base": ("PREDICTORS", "Predictor", "pair_keys"),
+    "flexpredict.predictors.lookup": ("LookupMedianPredictor",),
+    "flexpredict.predictors.public_recipe": ("PublicRecipePredictor",),
+    "flexpredict.predictors.roofline": ("RooflinePredictor",),
+    "flexpredict.predictors.siblings": ("ModelRooflinePredictor", "SiblingRooflinePredictor"),
+    "flexpredict.predictors.targets": ("TARGETS", "Target"),
+    "flexpredict.predictors.xgboost_model": ("XGBoostPredictor",),
+}
+__getattr__, __all__ = lazy_exports("flexpredict.predictors", _EXPORTS)
