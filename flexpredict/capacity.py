@@ -320,7 +320,7 @@ class CapacityModel:
             at, over = self._concurrency_for_rate(
                 curves.grid if curves is not None else self._grid(config), rate / speed
             )
-        frame = self._latencies(config, at, open_loop)
+        frame = pd.DataFrame(self._latencies(config, at, open_loop))
         frame = _scaled(frame, 1 / speed, *floors_ms(config))
         frame["pred_output_tokens_per_s"] = (
             _tokens_per_s(at, config["osl"].to_numpy(), frame)
@@ -400,15 +400,15 @@ class CapacityModel:
         }
 
     def _grid(self, config) -> dict:
-        """The predicted open-loop p50 curve over GRID: log TTFT, log TPOT, tokens/s (rows x grid)."""
-        n = len(config)
-        open_loop = np.ones(n, dtype=bool)
-        repeated = config.iloc[np.repeat(np.arange(n), len(GRID))].reset_index(drop=True)
-        concurrency = np.tile(GRID, n)
-        frame = self._latencies(repeated, concurrency, np.repeat(open_loop, len(GRID)), intervals=False)
-        shape = (n, len(GRID))
-        ttft = frame["pred_ttft_p50_ms"].to_numpy().reshape(shape)
-        tpot = frame["pred_tpot_p50_ms"].to_numpy().reshape(shape)
+        """The predicted open-loop p50 curve over GRID: log TTFT, log TPOT, tokens/s (rows x grid). Rows with the
+        same configuration (candidates that differ only in price or provider) share one curve."""
+        codes, distinct = pd.factorize(pd.util.hash_pandas_object(config, index=False))
+        if len(distinct) < len(config):
+            first_rows = np.unique(codes, return_index=True)[1]  # code k's first row, for k = 0, 1, ...
+            return {name: values[codes] for name, values in self._grid(config.iloc[first_rows]).items()}
+        concurrency = np.broadcast_to(GRID, (len(config), len(GRID)))
+        latency = self._latencies(config, concurrency, np.ones(concurrency.shape, dtype=bool), intervals=False)
+        ttft, tpot = latency["pred_ttft_p50_ms"], latency["pred_tpot_p50_ms"]
         osl, max_batch = config["osl"].to_numpy()[:, None], config["max_batch"].to_numpy()[:, None]
         # beyond the batch limit the extra requests only queue: the batch's own time in the system sets the rate
         in_batch = GRID[None, :] <= np.maximum(max_batch, GRID[0])
@@ -421,16 +421,23 @@ class CapacityModel:
 
     # -- latencies -----------------------------------------------------------------------------------------------
 
-    def _latencies(self, config, concurrency, open_loop, *, intervals: bool = True) -> pd.DataFrame:
+    def _latencies(self, config, concurrency, open_loop, *, intervals: bool = True) -> dict[str, np.ndarray]:
+        """Predicted TTFT/TPOT p50/p99 (ms, + _lo/_hi with `intervals`) per point, shaped like `concurrency`: one
+        load per config row, or rows x grid (the config is then broadcast, not repeated as a frame)."""
         import xgboost as xgb
 
+        shape = np.shape(concurrency)
         phys_ttft, phys_tpot = physics_latency(config, concurrency)
         design = _design(config, concurrency, open_loop)
         matrix = xgb.DMatrix(design.to_numpy(dtype="float64"), feature_names=list(FEATURES))
-        floor = dict(zip(("ttft", "tpot"), np.log(floors_ms(config))))
+        floors = floors_ms(config)
+        floor = {
+            m: np.broadcast_to(np.log(f).reshape(-1, *([1] * (len(shape) - 1))), shape)
+            for m, f in zip(("ttft", "tpot"), floors)
+        }
         log_p50 = {
-            "ttft": np.log(phys_ttft) + self.boosters["ttft"].predict(matrix),
-            "tpot": np.log(phys_tpot) + self.boosters["tpot"].predict(matrix),
+            "ttft": np.log(phys_ttft) + self.boosters["ttft"].predict(matrix).reshape(shape),
+            "tpot": np.log(phys_tpot) + self.boosters["tpot"].predict(matrix).reshape(shape),
         }
         log_p50 = {metric: np.fmax(value, floor[metric]) for metric, value in log_p50.items()}
         out = {}
@@ -442,7 +449,7 @@ class CapacityModel:
                     half = self.half_width[f"{metric}_{stat}"]
                     out[f"pred_{metric}_{stat}_ms_lo"] = np.exp(np.fmax(center - half, floor[metric]))
                     out[f"pred_{metric}_{stat}_ms_hi"] = np.exp(center + half)
-        return pd.DataFrame(out)
+        return out
 
     # -- speed factor --------------------------------------------------------------------------------------------
 
@@ -792,12 +799,22 @@ def _speed_table(results: pd.DataFrame, log_k: pd.Series) -> dict:
 
 
 def _design(config, concurrency, open_loop) -> pd.DataFrame:
-    """What the corrections see: load, lengths, parallelism, model and part (physics enters as the offset)."""
+    """What the corrections see: load, lengths, parallelism, model and part (physics enters as the offset). One row
+    per point: `concurrency` holds one load per config row, or a rows x grid array (config values broadcast)."""
+    shape = np.shape(concurrency)
+
+    def spread(values) -> np.ndarray:
+        values = np.asarray(values, dtype="float64")
+        return np.broadcast_to(values.reshape(-1, *([1] * (len(shape) - 1))), shape).ravel()
+
     engine = config["engine"].astype(str).to_numpy()
     log = _log
+    load = np.asarray(concurrency, dtype="float64")
     columns = {
-        "log_concurrency": log(concurrency),
-        "log_load_over_batch": log(concurrency / config["max_batch"]),
+        "log_concurrency": log(load).ravel(),
+        "log_load_over_batch": log(
+            load / config["max_batch"].to_numpy().reshape(-1, *([1] * (len(shape) - 1)))
+        ).ravel(),
         "log_isl": log(config["isl"]),
         "log_osl": log(config["osl"]),
         "log_gpus": log(config["gpus"]),
@@ -813,11 +830,12 @@ def _design(config, concurrency, open_loop) -> pd.DataFrame:
         "log_tflops": log(config["flops"]),
         "log_memory": log(config["memory"]),
         "disaggregated": config["disaggregated"],
-        "open_loop": np.asarray(open_loop, dtype="float64"),
+        "open_loop": np.asarray(open_loop, dtype="float64").ravel(),
         **{f"engine_{e}": (engine == e).astype("float64") for e in ENGINES},
     }
-    design = pd.DataFrame({name: np.asarray(columns[name], dtype="float64") for name in FEATURES})
-    return design.where(np.isfinite(design))
+    per_point = {"log_concurrency", "log_load_over_batch", "open_loop"}
+    design = np.column_stack([columns[name] if name in per_point else spread(columns[name]) for name in FEATURES])
+    return pd.DataFrame(np.where(np.isfinite(design), design, np.nan), columns=list(FEATURES))
 
 
 def _mlperf_mask(records: pd.DataFrame) -> pd.Series:

@@ -8,18 +8,7 @@ A thin facade: names are imported from their modules on first use, so reading `t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..lazy import lazy_exports
-
-if TYPE_CHECKING:
-    from .base import PREDICTORS, Predictor, pair_keys
-    from .lookup import LookupMedianPredictor
-    from .public_recipe import PublicRecipePredictor
-    from .roofline import RooflinePredictor
-    from .siblings import ModelRooflinePredictor, SiblingRooflinePredictor
-    from .targets import TARGETS, Target
-    from .xgboost_model import XGBoostPredictor
 
 _EXPORTS = {
     "flexpredict.predictors.base": ("PREDICTORS", "Predictor", "pair_keys"),

@@ -65,6 +65,17 @@ class NearestSiblingPredictor(Predictor):
         self.siblings_ = table.to_dict("records")
         self.kind_efficiency_ = frame.groupby("model_kind")["efficiency"].median().to_dict()
         self.all_efficiency_ = float(frame["efficiency"].median()) if len(frame) else float("nan")
+        self._pools: dict[tuple, dict[str, np.ndarray]] | None = None
+
+    def _sibling_pools(self) -> dict[tuple, dict[str, np.ndarray]]:
+        """The measured siblings by their `fixed` values, as arrays, built on first use: a prediction looks up
+        many rows (a per-row pandas filter was the slowest step of a first-time `recommend`), and a loaded model
+        whose sibling predictor is never asked should not pay for it."""
+        if self._pools is None:
+            table = pd.DataFrame(self.siblings_)
+            groups = () if table.empty else table.groupby(list(self.fixed), dropna=False)
+            self._pools = {key: {c: group[c].to_numpy() for c in group.columns} for key, group in groups}
+        return self._pools
 
     def _predict_log(self, records: pd.DataFrame) -> np.ndarray:
         return self.nearest(records)[0]
@@ -83,18 +94,17 @@ class NearestSiblingPredictor(Predictor):
 
     def _efficiencies(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The nearest sibling's measured efficiency and its distance per (distinct) row."""
-        table = pd.DataFrame(self.siblings_)
         out, far = np.full(len(frame), np.nan), np.full(len(frame), np.inf)
-        groups = {} if table.empty else {k: g for k, g in table.groupby(list(self.fixed), dropna=False)}
+        pools = self._sibling_pools()
         for position, row in enumerate(frame.itertuples(index=False)):
-            candidates = groups.get(tuple(getattr(row, c) for c in self.fixed))
+            candidates = pools.get(tuple(getattr(row, c) for c in self.fixed))
             efficiency = self.kind_efficiency_.get(row.model_kind, self.all_efficiency_)
             if candidates is not None:
-                same = candidates[candidates["precision"] == row.precision]
-                pool = same if len(same) else candidates
+                same = candidates["precision"] == row.precision
+                pool = {c: v[same] for c, v in candidates.items()} if same.any() else candidates
                 distance = self.distance(pool, row)
                 nearest = int(np.argmin(distance))
-                efficiency, far[position] = float(pool["efficiency"].to_numpy()[nearest]), float(distance[nearest])
+                efficiency, far[position] = float(pool["efficiency"][nearest]), float(distance[nearest])
             out[position] = efficiency
         return out, far
 
@@ -106,8 +116,8 @@ class NearestSiblingPredictor(Predictor):
 
     @staticmethod
     @abstractmethod
-    def distance(pool: pd.DataFrame, row) -> np.ndarray:
-        """How far each sibling in `pool` is from `row` (lower is nearer)."""
+    def distance(pool: dict[str, np.ndarray], row) -> np.ndarray:
+        """How far each sibling in `pool` (descriptor arrays) is from `row` (lower is nearer)."""
 
     def _frame(self, records: pd.DataFrame) -> pd.DataFrame:
         frame = RecordFeaturizer.complete(records)
@@ -146,12 +156,13 @@ class NearestSiblingPredictor(Predictor):
     def _restore(self, state: dict, folder) -> None:
         self.siblings_, self.kind_efficiency_ = state["siblings"], state["kind_efficiency"]
         self.all_efficiency_ = state["all_efficiency"]
+        self._pools = None
 
 
-def _log_gap(pool: pd.DataFrame, column: str, value) -> np.ndarray:
+def _log_gap(pool: dict[str, np.ndarray], column: str, value) -> np.ndarray:
     """|log ratio| of a descriptor; a missing value counts as one e-fold apart."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        gap = np.abs(np.log(pool[column].to_numpy("float64") / float(value)))
+        gap = np.abs(np.log(pool[column].astype("float64") / float(value)))
     return np.where(np.isfinite(gap), gap, 1.0)
 
 
@@ -165,13 +176,13 @@ class SiblingRooflinePredictor(NearestSiblingPredictor):
     descriptors = ("acc_family", "accelerator_vendor", "acc_bandwidth_tbs", "acc_memory_gb")
 
     @staticmethod
-    def distance(pool: pd.DataFrame, row) -> np.ndarray:
+    def distance(pool: dict[str, np.ndarray], row) -> np.ndarray:
         return (
-            (pool["acc_family"].to_numpy() != row.acc_family) * 2.0
-            + (pool["accelerator_vendor"].to_numpy() != row.accelerator_vendor) * 10.0
+            (pool["acc_family"] != row.acc_family) * 2.0
+            + (pool["accelerator_vendor"] != row.accelerator_vendor) * 10.0
             + _log_gap(pool, "acc_bandwidth_tbs", row.acc_bandwidth_tbs)
             + 0.5 * _log_gap(pool, "acc_memory_gb", row.acc_memory_gb)
-            + (pool["accelerator"].to_numpy() != row.accelerator) * 0.01
+            + (pool["accelerator"] != row.accelerator) * 0.01
         )
 
 
@@ -185,11 +196,11 @@ class ModelRooflinePredictor(NearestSiblingPredictor):
     descriptors = ("model_kind", "model_moe", "model_params_active_b", "model_params_total_b")
 
     @staticmethod
-    def distance(pool: pd.DataFrame, row) -> np.ndarray:
+    def distance(pool: dict[str, np.ndarray], row) -> np.ndarray:
         return (
-            (pool["model_kind"].to_numpy() != row.model_kind) * _FAR
-            + (np.nan_to_num(pool["model_moe"].to_numpy("float64")) != np.nan_to_num(row.model_moe)) * 2.0
+            (pool["model_kind"] != row.model_kind) * _FAR
+            + (np.nan_to_num(pool["model_moe"].astype("float64")) != np.nan_to_num(row.model_moe)) * 2.0
             + _log_gap(pool, "model_params_active_b", row.model_params_active_b)
             + 0.5 * _log_gap(pool, "model_params_total_b", row.model_params_total_b)
-            + (pool["model"].to_numpy() != row.model) * 0.01
+            + (pool["model"] != row.model) * 0.01
         )
