@@ -38,7 +38,17 @@ from .predictors.xgboost_model import MEASURED_LEVELS
 from .recommend import feature_phrase
 
 DEPENDENCE = ("acc_bandwidth_tbs", "precision", "engine")  # what the global view shows throughput against
-TREND, CAP = "trend", "cap"  # terms of a local explanation that are not features
+TREND, CAP, CONSTRAINT = "trend", "cap", "constraint"  # terms of a local explanation that are not features
+# what moved a prediction after the predictor: `constraints.constrain` and the targets' physical floors
+CONSTRAINT_WORDS = {
+    "throughput_per_accelerator": "capped at the roofline (no measured run is above it)",
+    "power_w": "kept within the part's power bounds (idle share to TDP plus host)",
+    "energy_j_per_token": "kept equal to predicted power / predicted throughput",
+    "energy_j_per_sample": "kept equal to predicted power / predicted throughput",
+    "ttft_p99_ms": "kept between one decode step and the scenario's bound",
+    "tpot_p99_ms": "kept between one decode step and the scenario's bound",
+    "latency_p99_ms": "kept within the scenario's bound and at least the p90",
+}
 
 
 class ExplainError(ValueError):
@@ -180,6 +190,7 @@ class LocalExplanation:
     scale: float  # reported / learned (accelerators for per-accelerator targets)
     unit: str  # of the prediction
     measured_value: float | None = None  # the record's own measurement, for dataset records
+    unknown: str | None = None  # why there is no prediction (does not fit; power with no TDP), else None
 
     @property
     def base(self) -> float:
@@ -191,20 +202,25 @@ class LocalExplanation:
 
     def reasons(self, limit: int = 5) -> list[str]:
         """The explanation in plain words, largest effects first."""
+        if self.unknown is not None:
+            return [f"no prediction: {self.unknown}"]
         lines = [f"{self.start_words}: {_number(math.exp(self.start) * self.scale)} {self.unit}"]
         if self.measured:
             lines += [f"{self.phrases[str(n)]}: {_effect(v)}" for n, v in self.contributions.items()]
             lines.append("the trees are not used: the measurements are the prediction")
         else:
             lines.append(f"the trees' average correction: {_effect(self.trees_average)}")
-            features = self.contributions.drop(CAP, errors="ignore")
+            features = self.contributions.drop([CAP, CONSTRAINT], errors="ignore")
             shown = [n for n in features.index[:limit] if abs(features[n]) >= 0.005]
             lines += [f"{self.phrases[n]}: {_effect(features[n])}" for n in shown]
             rest = features.drop(shown)
             if len(rest):
                 lines.append(f"{len(rest)} other features together: {_effect(rest.sum())}")
-            if CAP in self.contributions:
-                lines.append(f"{self.phrases[CAP]}: {_effect(self.contributions[CAP])}")
+            lines += [
+                f"{self.phrases[term]}: {_effect(self.contributions[term])}"
+                for term in (CAP, CONSTRAINT)
+                if term in self.contributions
+            ]
         measured = f"; measured {_number(self.measured_value)}" if self.measured_value is not None else ""
         lines.append(
             f"= predicted {_number(self.prediction)} {self.unit} (90 % interval {_number(self.low)} – "
@@ -258,7 +274,11 @@ def explain_configuration(bundle, records: pd.DataFrame, target: str) -> list[Lo
         return []
     contributions, matrix = predictor.explained(frame)
     matrix = matrix.astype(object).where(matrix.notna(), None)
-    prediction, low, high = predictor.predict_interval(frame)
+    learned = predictor.predict(frame)
+    # the numbers `predict` returns (physical floors, bounds and consistency applied): the explanation ends there
+    constrained = bundle.predict(records.loc[frame.index])
+    prediction, low, high = (constrained[f"pred_{target}{end}"].to_numpy(dtype="float64") for end in ("", "_lo", "_hi"))
+    unknown = _unknown_reasons(constrained, frame, target)
     scale = spec.scale(frame)
     ood = predictor.out_of_distribution(frame)
     measured_values = spec.values(frame) / scale
@@ -275,19 +295,23 @@ def explain_configuration(bundle, records: pd.DataFrame, target: str) -> list[Lo
             terms = features.reindex(features.abs().sort_values(ascending=False).index)
             phrases = {name: feature_phrase(name, values[name]) for name in terms.index}
             average = float(row["bias"])
-            # a capped correction: the difference to the prediction is the cap's doing
-            cap = math.log(prediction[i]) - (float(row["prior"]) + average + float(terms.sum()))
+            # a capped correction: the difference to the predictor's output is the cap's doing
+            cap = math.log(learned[i]) - (float(row["prior"]) + average + float(terms.sum()))
             if abs(cap) > 1e-4:
                 terms[CAP] = cap
                 phrases[CAP] = "cap on how far the trees may move a prior"
+        moved = math.log(prediction[i] / scale[i]) - math.log(learned[i]) if prediction[i] > 0 else 0.0
+        if abs(moved) > 1e-4:
+            terms[CONSTRAINT] = moved
+            phrases[CONSTRAINT] = CONSTRAINT_WORDS.get(target, "physics and consistency constraints")
         out.append(
             LocalExplanation(
                 target,
                 _configuration(record),
                 str(record["record_id"]),
-                float(prediction[i] * scale[i]),
-                float(low[i] * scale[i]),
-                float(high[i] * scale[i]),
+                float(prediction[i]),
+                float(low[i]),
+                float(high[i]),
                 bool(ood[i]),
                 bool(row["measured"]),
                 start,
@@ -298,9 +322,27 @@ def explain_configuration(bundle, records: pd.DataFrame, target: str) -> list[Lo
                 float(scale[i]),
                 _unit(target, bool(record["is_llm"])),
                 float(measured_value * scale[i]) if pd.notna(measured_value) else None,
+                unknown[i],
             )
         )
     return out
+
+
+def _unknown_reasons(constrained: pd.DataFrame, frame: pd.DataFrame, target: str) -> list[str | None]:
+    """Why a row has no prediction of `target` (the bundle's own flags), else None."""
+    reasons: list[str | None] = []
+    unknown_power = constrained.get("unknown_power_w", pd.Series(False, index=constrained.index)).to_numpy(bool)
+    for i, (value, fits) in enumerate(zip(constrained[f"pred_{target}"], constrained["fits"])):
+        if not bool(fits):
+            reasons.append("does not fit: the weights and one sequence's KV cache exceed the accelerators' memory")
+        elif unknown_power[i] and target.startswith(("power_", "energy_")):
+            accelerator = frame["accelerator"].iloc[i]
+            reasons.append(f"no TDP for {accelerator} in the catalog and no measured power on it")
+        elif not value > 0:
+            reasons.append("the model predicts none for this configuration")
+        else:
+            reasons.append(None)
+    return reasons
 
 
 def _measured_start(row: pd.Series, values: pd.Series) -> tuple[float, str, pd.Series, dict[str, str]]:

@@ -59,7 +59,7 @@ class Registry(Mapping[str, Plugin], Generic[Plugin]):
     def __iter__(self) -> Iterator[str]:
         if not self._discovered:  # listing scans once; a name not found scans again (a plug-in installed since)
             self.discover()
-        return iter(list(self._classes))
+        return iter(sorted(self._classes))  # by name: the same list whichever module was imported first
 
     def __len__(self) -> int:
         return len(list(iter(self)))

@@ -136,11 +136,20 @@ def test_shap_tree_explainer_gives_the_same_values(blended, grid, split):
 
 
 def test_local_explanations_end_at_the_prediction(bundle, grid, split):
+    """...at the number `predict` returns: the predictor's output, then what the constraints did to it (the
+    roofline cap here), and no number (with the reason) where the configuration does not fit."""
     measured = split[3]
-    log_pred = np.log(bundle.predictors[THROUGHPUT].predict(grid))  # the shipped blend weights, as the CLI's
+    predicted = bundle.predict(grid)
     explanations = explain.explain_configuration(bundle, grid, THROUGHPUT)
     assert len(explanations) == len(grid)
-    for item, log_value, was_measured in zip(explanations, log_pred, measured):
+    assert not predicted["fits"].all(), "the grid needs a configuration that does not fit"
+    for item, (_, row), was_measured in zip(explanations, predicted.iterrows(), measured):
+        if not row["fits"]:
+            assert math.isnan(item.prediction) and item.reasons() == [f"no prediction: {item.unknown}"]
+            assert "does not fit" in str(item.unknown)
+            continue
+        assert item.unknown is None and item.prediction == pytest.approx(row[f"pred_{THROUGHPUT}"], rel=1e-9)
+        log_value = math.log(row[f"pred_{THROUGHPUT}"] / item.scale)
         assert item.measured == was_measured
         assert item.log_prediction == pytest.approx(log_value, abs=1e-3)
         assert item.log_prediction == pytest.approx(math.log(item.prediction / item.scale), abs=1e-3)
@@ -151,8 +160,35 @@ def test_local_explanations_end_at_the_prediction(bundle, grid, split):
             assert set(item.contributions.index) <= {"trend", "same_precision", "same_engine"}
         else:
             assert item.start_words.startswith("never measured")
-    capped = [e for e in explanations if "cap" in e.contributions.index]
-    assert all(e.phrases["cap"] in " ".join(e.reasons()) for e in capped)
+    for term in ("cap", "constraint"):
+        moved = [e for e in explanations if term in e.contributions.index]
+        assert all(e.phrases[term] in " ".join(e.reasons()) for e in moved)
+
+
+def test_explain_and_predict_give_the_same_numbers_after_the_constraints():
+    """Energy is power / throughput of the same prediction, power within its bounds: `explain` ends there too, and
+    a part with no TDP and no measured power has no power or energy in either."""
+    h100 = ["--accelerator", "h100-sxm-80gb", "--count", "8", "--model", "llama3.1-8b"]
+    predicted = json.loads(runner.invoke(app, ["predict", *h100, "--format", "json"]).stdout)["predictions"]
+    for row in predicted:
+        result = runner.invoke(app, ["explain", *h100, "-t", row["target"], "--format", "json"])
+        assert result.exit_code == 0, result.output
+        explained = json.loads(result.stdout)["targets"][row["target"]]
+        for key in ("prediction", "low", "high"):
+            assert explained[key] == pytest.approx(row[key], rel=1e-9), (row["target"], key)
+    energy = json.loads(runner.invoke(app, ["explain", *h100, "-t", "energy_j_per_token", "--format", "json"]).stdout)
+    assert any(
+        "predicted power / predicted throughput" in r for r in energy["targets"]["energy_j_per_token"]["reasons"]
+    )
+    tpu = ["--accelerator", "google-tpu-v6e-32gb", "--count", "8", "--model", "llama3.1-8b"]
+    result = runner.invoke(app, ["explain", *tpu, "-t", "power_w"])
+    assert result.exit_code == 0 and "no prediction: no TDP for google-tpu-v6e-32gb" in result.stdout
+    rows = {
+        r["target"]: r
+        for r in json.loads(runner.invoke(app, ["predict", *tpu, "--format", "json"]).stdout)["predictions"]
+    }
+    assert rows["power_w"]["prediction"] is None and rows["energy_j_per_token"]["prediction"] is None
+    assert "no TDP" in rows["power_w"]["note"] and rows["throughput_per_accelerator"]["prediction"] > 0
 
 
 def test_measured_configuration_starts_from_the_newest_round_median(bundle, records):

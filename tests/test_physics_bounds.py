@@ -93,3 +93,33 @@ def test_token_latencies_between_one_decode_step_and_the_scenario_bound(sweep):
         limit = np.maximum(bound, np.nan_to_num(step))
         assert bounded.sum() > 100 and (values[bounded] <= limit[bounded] * (1 + 1e-9)).all()
         assert (values[bounded & (step < bound)] <= bound[bounded & (step < bound)]).all()
+
+
+def test_no_power_or_energy_for_a_part_without_tdp_never_measured(sweep):
+    """Nothing says how such a part draws power: a number there would be other parts' watts. Parts with a TDP, or
+    with measured power, keep theirs."""
+    records, predicted = sweep
+    power = ModelBundle.load(targets=("power_w",)).predictors["power_w"]
+    tdp = pd.to_numeric(records["acc_tdp_w"], errors="coerce").to_numpy("float64")
+    measured = records["accelerator"].isin(set(power.seen_accelerators_)).to_numpy()
+    fits = predicted["fits"].to_numpy()
+    unknowable = ~np.isfinite(tdp) & ~measured & fits
+    assert unknowable.sum() >= 10 and (fits & ~unknowable).sum() > 100
+    assert predicted["unknown_power_w"].to_numpy()[unknowable].all()
+    assert not predicted["unknown_power_w"].to_numpy()[fits & ~unknowable].any()
+    assert predicted.loc[unknowable, ["pred_power_w", "pred_energy_j_per_token"]].isna().all().all()
+    assert predicted.loc[unknowable, "pred_throughput_per_accelerator"].gt(0).all()
+    assert predicted.loc[fits & ~unknowable, "pred_power_w"].gt(0).all()
+
+
+def test_latency_p99_is_never_below_p90():
+    rows = [
+        {"accelerator": acc["id"], "count": 1, "nodes": 1, "model": model, "scenario": "SingleStream"}
+        for acc in catalogs.accelerators().rows
+        for model in ("resnet50", "retinanet", "bert-99")
+    ]
+    predicted = ModelBundle.load().predict(config_records(rows))
+    for end in ("", "_lo", "_hi"):
+        p99, p90 = (predicted[f"pred_latency_p{q}_ms{end}"].to_numpy() for q in (99, 90))
+        both = np.isfinite(p99) & np.isfinite(p90)
+        assert both.sum() > 100 and (p99[both] >= p90[both]).all()

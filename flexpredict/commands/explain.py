@@ -61,7 +61,10 @@ def explain(
 
     if record_id and (accelerator or model):
         fail("give one configuration (--accelerator, --model, ...) or --record-id, not both")
-    bundle = load_model(model_dir, targets=tuple(target) if target else None)
+    local = bool(record_id or accelerator or model)
+    # one configuration ends at the number `predict` returns, whose constraints read the other targets (energy =
+    # power / throughput): load them all
+    bundle = load_model(model_dir, targets=tuple(target) if target and not local else None)
     names = list(target) if target else [n for n in TARGETS if hasattr(bundle.predictors.get(n), "transfer_design")]
     if out:
         import matplotlib
@@ -69,7 +72,7 @@ def explain(
         matplotlib.use("Agg")
         out.mkdir(parents=True, exist_ok=True)
     try:
-        if record_id or accelerator or model:
+        if local:
             _local(
                 bundle,
                 names,

@@ -267,7 +267,10 @@ def predict(
         return
     bundle = load_model(model_dir)
     prediction = bundle.predict(records).iloc[0]
+    from ..predictors import TARGETS
+
     rows = []
+    unknown_power = bool(prediction.get("unknown_power_w", False))
     for name in bundle.predictors:
         value = prediction[f"pred_{name}"]
         if value == value:
@@ -280,6 +283,15 @@ def predict(
                     "ood": bool(prediction[f"ood_{name}"]),
                 }
             )
+        elif unknown_power and name.startswith(("power_", "energy_")) and TARGETS[name].mask(records).all():
+            rows.append({"target": name, "prediction": None, "low": None, "high": None, "ood": True})
+    unknown_note = (
+        f"unknown: no TDP for {records.iloc[0]['accelerator']} in the catalog and no measured power on it"
+        if unknown_power
+        else None
+    )
+    for row in rows:
+        row["note"] = unknown_note if row["prediction"] is None else None
     if not rows and not prediction.get("fits", True):
         rec = records.iloc[0]
         fail(
@@ -308,6 +320,9 @@ def predict(
     for column in ("target", "prediction", "90% interval", "note"):
         table.add_column(column, justify="left" if column in ("target", "note") else "right")
     for row in rows:
+        if row["prediction"] is None:
+            table.add_row(row["target"], "–", "–", row["note"])
+            continue
         table.add_row(
             row["target"],
             f"{row['prediction']:,.4g}",

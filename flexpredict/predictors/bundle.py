@@ -91,7 +91,9 @@ class ModelBundle:
     # -- prediction --------------------------------------------------------------------------------------------
 
     def predict(self, records: pd.DataFrame) -> pd.DataFrame:
-        """pred_<target>, pred_<target>_lo/_hi (90 % interval) and ood_<target> per record; `ood` if any; `fits`.
+        """pred_<target>, pred_<target>_lo/_hi (90 % interval) and ood_<target> per record; `ood` if any; `fits`;
+        unknown_<target> where a target that needs its physics cannot have it (`Target.unknowable`: power on a
+        part with no TDP and no measured power; its energy then is unknown too).
         Physics and consistency hold (`constraints.constrain`): no prediction for what does not fit, power within
         its bounds, energy = power / throughput, token latencies within the scenario's bound."""
         from ..features import RecordFeaturizer
@@ -115,8 +117,13 @@ class ModelBundle:
                 if target.floor is not None:  # never faster than physics allows (the truth is above it too)
                     bound = np.nan_to_num(target.floor(subset), nan=0.0)
                     p, low, high = np.maximum(p, bound), np.maximum(low, bound), np.maximum(high, bound)
+                unknowable = target.unknowable(subset, predictor.seen_accelerators_)
+                p, low, high = (np.where(unknowable, np.nan, values) for values in (p, low, high))
                 pred[mask], lo[mask], hi[mask] = p, low, high
                 ood[mask] = predictor.out_of_distribution(subset)
+                if target.physics_required:
+                    out[f"unknown_{name}"] = np.zeros(len(records), dtype=bool)
+                    out.loc[mask, f"unknown_{name}"] = unknowable
             out[f"pred_{name}"], out[f"pred_{name}_lo"], out[f"pred_{name}_hi"] = pred, lo, hi
             out[f"ood_{name}"] = pd.array(np.where(mask, ood, False), dtype="boolean")
             any_ood |= mask & ood

@@ -4,9 +4,11 @@
 - A configuration whose weights (at its stated precision) plus the KV cache of one sequence exceed the
   accelerators' memory gets
   `fits = False` and no prediction at all (nothing runs).
-- Power lies between the accelerators' idle share and their TDP plus a host allowance per node.
+- Power lies between the accelerators' idle share and their TDP plus a host allowance per node; a part with no
+  TDP and no measured power has none (`unknown_power_w`, set by the bundle), and then no energy either.
 - Energy per token (per sample) is predicted power over predicted throughput of the same configuration; its interval
   keeps the width the energy target was calibrated to.
+- Latency p99 is never below latency p90 of the same configuration.
 - TTFT/TPOT p99 of an MLPerf Server/Interactive configuration is never above the scenario's bound: a valid result
   met it by the rules; never below one decode step either (the targets' own `floor`), which wins where a part is
   too slow to meet the bound at all.
@@ -88,6 +90,9 @@ def constrain(records: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
         out.loc[has, f"pred_{name}"] = consistent[has]
         out.loc[has, f"pred_{name}_lo"] = consistent[has] / down[has]
         out.loc[has, f"pred_{name}_hi"] = consistent[has] * up[has]
+        if "unknown_power_w" in out:  # energy is power / throughput: an unknown power leaves it unknown
+            unknown = out["unknown_power_w"].to_numpy(dtype=bool)
+            out.loc[unknown, [f"pred_{name}", f"pred_{name}_lo", f"pred_{name}_hi"]] = np.nan
     for name, bound_column in _BOUND_COLUMNS.items():
         if f"pred_{name}" not in out or bound_column not in records:
             continue
@@ -99,6 +104,10 @@ def constrain(records: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
         for suffix in ("", "_lo", "_hi"):
             column = f"pred_{name}{suffix}"
             out[column] = np.minimum(out[column].to_numpy("float64"), bound)
+    if "pred_latency_p99_ms" in out and "pred_latency_p90_ms" in out:  # two models, one distribution: p99 >= p90
+        for suffix in ("", "_lo", "_hi"):
+            p99, p90 = (out[f"pred_latency_p{q}_ms{suffix}"].to_numpy("float64") for q in (99, 90))
+            out[f"pred_latency_p99_ms{suffix}"] = np.fmax(p99, p90)
     fit = fits(records)
     for name in names:
         for suffix in ("", "_lo", "_hi"):

@@ -24,6 +24,9 @@ class Target:
     # a physical lower bound on the value (completed records in, NaN where unknown): a prediction below it is
     # impossible, so predictions and intervals are raised to it
     floor: Callable[[pd.DataFrame], np.ndarray] | None = None
+    # no prediction for a part the target never measured when its physics column is unknown: nothing then says
+    # how the part scales (power with no TDP in the catalog would be a guess from other parts' watts)
+    physics_required: bool = False
 
     def values(self, records: pd.DataFrame) -> pd.Series:
         """Measured values of this target (NaN where the record has none)."""
@@ -41,6 +44,15 @@ class Target:
             llm = records["benchmark"].map(lambda b: is_llm_benchmark(b) if isinstance(b, str) else False)
             mask &= llm if self.llm else ~llm
         return mask
+
+    def unknowable(self, records: pd.DataFrame, measured_accelerators) -> np.ndarray:
+        """Rows this target cannot predict (completed records in): `physics_required`, the physics column unknown
+        and the accelerator not among `measured_accelerators`."""
+        if not self.physics_required:
+            return np.zeros(len(records), dtype=bool)
+        physics = pd.to_numeric(records[self.physics_column], errors="coerce").to_numpy(dtype="float64")
+        measured = records["accelerator"].astype("object").isin(set(measured_accelerators)).to_numpy()
+        return ~np.isfinite(physics) & ~measured
 
     def scale(self, records: pd.DataFrame) -> np.ndarray:
         """Factor between what the model learns and the reported value (accelerators for per-accelerator)."""
@@ -105,6 +117,7 @@ TARGETS: dict[str, Target] = {
             per_accelerator=True,
             roofline_exponent=1.0,
             physics_column="log_power_ceiling",
+            physics_required=True,
         ),
         Target("energy_j_per_token", "energy_j_per_token", "J/token", llm=True, roofline_exponent=-1.0),
         Target("energy_j_per_sample", "energy_j_per_sample", "J/sample", llm=False, roofline_exponent=-1.0),
