@@ -93,6 +93,21 @@ def test_a_candidate_just_over_budget_is_excluded(bundle, records):
     assert "budget" in over.explanation and f"{math.ceil(monthly):,}" in over.explanation
 
 
+def test_unaffordable_candidates_are_not_scored_and_the_answer_is_the_same(bundle, records):
+    """A candidate whose one replica costs more than the budget is dropped before scoring (most of a first
+    request's time): the ranking equals the one that scored everything, and the funnel says how many."""
+    request = Request(budget=2000, latency_slo_ms=200)
+    fast = recommend(request, bundle=bundle, records=records)
+    full = recommend(request, bundle=bundle, records=records, score_over_budget=True)
+    skipped = dict(fast.funnel)["  one replica over budget (not scored)"]
+    assert 0 < skipped < len(full.candidates) and "  one replica over budget (not scored)" not in dict(full.funnel)
+    columns = ["accelerator", "accelerators_total", "precision", "engine", "throughput", "period_cost", "p_slo"]
+    assert fast.ranked[columns].reset_index(drop=True).equals(full.ranked[columns].reset_index(drop=True))
+    unscored = fast.candidates[fast.candidates["throughput"].isna()]
+    assert len(unscored) == skipped and (unscored["dropped"] == "over budget").all()
+    assert full.candidates.loc[unscored.index, "dropped"].notna().all()  # over budget, or the SLO went first
+
+
 def test_a_candidate_just_over_the_slo_is_excluded(bundle, records):
     base = Request(accelerator="nvidia-h200-sxm-141gb", max_accelerators=8, scenario="Server")
     scored = recommend(base, bundle=bundle, records=records).candidates

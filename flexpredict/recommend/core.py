@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..configs import resolve_model
-from ..costs import PriceBook
+from ..costs import HOURS_PER, PriceBook
 from ..normalize import is_llm_benchmark
 from .candidates import candidate_frame
 from .pricing import priced
@@ -57,11 +57,16 @@ def recommend(
     model_dir: Path | None = None,
     records: pd.DataFrame | None = None,
     capacity_model=None,
+    score_over_budget: bool = False,
 ) -> Recommendation:
     """Score every candidate configuration and rank those that meet the SLO within the budget. Without `bundle`,
     the model in `model_dir` (default: the shipped one) is used, through its remembered score tables. With a
     capacity function (`capacity_model`, else the model folder's) an LLM request with an SLO, a workload shape or a
-    load in requests/s or users is sized by each candidate's throughput at the SLO."""
+    load in requests/s or users is sized by each candidate's throughput at the SLO.
+
+    A candidate whose one replica already costs more than the budget cannot be recommended: it is not scored
+    (most of a first request's time is scoring) unless `score_over_budget` (the board plots them), or nothing
+    within the budget qualifies (the explanation then names the cheapest candidate that meets the SLO)."""
     validate(request)
     try:
         model = resolve_model(request.model or DEFAULT_MODEL)
@@ -86,6 +91,12 @@ def recommend(
         records = dataset.load()
 
     frame, funnel = candidate_frame(request, model, llm, scenario, prices, records)
+    unaffordable = pd.Series(False, index=frame.index)
+    if not score_over_budget and len(frame):
+        unaffordable = one_replica_over_budget(frame, request)
+        if unaffordable.any():
+            funnel = funnel + [("  one replica over budget (not scored)", int(unaffordable.sum()))]
+    skipped, frame = frame[unaffordable], frame[~unaffordable]
     by_capacity = llm and (capacity_model is not None or capacity_dir is not None)
     bounds = capacity_bounds(model, slo, scenario) if by_capacity else None
     if len(frame):
@@ -108,6 +119,17 @@ def recommend(
             )
         frame = priced(frame, request, load, workload, slo, llm)
     frame, ranked, funnel = rank(frame, request, funnel)
+    if ranked.empty and len(skipped):
+        return recommend(
+            request,
+            bundle=bundle,
+            model_dir=model_dir,
+            records=records,
+            capacity_model=capacity_model,
+            score_over_budget=True,
+        )
+    if len(skipped):
+        frame = pd.concat([frame, skipped.assign(dropped="over budget")])
     rec = Recommendation(
         request,
         model,
@@ -125,3 +147,17 @@ def recommend(
     else:
         rec.reasons = reasons(ranked.head(min(3, request.top)))
     return rec
+
+
+def one_replica_over_budget(frame: pd.DataFrame, request: Request) -> pd.Series:
+    """Candidates whose single replica costs more than the budget for its period before any prediction: the cloud
+    price, or for owned hardware the amortised purchase alone (electricity only adds). All False without a budget."""
+    if request.budget is None:
+        return pd.Series(False, index=frame.index)
+    total = pd.to_numeric(frame["accelerators_total"], errors="coerce")
+    if request.pricing == "cloud":
+        hourly = pd.to_numeric(frame["usd_per_accelerator_hour"], errors="coerce") * total
+    else:
+        purchase = pd.to_numeric(frame["purchase_usd"], errors="coerce")
+        hourly = purchase * total / (request.amortize_years * HOURS_PER["year"])
+    return (hourly * HOURS_PER[request.budget_period] > request.budget * (1 + 1e-9)).fillna(False)

@@ -68,7 +68,8 @@ try:
         top=int(top),
         confidence=confidence,
     )
-    result = recommend(request, model_dir=resources.model_dir(), records=resources.records())
+    # every candidate, the unaffordable too: the Pareto chart shows what a bigger budget would buy
+    result = recommend(request, model_dir=resources.model_dir(), records=resources.records(), score_over_budget=True)
 except (RequestError, CatalogError, FileNotFoundError) as exc:
     st.error(str(exc))
     st.stop()
