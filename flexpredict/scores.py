@@ -27,7 +27,7 @@ FOLDER = "scores"
 KEY = ("accelerator", "count", "nodes", "precision", "engine")
 
 # bump when what a remembered row holds or means changes (its columns, the featurisation or scoring behind them)
-SCORE_FORMAT_VERSION = 1
+SCORE_FORMAT_VERSION = 2  # 2: unknown_power_w (no power or energy on a part with no TDP and no measured power)
 
 
 def fingerprint(model_dir: Path) -> str:
