@@ -109,7 +109,7 @@ CASES = [
     (["predict", *H100, "--model-dir", "<existing-folder>"], 2, "existing-folder: no trained model here"),
     (["train", "--dataset", "<zero.parquet>", "--quiet"], 2, "0 usable rows for every target (5 records read)"),
     (["train", "--out", "<existing-folder>", "--quiet"], 2, "--out: "),
-    (["train", "--predictor", "nosuch", "--quiet"], 2, "--predictor: expected one of knobs, lookup-median, model-roofline"),
+    (["train", "--predictor", "nosuch", "--quiet"], 2, "--predictor: expected one of knobs, lookup-median"),
     (["train", "--name", "../escape", "--quiet"], 2, "--name: expected a plain folder name, got '../escape'"),
     (["evaluate", "--target", "speed", "--quiet"], 2, "--target: expected one of throughput_per_accelerator"),
     (["evaluate", "--split", "random", "--quiet"], 2, "--split: expected one of"),
