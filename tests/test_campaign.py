@@ -80,7 +80,7 @@ def configs(study) -> list[str]:
         ({"space": {"x": {"values": [1], "similarity": 2}}}, "space.x.similarity: expected a number from 0 to 1"),
         (
             {"acquisition": "bayes"},
-            "acquisition: expected one of improvement, tpe, gp, random, shrinkage, uncertainty,",
+            "acquisition: expected one of gp, improvement, random, shrinkage, tpe, uncertainty,",
         ),
         ({"grace_period": 1}, "grace_period: must exceed heartbeat_interval"),
         ({"name": "a b"}, "name: use letters, digits"),
