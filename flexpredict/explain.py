@@ -331,13 +331,15 @@ def explain_configuration(bundle, records: pd.DataFrame, target: str) -> list[Lo
 def _unknown_reasons(constrained: pd.DataFrame, frame: pd.DataFrame, target: str) -> list[str | None]:
     """Why a row has no prediction of `target` (the bundle's own flags), else None."""
     reasons: list[str | None] = []
-    unknown_power = constrained.get("unknown_power_w", pd.Series(False, index=constrained.index)).to_numpy(bool)
+    from .predictors.constraints import unknown_power_reason
+
+    no_flag = pd.Series(False, index=constrained.index)
+    unknown = constrained.get(f"unknown_{target}", no_flag).to_numpy(bool)
     for i, (value, fits) in enumerate(zip(constrained[f"pred_{target}"], constrained["fits"])):
         if not bool(fits):
             reasons.append("does not fit: the weights and one sequence's KV cache exceed the accelerators' memory")
-        elif unknown_power[i] and target.startswith(("power_", "energy_")):
-            accelerator = frame["accelerator"].iloc[i]
-            reasons.append(f"no TDP for {accelerator} in the catalog and no measured power on it")
+        elif unknown[i]:
+            reasons.append(unknown_power_reason(frame["accelerator"].iloc[i]))
         elif not value > 0:
             reasons.append("the model predicts none for this configuration")
         else:

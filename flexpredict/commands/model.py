@@ -267,10 +267,9 @@ def predict(
         return
     bundle = load_model(model_dir)
     prediction = bundle.predict(records).iloc[0]
-    from ..predictors import TARGETS
+    from ..predictors.constraints import unknown_power_reason
 
     rows = []
-    unknown_power = bool(prediction.get("unknown_power_w", False))
     for name in bundle.predictors:
         value = prediction[f"pred_{name}"]
         if value == value:
@@ -281,17 +280,12 @@ def predict(
                     "low": prediction[f"pred_{name}_lo"],
                     "high": prediction[f"pred_{name}_hi"],
                     "ood": bool(prediction[f"ood_{name}"]),
+                    "note": None,
                 }
             )
-        elif unknown_power and name.startswith(("power_", "energy_")) and TARGETS[name].mask(records).all():
-            rows.append({"target": name, "prediction": None, "low": None, "high": None, "ood": True})
-    unknown_note = (
-        f"unknown: no TDP for {records.iloc[0]['accelerator']} in the catalog and no measured power on it"
-        if unknown_power
-        else None
-    )
-    for row in rows:
-        row["note"] = unknown_note if row["prediction"] is None else None
+        elif bool(prediction.get(f"unknown_{name}", False)):
+            note = f"unknown: {unknown_power_reason(records.iloc[0]['accelerator'])}"
+            rows.append({"target": name, "prediction": None, "low": None, "high": None, "ood": True, "note": note})
     if not rows and not prediction.get("fits", True):
         rec = records.iloc[0]
         fail(

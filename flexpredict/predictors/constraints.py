@@ -55,6 +55,11 @@ def fits(records: pd.DataFrame) -> np.ndarray:
         return ~(need > memory)
 
 
+def unknown_power_reason(accelerator) -> str:
+    """Why a configuration has no power (nor energy): `unknown_<target>` rows."""
+    return f"no TDP for {accelerator} in the catalog and no measured power on it"
+
+
 def power_bounds(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(floor, ceiling) of whole-system power in W; NaN where the part's TDP is unknown."""
     tdp = pd.to_numeric(records["acc_tdp_w"], errors="coerce").to_numpy("float64")
@@ -91,8 +96,9 @@ def constrain(records: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
         out.loc[has, f"pred_{name}_lo"] = consistent[has] / down[has]
         out.loc[has, f"pred_{name}_hi"] = consistent[has] * up[has]
         if "unknown_power_w" in out:  # energy is power / throughput: an unknown power leaves it unknown
-            unknown = out["unknown_power_w"].to_numpy(dtype=bool)
+            unknown = out["unknown_power_w"].to_numpy(dtype=bool) & out[f"pred_{name}"].notna().to_numpy()
             out.loc[unknown, [f"pred_{name}", f"pred_{name}_lo", f"pred_{name}_hi"]] = np.nan
+            out[f"unknown_{name}"] = unknown
     for name, bound_column in _BOUND_COLUMNS.items():
         if f"pred_{name}" not in out or bound_column not in records:
             continue
