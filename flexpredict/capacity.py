@@ -135,15 +135,14 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
         return pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy()
 
     parallel = {c: np.where(num(c) > 0, num(c), 1.0) for c in ("tensor_parallel", "pipeline_parallel", "attention_dp")}
+    memory, bandwidth, flops, nominal = _host_physics(frame, num)
     total = num("accelerators_total")
     replica = np.maximum(parallel["tensor_parallel"] * parallel["pipeline_parallel"] * parallel["attention_dp"], 1)
     isl, osl = _sequence_lengths(frame)
     bytes_pp = num("bytes_per_param")
     # a configuration that ran held its weights: a stated count too small for them (a disaggregated row counting
     # one worker) is raised to the fewest GPUs that can
-    holding = np.ceil(
-        num("model_params_total_b") * 1e9 * bytes_pp / (MEMORY_FOR_WEIGHTS_AND_KV * 0.75 * num("acc_memory_gb") * 1e9)
-    )
+    holding = np.ceil(num("model_params_total_b") * 1e9 * bytes_pp / (MEMORY_FOR_WEIGHTS_AND_KV * 0.75 * memory * 1e9))
     gpus = np.fmax(np.where(total > 0, total, replica), holding)
     out = pd.DataFrame(
         {
@@ -154,9 +153,11 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
             "params_total": num("model_params_total_b") * 1e9,
             "params_active": num("model_params_active_b") * 1e9,
             "kv_bytes_per_token": num("kv_bytes_per_token"),
-            "bandwidth": num("acc_bandwidth_tbs") * 1e12,
-            "flops": np.fmax(num("acc_tflops"), num("peak_tflops_any")) * 1e12,
-            "memory": num("acc_memory_gb") * 1e9,
+            "bandwidth": bandwidth * 1e12,
+            "flops": flops * 1e12,
+            "memory": memory * 1e9,
+            "nominal_speed": nominal,
+            "llm": frame["benchmark"].map(_is_llm).to_numpy(dtype=bool) | (frame["model_kind"] == "llm").to_numpy(bool),
             "tensor_parallel": num("tensor_parallel"),
             "expert_parallel": num("expert_parallel"),
             "attention_dp": num("attention_dp"),
@@ -179,11 +180,33 @@ def configuration(records: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _host_physics(frame: pd.DataFrame, num) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(memory GB, bandwidth TB/s, TFLOPS, nominal) per accelerator: the catalog's; for a host CPU that served
+    the model, its own memory per socket where the catalog has none; and when the catalog lacks the CPU (an own
+    run), the catalog CPUs' median bandwidth as a nominal unit and no compute bound (every physics latency is then
+    proportional to 1 / bandwidth): such a host's curve gets its level from its own measured points (`speed`)."""
+    host = (num("cpu_only") > 0) & (num("host_memory_gb") > 0)
+    sockets = np.where(num("accelerators_per_node") > 0, num("accelerators_per_node"), 1.0)
+    memory = np.where(np.isfinite(num("acc_memory_gb")) | ~host, num("acc_memory_gb"), num("host_memory_gb") / sockets)
+    listed = np.isfinite(num("acc_bandwidth_tbs"))
+    bandwidth = np.where(listed | ~host, num("acc_bandwidth_tbs"), _reference_cpu_bandwidth())
+    flops = np.fmax(num("acc_tflops"), num("peak_tflops_any"))
+    nominal = host & ~listed
+    return memory, bandwidth, np.where(np.isnan(flops) & nominal, np.inf, flops), nominal
+
+
+def _reference_cpu_bandwidth() -> float:
+    """Median peak DRAM bandwidth (TB/s) of the catalog's CPUs."""
+    cpus = [r for r in catalogs.accelerators().rows if r.get("kind") == "cpu" and r.get("memory_bandwidth_tbs")]
+    return float(np.median([r["memory_bandwidth_tbs"] for r in cpus]))
+
+
 def covers(records: pd.DataFrame, config: pd.DataFrame | None = None) -> np.ndarray:
-    """Which records the capacity function describes: LLM workloads whose stated accelerators (when stated) hold
-    the weights with room for a KV cache (`configuration` would otherwise count more GPUs than they have)."""
+    """Which records the capacity function describes: LLM workloads (an MLPerf LLM benchmark, or a language model
+    by its catalog row or config.json) whose stated accelerators (when stated) hold the weights with room for a KV
+    cache (`configuration` would otherwise count more GPUs than they have)."""
     config = configuration(records) if config is None else config
-    llm = records["benchmark"].map(_is_llm).to_numpy(dtype=bool)
+    llm = config["llm"].to_numpy(dtype=bool)
     stated = pd.to_numeric(records["accelerators_total"], errors="coerce").to_numpy(dtype="float64")
     held = ~(config["gpus"].to_numpy() > stated)
     known = np.isfinite(
@@ -242,7 +265,8 @@ def physics_latency(config: pd.DataFrame, concurrency: np.ndarray) -> tuple[np.n
 
 def floors_ms(config: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(TTFT, TPOT) floors: one prompt's prefill alone; one decode step at batch 1 (the active weights and one
-    sequence's KV cache from memory). No load makes a token come faster."""
+    sequence's KV cache from memory). No load makes a token come faster. A host of nominal speed has none (0): its
+    bandwidth is a placeholder unit, not the part's."""
 
     def col(name: str) -> np.ndarray:
         return config[name].to_numpy(dtype="float64")
@@ -253,7 +277,8 @@ def floors_ms(config: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         2 * active / (gpus * flops),
     )
     prefill = 2 * active * col("isl") / (gpus * flops) + active * col("bytes_per_param") / (gpus * bandwidth)
-    return prefill * 1e3, step * 1e3
+    known = ~config["nominal_speed"].to_numpy(bool)
+    return np.where(known, prefill * 1e3, 0.0), np.where(known, step * 1e3, 0.0)
 
 
 # -- the model -------------------------------------------------------------------------------------------------------
@@ -430,9 +455,10 @@ class CapacityModel:
         phys_ttft, phys_tpot = physics_latency(config, concurrency)
         design = _design(config, concurrency, open_loop)
         matrix = xgb.DMatrix(design.to_numpy(dtype="float64"), feature_names=list(FEATURES))
-        floors = floors_ms(config)
+        with np.errstate(divide="ignore"):  # no floor (0) is log 0 = -inf: nothing to clip
+            floors = [np.log(f) for f in floors_ms(config)]
         floor = {
-            m: np.broadcast_to(np.log(f).reshape(-1, *([1] * (len(shape) - 1))), shape)
+            m: np.broadcast_to(f.reshape(-1, *([1] * (len(shape) - 1))), shape)
             for m, f in zip(("ttft", "tpot"), floors)
         }
         log_p50 = {
@@ -454,12 +480,15 @@ class CapacityModel:
     # -- speed factor --------------------------------------------------------------------------------------------
 
     def speed(self, config: pd.DataFrame, records: pd.DataFrame, evidence: pd.DataFrame | None) -> np.ndarray:
-        """k per record: from measured results of the same system (evidence), else the training table for whole
-        systems whose parallelism is not stated, else 1 (the curve is what the latency sample taught)."""
+        """k per record: from measured results of the same system (evidence: MLPerf results, closed-loop sweep
+        points), else the training table for whole systems whose parallelism is not stated, else 1 (the curve is
+        what the latency sample taught). A host of nominal speed has only its own points' k, unclipped (its curve's
+        level is a unit, not a prediction); without them it is NaN, and so are its latencies."""
         log_k = np.full(len(config), np.nan)
         if evidence is not None and len(evidence):
             measured = self.measured_speed(evidence)
-            by_system = pd.Series(measured.to_numpy(), index=_system_keys(evidence)).groupby(level=0).median()
+            keys = _system_keys(evidence.loc[measured.index])
+            by_system = pd.Series(measured.to_numpy(), index=keys.to_numpy()).groupby(level=0).median()
             log_k = _system_keys(records).map(by_system).to_numpy(dtype="float64")
         for key in (
             config["model"].astype(str) + "|" + config["accelerator"].astype(str),
@@ -467,12 +496,24 @@ class CapacityModel:
         ):
             from_table = key.map(self.speed_table).to_numpy(dtype="float64")
             log_k = np.where(np.isnan(log_k) & ~config["parallelism_stated"].to_numpy(), from_table, log_k)
-        return np.exp(np.clip(np.nan_to_num(log_k, nan=0.0), *np.log(SPEED_LIMITS)))
+        nominal = config["nominal_speed"].to_numpy(bool)
+        return np.exp(np.where(nominal, log_k, np.clip(np.nan_to_num(log_k, nan=0.0), *np.log(SPEED_LIMITS))))
 
     def measured_speed(self, results: pd.DataFrame) -> pd.Series:
-        """log k of measured MLPerf results (throughput per accelerator at their bounds; Offline unbounded): the
-        factor k with k x capacity(bounds x k) = measured, found by bisection (capacity grows with k)."""
-        rows = results.loc[_mlperf_mask(results)]
+        """log k of measured results: of MLPerf results (throughput per accelerator at their bounds; Offline
+        unbounded) the factor k with k x capacity(bounds x k) = measured, found by bisection (capacity grows with
+        k); of closed-loop sweep points log(curve TPOT p50 / measured) at their concurrency (decode steps k x
+        faster). Indexed like `results`' rows it could use."""
+        mlperf, closed = _mlperf_mask(results), results.loc[_closed_loop(results) & _positive(results, "tpot_p50_ms")]
+        parts = [self._mlperf_speed(results.loc[mlperf])] if mlperf.any() else []
+        if len(closed):
+            concurrency = pd.to_numeric(closed["concurrency"], errors="coerce").to_numpy(float)
+            curve = self._latencies(configuration(closed), concurrency, np.zeros(len(closed)), intervals=False)
+            measured = pd.to_numeric(closed["tpot_p50_ms"], errors="coerce").to_numpy(float)
+            parts.append(pd.Series(np.log(curve["pred_tpot_p50_ms"] / measured), index=closed.index))
+        return pd.concat(parts) if parts else pd.Series(dtype="float64")
+
+    def _mlperf_speed(self, rows: pd.DataFrame) -> pd.Series:
         config = configuration(rows)
         offline = (rows["scenario"] == "Offline").to_numpy()
         ttft = np.where(offline, np.inf, pd.to_numeric(rows["ttft_bound_ms"], errors="coerce").to_numpy(float))
@@ -551,7 +592,7 @@ def curve_points(records: pd.DataFrame) -> pd.DataFrame:
     """The measured points of latency curves, as a new frame of records: closed-loop sweep rows with their
     concurrency and p50 latencies, and MLPerf Server/Interactive results with logged p50s, their concurrency by
     Little's law (tokens/s / output length x time in the system). Adds `point_concurrency`, `open_loop`, `group`."""
-    closed = records["scenario"].eq("ClosedLoop") & pd.to_numeric(records["concurrency"], errors="coerce").gt(0)
+    closed = _closed_loop(records)
     logged = records["scenario"].isin(OPEN_LOOP_SCENARIOS) & records["benchmark"].notna()
     keep = (closed | logged) & _positive(records, "ttft_p50_ms") & _positive(records, "tpot_p50_ms")
     rows = _one_per_result(records.loc[keep])
@@ -579,6 +620,12 @@ def curve_points(records: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _nominal_level(log_ratio: np.ndarray, groups: np.ndarray, nominal: pd.Series) -> np.ndarray:
+    """Per point: the median log ratio of its group where the group's hardware speed is nominal, else 0."""
+    median = pd.Series(log_ratio).groupby(groups).transform("median").to_numpy()
+    return np.where(nominal.to_numpy(bool), median, 0.0)
+
+
 def group_keys(records: pd.DataFrame) -> pd.Series:
     """(model, system) groups: no group is on both sides of a split."""
     return records["model"].astype(str) + "|" + records["system_id"].astype(str)
@@ -602,13 +649,16 @@ def fit_capacity(
     concurrency = points["point_concurrency"].to_numpy(float)
     phys_ttft, phys_tpot = physics_latency(config, concurrency)
     design = _design(config, concurrency, points["open_loop"].to_numpy())
+    groups = points["group"].to_numpy()
+    # a host of nominal speed: its points teach the curve's shape; their level (median TPOT ratio) is its own k,
+    # which evidence of that host sets at prediction, so it is taken out of both targets here
+    level = _nominal_level(np.log(points["tpot_p50_ms"].to_numpy(float) / phys_tpot), groups, config["nominal_speed"])
     targets = {
-        "ttft": np.log(points["ttft_p50_ms"].to_numpy(float) / phys_ttft),
-        "tpot": np.log(points["tpot_p50_ms"].to_numpy(float) / phys_tpot),
+        "ttft": np.log(points["ttft_p50_ms"].to_numpy(float) / phys_ttft) - level,
+        "tpot": np.log(points["tpot_p50_ms"].to_numpy(float) / phys_tpot) - level,
     }
     ratios = _p99_over_p50(points)
     params = {**XGB_PARAMS, "seed": random_state, "nthread": n_jobs}
-    groups = points["group"].to_numpy()
     oof = {metric: np.full(len(points), np.nan) for metric in targets}
     for train, test in GroupKFold(n_splits=min(CALIBRATION_FOLDS, len(set(groups)))).split(design, groups=groups):
         for metric, y in targets.items():
@@ -699,11 +749,12 @@ def _fit_bound_correction(
 
 
 def _bound_design(config: pd.DataFrame, ttft_bound: np.ndarray, tpot_bound: np.ndarray) -> pd.DataFrame:
-    ttft_floor, tpot_floor = floors_ms(config)
+    with np.errstate(divide="ignore"):  # no floor (a nominal host): unbounded headroom
+        ttft_headroom, tpot_headroom = (b / f for b, f in zip((ttft_bound, tpot_bound), floors_ms(config)))
     log = _log
     columns = {
-        "log_ttft_headroom": np.minimum(log(ttft_bound / ttft_floor), UNBOUNDED_HEADROOM),
-        "log_tpot_headroom": np.minimum(log(tpot_bound / tpot_floor), UNBOUNDED_HEADROOM),
+        "log_ttft_headroom": np.minimum(log(ttft_headroom), UNBOUNDED_HEADROOM),
+        "log_tpot_headroom": np.minimum(log(tpot_headroom), UNBOUNDED_HEADROOM),
         "log_params_active": log(config["params_active"]),
         "log_params_total": log(config["params_total"]),
         "log_gpus": log(config["gpus"]),
@@ -836,6 +887,10 @@ def _design(config, concurrency, open_loop) -> pd.DataFrame:
     per_point = {"log_concurrency", "log_load_over_batch", "open_loop"}
     design = np.column_stack([columns[name] if name in per_point else spread(columns[name]) for name in FEATURES])
     return pd.DataFrame(np.where(np.isfinite(design), design, np.nan), columns=list(FEATURES))
+
+
+def _closed_loop(records: pd.DataFrame) -> pd.Series:
+    return records["scenario"].eq("ClosedLoop") & _positive(records, "concurrency")
 
 
 def _mlperf_mask(records: pd.DataFrame) -> pd.Series:

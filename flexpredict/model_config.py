@@ -14,6 +14,7 @@ Vision towers of multimodal configs are not counted (the text model is what serv
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from . import catalogs
@@ -109,9 +110,9 @@ def architecture(config: dict, origin: str = "config.json") -> dict:
     return {
         "kind": "llm",
         "modality": "vision-language" if "vision_config" in config else "text",
-        "params_total_b": round(counts["total"] / 1e9, 2),
-        "params_active_b": round(counts["active"] / 1e9, 2),
-        "params_embedding_b": round(counts["embedding"] / 1e9, 3),
+        "params_total_b": _billions(counts["total"]),
+        "params_active_b": _billions(counts["active"]),
+        "params_embedding_b": _billions(counts["embedding"], decimals=3),
         "layers": layers,
         "hidden_size": hidden,
         "attention_heads": heads,
@@ -127,6 +128,12 @@ def architecture(config: dict, origin: str = "config.json") -> dict:
         "kv_bytes_per_token_bf16": layers * kv_per_layer * KV_CACHE_BYTES,
         "gflops_per_sample": None,
     }
+
+
+def _billions(count: int, decimals: int = 2) -> float:
+    """A parameter count in billions, to `decimals` places but at least 2 significant digits: a model under 10 M
+    parameters (a test model) would otherwise round to 0 and lose its physics."""
+    return round(count / 1e9, max(decimals, 1 - math.floor(math.log10(count / 1e9)))) if count > 0 else 0.0
 
 
 def _counts(embedding: int, tied: bool, attention: int, mlp: dict, norms: int) -> dict:

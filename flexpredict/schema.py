@@ -54,6 +54,13 @@ COLUMNS: tuple[Column, ...] = tuple(
             ("benchmark", "string", "", "MLPerf benchmark name as in the rules, e.g. llama2-70b-99.9, resnet."),
             ("model", "string", "", "Canonical model id, e.g. llama2-70b, resnet50 (features/models.yaml)."),
             (
+                "model_config",
+                "string",
+                "",
+                "Absolute path of the Hugging Face config.json of a model served from a local folder (own runs):"
+                " the physics reads an uncatalogued model's size from it.",
+            ),
+            (
                 "scenario",
                 "string",
                 "",

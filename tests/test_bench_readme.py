@@ -1,7 +1,8 @@
 """The README's "Benchmark your own deployment" block, run exactly as written in an empty folder (the engine venv is
 the checkout's `.venv-vllm-cpu`, made by the block's first line when missing): every line exits 0, the single run's
 record says whether it is valid and why, the 3-point QPS sweep is a latency-load curve, and the 3-point concurrency
-sweep shows the curve itself: throughput and TPOT rising with the requests in flight."""
+sweep shows the curve itself: throughput and TPOT rising with the requests in flight, which the capacity function
+trained with those points reproduces within its intervals."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+
+from flexpredict import capacity, dataset
 
 pytestmark = pytest.mark.slow
 README = Path(__file__).parents[1] / "README.md"
@@ -79,11 +83,11 @@ def test_sweep_gives_a_latency_load_curve(readme_run):
 
 
 def test_concurrency_sweep_rises_with_the_requests_in_flight(readme_run):
-    """Closed loops of 1, 4 and 32 requests: throughput moves ~8x across them (the engine's own speed on a busy 2-core
-    box varies far less), and every request meets the others in the batch, so TPOT rises with the load."""
+    """Closed loops of 1, 8 and 64 requests: throughput moves ~10x across them (the engine's own speed on a busy
+    2-core box varies far less), and every request meets the others in the batch, so TPOT rises with the load."""
     folder, _ = readme_run
     points = pd.read_parquet(folder / "my-runs.parquet").iloc[5:]
-    assert list(points["scenario"]) == ["ClosedLoop"] * 3 and list(points["concurrency"]) == [1, 4, 32]
+    assert list(points["scenario"]) == ["ClosedLoop"] * 3 and list(points["concurrency"]) == [1, 8, 64]
     assert points["valid"].all() and points["target_qps"].isna().all()
     assert (points["output_tokens_mean"] == 32).all() and (points["input_tokens_mean"] == 64).all()
     tokens = points["tokens_per_s"].tolist()
@@ -91,17 +95,40 @@ def test_concurrency_sweep_rises_with_the_requests_in_flight(readme_run):
     assert points["tokens_per_s"].to_numpy() == pytest.approx(
         (points["samples_per_s"] * points["output_tokens_mean"]).to_numpy(), rel=0.05
     )
-    tpot = points["tpot_p50_ms"].tolist()
-    assert tpot[2] > 1.5 * tpot[0], tpot
+    for statistic in ("p50", "p99"):
+        tpot = points[f"tpot_{statistic}_ms"].tolist()
+        assert tpot[0] < tpot[1] < tpot[2] and tpot[2] > 1.5 * tpot[0], (statistic, tpot)
     # the tokens streamed one by one (a server starved of CPU sends a whole answer in one burst: TPOT ~0 ms)
     assert (points["tpot_p50_ms"] > 0.2).all() and (points["ttft_p50_ms"] < points["latency_p50_ms"]).all()
     for metric in ("ttft", "tpot", "latency"):
         p50, p90, p99 = (points[f"{metric}_p{q}_ms"] for q in (50, 90, 99))
         assert ((p50 > 0) & (p50 <= p90) & (p90 <= p99)).all(), points[[f"{metric}_p{q}_ms" for q in (50, 90, 99)]]
-    for i, level in enumerate((1, 4, 32), start=1):
+    for i, level in enumerate((1, 8, 64), start=1):
         saved = json.loads(
             (folder / "runs" / "sweep" / f"closed-{i:02d}-c{level}" / "benchmark_results.json").read_text()
         )
         assert saved["settings"]["concurrency"] == level and saved["performance"]["client"]["queries"] == max(
             64, 8 * level
         )
+
+
+def test_the_capacity_function_trained_with_the_sweep_reproduces_it(readme_run):
+    """The capacity function fitted on MLPerf records and these runs (what `train --dataset` fits): the tiny model is
+    sized from its config.json (the record keeps its path), this CPU's level from its own points (the catalog does not
+    know it), the curve's shape from everything. TTFT/TPOT p50/p99 at each of the 3 loads fall inside the 90 %
+    intervals, and the predicted TPOT and tokens/s rise with the load as the measured ones do."""
+    folder, _ = readme_run
+    runs = dataset.load(folder / "my-runs.parquet")
+    sweep = runs[runs["scenario"].eq("ClosedLoop")]
+    assert sweep["model_config"].notna().all() and capacity.covers(sweep).all()
+    shipped = dataset.load()
+    # a slice, as the capacity tests fit (4 s; the full fit ~40 s): the sample's sweeps, two MLPerf LLMs' results
+    mlperf = shipped["model"].isin(["llama2-70b", "llama3.1-8b"]) & shipped["round"].isin(["v5.0", "v5.1"])
+    model = capacity.fit_capacity(pd.concat([shipped[shipped["scenario"].eq("ClosedLoop") | mlperf], runs]))
+    predicted = model.latency_at_load(sweep, evidence=runs)
+    for metric in ("ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99"):
+        measured = sweep[f"{metric}_ms"].to_numpy(float)
+        low, high = (predicted[f"pred_{metric}_ms{end}"].to_numpy(float) for end in ("_lo", "_hi"))
+        assert ((low <= measured) & (measured <= high)).all(), (metric, low, measured, high)
+    for column in ("pred_tpot_p50_ms", "pred_output_tokens_per_s"):  # one curve: both rise with the load
+        assert np.all(np.diff(predicted[column].to_numpy(float)) > 0), predicted[column]

@@ -422,6 +422,8 @@ def build_record(
         "system_name": system.hostname,
         "benchmark": model_name,
         "model": model_name if Path(model_id).exists() else model_id,
+        # a local folder's config.json sizes a model the catalog does not know (features/physics.py)
+        "model_config": str(config.resolve()) if (config := Path(model_id) / "config.json").is_file() else None,
         "scenario": scenario,
         "valid": result.valid and stats["errors"] == 0,
         "source": f"{run_dir.name}/{RESULTS_FILE}",

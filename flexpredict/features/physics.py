@@ -82,28 +82,44 @@ def resolve_accelerator(name: str | None) -> dict | None:
 
 
 def physics(records: pd.DataFrame) -> pd.DataFrame:
-    """Per-record physical features (one row per record, same index)."""
+    """Per-record physical features (one row per record, same index). `model_config` is optional (own runs only)."""
     acc_catalog, model_catalog = catalogs.accelerators(), catalogs.models()
     rows = []
-    for rec in records[
-        [
-            "accelerator",
-            "accelerator_raw",
-            "model",
-            "benchmark",
-            "precision",
-            "accelerators_total",
-            "accelerator_memory_gb",
-        ]
-    ].itertuples(index=False):
+    used = [
+        "accelerator",
+        "accelerator_raw",
+        "model",
+        "benchmark",
+        "precision",
+        "accelerators_total",
+        "accelerator_memory_gb",
+    ]
+    for rec in (
+        records[used]
+        .assign(model_config=records["model_config"] if "model_config" in records else None)
+        .itertuples(index=False)
+    ):
         acc = acc_catalog.by_id.get(rec.accelerator) if isinstance(rec.accelerator, str) else None
         if acc is None and isinstance(rec.accelerator_raw, str):
             acc = acc_catalog.match(rec.accelerator_raw)
         model = model_catalog.resolve(rec.model) if isinstance(rec.model, str) else None
         if model is None and isinstance(rec.benchmark, str):
             model = model_catalog.resolve(rec.benchmark)
+        if model is None and isinstance(rec.model_config, str):
+            model = _from_config(rec.model_config)
         rows.append(_one(acc, model, rec))
     return pd.DataFrame(rows, index=records.index)
+
+
+def _from_config(path: str) -> dict | None:
+    """The model row of a record's config.json (an own run of a model folder the catalog lacks); None when the file
+    is gone (a dataset moved to another machine) or describes no language model: the model stays unknown."""
+    from ..model_config import ModelConfigError, resolve
+
+    try:
+        return resolve(path)
+    except ModelConfigError:
+        return None
 
 
 def _one(acc: dict | None, model: dict | None, rec) -> dict:
