@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -13,7 +16,9 @@ from typer.testing import CliRunner
 from flexpredict import catalogs, dataset
 from flexpredict.cli import app
 from flexpredict.costs import PriceBook
+from flexpredict.features import RecordFeaturizer
 from flexpredict.ingest import shared_data_dir
+from flexpredict.predictors.constraints import power_bounds
 
 runner = CliRunner()
 
@@ -60,6 +65,31 @@ def test_accelerator_rows_say_whether_their_numbers_are_dense():
         assert isinstance(row.get("dense"), bool), row["id"]
         assert row.get("status") in (None, "announced"), row["id"]
         assert set(row["tflops"]) >= {"fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"}, row["id"]
+
+
+def test_a_part_without_tdp_says_why():
+    """A null TDP leaves power and energy unknown for every configuration never measured on the part: the row's
+    notes must say why its power is missing (not published, a block of a shared SoC, ...): a decision, not a gap."""
+    says_why = re.compile("power|tdp", re.I)
+    rows = catalogs.accelerators().rows
+    silent = [r["id"] for r in rows if r.get("tdp_w") is None and not says_why.search(r.get("notes") or "")]
+    assert silent == []
+
+
+def test_every_measured_system_power_lies_within_the_bounds_its_parts_tdp_gives(built):
+    """The floor (idle share x TDP x count) and ceiling (TDP + host allowance, x count) that `constrain` clips
+    predictions to hold every MLPerf power result: a TDP entered too low, or a wrong idle share, shows up here."""
+    records, _ = built
+    measured = records[pd.to_numeric(records["power_w"], errors="coerce").gt(0)]
+    featured = RecordFeaturizer.complete(measured)
+    floor, ceiling = power_bounds(featured)
+    power = pd.to_numeric(featured["power_w"], errors="coerce").to_numpy(float)
+    known = np.isfinite(floor) & np.isfinite(ceiling)
+    assert known.sum() > 1000
+    outside = featured.loc[
+        known & ((power < floor) | (power > ceiling)), ["accelerator", "accelerators_total", "power_w"]
+    ]
+    assert outside.empty, outside.head(10)
 
 
 NO_ACCELERATOR = {"", "n/a", "na", "none", "-"}
