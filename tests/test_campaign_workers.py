@@ -93,6 +93,10 @@ def test_two_worker_processes_share_one_sqlite_storage(tmp_path):
     assert len(saved) == 10 and saved["record_id"].is_unique
 
 
+def running_labelled(trial) -> bool:
+    return trial.state == TrialState.RUNNING and "acquisition" in trial.user_attrs
+
+
 def test_killed_worker_is_detected_retried_once_and_resume_loses_nothing(tmp_path):
     path = write(tmp_path, name="kill-resume", budget={"runs": 6}, backend={**CAMPAIGN["backend"], "delay_s": 1.5})
     storage = f"sqlite:///{tmp_path / 'study.db'}"
@@ -105,13 +109,13 @@ def test_killed_worker_is_detected_retried_once_and_resume_loses_nothing(tmp_pat
         except KeyError:  # the study is not created yet
             trials = []
         states = [t.state for t in trials]
-        # a running trial whose parameters are written (asked, then suggested: a moment apart)
-        if states.count(TrialState.COMPLETE) >= 2 and any(t.state == TrialState.RUNNING and t.params for t in trials):
+        # a running trial that is labelled (asked, parameters and first heartbeat written, then the label)
+        if states.count(TrialState.COMPLETE) >= 2 and any(running_labelled(t) for t in trials):
             break
         time.sleep(0.2)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
-    killed = next(t for t in trials if t.state == TrialState.RUNNING and t.params)
+    killed = next(t for t in trials if running_labelled(t))
     before = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
 
     resumed = Worker(load_campaign(path), workdir=tmp_path)
@@ -135,6 +139,23 @@ def test_killed_worker_is_detected_retried_once_and_resume_loses_nothing(tmp_pat
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_worker_killed_between_asking_and_measuring_leaves_a_trial_that_is_retried(tmp_path):
+    """A trial is beating from the moment it is asked: a worker dead before its measurement started (the race the
+    SIGKILL test could hit) leaves a trial another worker finds stale and retries, instead of waiting on it forever."""
+    campaign = load_campaign(write(tmp_path, name="dies-after-ask", budget={"runs": 3}))
+    abandoned = Worker(campaign, workdir=tmp_path)
+    abandoned.refit()
+    trial = abandoned._ask()  # ... and the worker dies here: no measurement, no heartbeat thread
+    time.sleep(campaign.grace_period + 1)
+    resumed = Worker(campaign, workdir=tmp_path)
+    outcome = resumed.run()
+    trials = {t.number: t for t in resumed.study.get_trials()}
+    assert trials[trial.number].state == TrialState.FAIL
+    retry = [t for t in trials.values() if t.system_attrs.get("failed_trial") == trial.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == trial.params
+    assert outcome.reason == "runs budget spent (3 of 3)"
+
+
 def test_a_retry_that_dies_too_is_not_retried_again(tmp_path):
     worker = Worker(load_campaign(write(tmp_path, name="dies-twice")), workdir=tmp_path)
     study, storage = worker.study, worker.storage

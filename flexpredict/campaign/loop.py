@@ -190,6 +190,9 @@ class Worker:
         with warnings.catch_warnings():  # "heartbeat is meant for optimize()": this worker beats itself
             warnings.simplefilter("ignore", UserWarning)
             trial = self.study.ask(dict(self.candidates.distributions))
+        # beating from its first moment: a worker killed before it measures leaves a trial that goes stale and is
+        # retried, not one with no heartbeat that Optuna never finds dead (every other worker would wait forever)
+        self.storage.record_heartbeat(trial._trial_id)
         frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
         # RetryHeartbeatStaleTrialCallback marks the copy it queues with the number of the trial that died
         label = "retry" if "failed_trial" in frozen.system_attrs else trial.user_attrs.get("acquisition")
