@@ -9,6 +9,12 @@
   accelerator predicted from the capacity function at each result's own TTFT/TPOT bounds, split by whether the same
   system's other scenarios (Offline, Server or Interactive) of v5.1 were measured (they set its speed factor) or not.
 Records default to a fresh `flexpredict data build` of ../shared (about 30 s).
+
+    python experiments/capacity.py --own-runs my-runs.parquet [--json FILE]
+
+- Own bench sweeps instead (issue 17): the capacity function fitted on the records + those runs, their closed-loop
+  points predicted at their concurrency with the runs as evidence (in-sample), then each point left out of both the
+  fit and the evidence: how many TTFT/TPOT p50/p99 values fall inside the 90 % intervals, and the point errors.
 """
 
 from __future__ import annotations
@@ -121,9 +127,51 @@ def forward(records: pd.DataFrame) -> dict:
     return out
 
 
+OWN_METRICS = ("ttft_p50", "ttft_p99", "tpot_p50", "tpot_p99")
+
+
+def own_sweep(records: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """In-sample and leave-one-point-out reproduction of an own closed-loop sweep (see the module docstring)."""
+    points = runs[runs["scenario"].eq("ClosedLoop")]
+
+    def predicted(train_runs: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+        model = capacity.fit_capacity(pd.concat([records, train_runs]))
+        return model.latency_at_load(test, evidence=train_runs)
+
+    def rows(test: pd.DataFrame, frame: pd.DataFrame) -> list[dict]:
+        return [
+            {
+                "concurrency": int(test["concurrency"].iloc[i]),
+                "metric": metric,
+                "measured_ms": float(test[f"{metric}_ms"].iloc[i]),
+                "predicted_ms": float(frame[f"pred_{metric}_ms"].iloc[i]),
+                "interval_ms": [
+                    float(frame[f"pred_{metric}_ms_lo"].iloc[i]),
+                    float(frame[f"pred_{metric}_ms_hi"].iloc[i]),
+                ],
+            }
+            for i in range(len(test))
+            for metric in OWN_METRICS
+        ]
+
+    def summary(values: list[dict]) -> dict:
+        inside = [v["interval_ms"][0] <= v["measured_ms"] <= v["interval_ms"][1] for v in values]
+        errors = [abs(v["predicted_ms"] / v["measured_ms"] - 1) for v in values]
+        return {"inside": int(sum(inside)), "values": len(values), "mdape": float(np.median(errors)), "points": values}
+
+    in_sample = rows(points, predicted(runs, points))
+    left_out = [
+        value
+        for index in points.index
+        for value in rows(points.loc[[index]], predicted(runs.drop(index=index), points.loc[[index]]))
+    ]
+    return {"points": len(points), "in_sample": summary(in_sample), "leave_one_point_out": summary(left_out)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=Path, help="a `data build` parquet (default: build one from ../shared)")
+    parser.add_argument("--own-runs", type=Path, help="bench records with a closed-loop sweep: score only those")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,6 +183,13 @@ def main() -> None:
             )
         records = pd.read_parquet(path)
     started = time.perf_counter()
+    if args.own_runs is not None:
+        report = {"command": "python experiments/capacity.py " + " ".join(sys.argv[1:])}
+        report["own_sweep"] = own_sweep(records, pd.read_parquet(args.own_runs))
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        _print_own(report)
+        _write(report, args.json)
+        return
     fit_started = time.perf_counter()
     capacity.fit_capacity(records)
     report = {
@@ -146,9 +201,36 @@ def main() -> None:
     }
     report["seconds"] = round(time.perf_counter() - started, 1)
     _print(report)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    _write(report, args.json)
+
+
+def _write(report: dict, path: Path | None) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+
+
+def _print_own(report: dict) -> None:
+    sweep = report["own_sweep"]
+    table = Table(title="capacity function on an own sweep", title_justify="left")
+    for column in ("split", "concurrency", "metric", "measured ms", "predicted ms", "90% interval ms"):
+        table.add_column(column, justify="left" if column in ("split", "metric") else "right")
+    for split in ("in_sample", "leave_one_point_out"):
+        for v in sweep[split]["points"]:
+            low, high = v["interval_ms"]
+            table.add_row(
+                split,
+                str(v["concurrency"]),
+                v["metric"],
+                f"{v['measured_ms']:.2f}",
+                f"{v['predicted_ms']:.2f}",
+                f"{low:.2f} - {high:.2f}",
+            )
+    Console().print(table)
+    for split in ("in_sample", "leave_one_point_out"):
+        row = sweep[split]
+        Console().print(f"{split}: {row['inside']} of {row['values']} inside, MdAPE {100 * row['mdape']:.1f} %")
+    Console().print(f"whole run {report['seconds']} s")
 
 
 def _print(report: dict) -> None:
