@@ -188,10 +188,9 @@ def _host_physics(frame: pd.DataFrame, num) -> tuple[np.ndarray, np.ndarray, np.
     host = (num("cpu_only") > 0) & (num("host_memory_gb") > 0)
     sockets = np.where(num("accelerators_per_node") > 0, num("accelerators_per_node"), 1.0)
     memory = np.where(np.isfinite(num("acc_memory_gb")) | ~host, num("acc_memory_gb"), num("host_memory_gb") / sockets)
-    listed = np.isfinite(num("acc_bandwidth_tbs"))
-    bandwidth = np.where(listed | ~host, num("acc_bandwidth_tbs"), _reference_cpu_bandwidth())
+    nominal = host & ~np.isfinite(num("acc_bandwidth_tbs"))
+    bandwidth = np.where(nominal, _reference_cpu_bandwidth() if nominal.any() else np.nan, num("acc_bandwidth_tbs"))
     flops = np.fmax(num("acc_tflops"), num("peak_tflops_any"))
-    nominal = host & ~listed
     return memory, bandwidth, np.where(np.isnan(flops) & nominal, np.inf, flops), nominal
 
 
